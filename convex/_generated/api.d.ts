@@ -1,0 +1,106 @@
+/* eslint-disable */
+/**
+ * Generated `api` utility.
+ *
+ * THIS CODE IS AUTOMATICALLY GENERATED.
+ *
+ * To regenerate, run `npx convex dev`.
+ * @module
+ */
+
+import type {
+  ApiFromModules,
+  FilterApi,
+  FunctionReference,
+} from "convex/server";
+import type * as audit from "../audit.js";
+import type * as http from "../http.js";
+import type * as lib_backoff from "../lib/backoff.js";
+import type * as lib_config from "../lib/config.js";
+import type * as lib_crypto from "../lib/crypto.js";
+import type * as lib_errors from "../lib/errors.js";
+import type * as lib_http from "../lib/http.js";
+import type * as lib_log from "../lib/log.js";
+import type * as lib_validators from "../lib/validators.js";
+import type * as model_audit from "../model/audit.js";
+import type * as model_checkout from "../model/checkout.js";
+import type * as model_dag from "../model/dag.js";
+import type * as model_health from "../model/health.js";
+import type * as model_jobs from "../model/jobs.js";
+import type * as model_pools from "../model/pools.js";
+import type * as model_status from "../model/status.js";
+import type * as model_statusPage from "../model/statusPage.js";
+import type * as model_steps from "../model/steps.js";
+import type * as model_stripeWebhook from "../model/stripeWebhook.js";
+import type * as monitoring from "../monitoring.js";
+import type * as providers_classify from "../providers/classify.js";
+import type * as providers_index from "../providers/index.js";
+import type * as providers_live from "../providers/live.js";
+import type * as providers_operations from "../providers/operations.js";
+import type * as providers_sandbox from "../providers/sandbox.js";
+import type * as providers_types from "../providers/types.js";
+import type * as provisioning from "../provisioning.js";
+import type * as sandbox from "../sandbox.js";
+import type * as security from "../security.js";
+import type * as steps from "../steps.js";
+import type * as stripe from "../stripe.js";
+
+/**
+ * A utility for referencing Convex functions in your app's API.
+ *
+ * Usage:
+ * ```js
+ * const myFunctionReference = api.myModule.myFunction;
+ * ```
+ */
+declare const fullApi: ApiFromModules<{
+  audit: typeof audit;
+  http: typeof http;
+  "lib/backoff": typeof lib_backoff;
+  "lib/config": typeof lib_config;
+  "lib/crypto": typeof lib_crypto;
+  "lib/errors": typeof lib_errors;
+  "lib/http": typeof lib_http;
+  "lib/log": typeof lib_log;
+  "lib/validators": typeof lib_validators;
+  "model/audit": typeof model_audit;
+  "model/checkout": typeof model_checkout;
+  "model/dag": typeof model_dag;
+  "model/health": typeof model_health;
+  "model/jobs": typeof model_jobs;
+  "model/pools": typeof model_pools;
+  "model/status": typeof model_status;
+  "model/statusPage": typeof model_statusPage;
+  "model/steps": typeof model_steps;
+  "model/stripeWebhook": typeof model_stripeWebhook;
+  monitoring: typeof monitoring;
+  "providers/classify": typeof providers_classify;
+  "providers/index": typeof providers_index;
+  "providers/live": typeof providers_live;
+  "providers/operations": typeof providers_operations;
+  "providers/sandbox": typeof providers_sandbox;
+  "providers/types": typeof providers_types;
+  provisioning: typeof provisioning;
+  sandbox: typeof sandbox;
+  security: typeof security;
+  steps: typeof steps;
+  stripe: typeof stripe;
+}>;
+export declare const api: FilterApi<
+  typeof fullApi,
+  FunctionReference<any, "public">
+>;
+export declare const internal: FilterApi<
+  typeof fullApi,
+  FunctionReference<any, "internal">
+>;
+
+export declare const components: {
+  "convexPool": import("@convex-dev/workpool/_generated/component.js").ComponentApi<"convexPool">;
+  "workosPool": import("@convex-dev/workpool/_generated/component.js").ComponentApi<"workosPool">;
+  "cloudflarePool": import("@convex-dev/workpool/_generated/component.js").ComponentApi<"cloudflarePool">;
+  "stripePool": import("@convex-dev/workpool/_generated/component.js").ComponentApi<"stripePool">;
+  "githubPool": import("@convex-dev/workpool/_generated/component.js").ComponentApi<"githubPool">;
+  "brainPool": import("@convex-dev/workpool/_generated/component.js").ComponentApi<"brainPool">;
+  "rateLimiter": import("@convex-dev/rate-limiter/_generated/component.js").ComponentApi<"rateLimiter">;
+};

@@ -1,0 +1,11 @@
+// One structured JSON line per event, carrying the correlation id
+// (Stripe event -> job -> step -> provider call). Never log secrets or payloads.
+type Field = string | number | boolean | null | undefined;
+
+export function log(
+  level: "info" | "warn" | "error",
+  event: string,
+  fields: { correlationId: string } & Record<string, Field>,
+): void {
+  console[level](JSON.stringify({ level, event, ...fields }));
+}

@@ -1,0 +1,142 @@
+// Shapes shared by the schema, function args and returns. Types come from
+// `Infer`; nothing here hand-copies a validator.
+import { v, type Infer } from "convex/values";
+import { literals } from "convex-helpers/validators";
+
+/** Steps of a provision job, in the order they are listed on the status page. */
+export const STEP_NAMES = [
+  "convexProject",
+  "workosOrg",
+  "pagesProject",
+  "workosUser",
+  "stripeEndpoint",
+  "configureBackend",
+  "configureSite",
+  "deployApp",
+  "validate",
+  "activate",
+] as const;
+export const vStepName = literals(...STEP_NAMES);
+export type StepName = Infer<typeof vStepName>;
+
+export const vProviderName = literals("convex", "workos", "cloudflare", "stripe", "github", "brain");
+export type ProviderName = Infer<typeof vProviderName>;
+
+export const vFailureClass = literals("transient", "rate_limited", "permanent");
+export type FailureClass = Infer<typeof vFailureClass>;
+
+export const vStepStatus = literals("pending", "running", "retrying", "waiting", "succeeded", "failed");
+export type StepStatus = Infer<typeof vStepStatus>;
+
+export const vJobStatus = literals("running", "succeeded", "failed");
+export type JobStatus = Infer<typeof vJobStatus>;
+
+export const vInstanceStatus = literals(
+  "provisioning",
+  "active",
+  "degraded",
+  "down",
+  "suspended",
+  "deprovisioning",
+  "deleted",
+  "failed",
+);
+export type InstanceStatus = Infer<typeof vInstanceStatus>;
+
+export const vHealthStatus = literals("healthy", "degraded", "down");
+export type HealthStatus = Infer<typeof vHealthStatus>;
+
+export const vStepError = v.object({ class: vFailureClass, message: v.string(), at: v.number() });
+
+export const vStepState = v.object({
+  name: vStepName,
+  status: vStepStatus,
+  /** Attempts dispatched so far, over the job's life; each attempt's number identifies it. */
+  attempts: v.number(),
+  /** `attempts` when a manual retry last reset the budget: the policy counts attempts after it. */
+  attemptsBeforeRetry: v.optional(v.number()),
+  startedAt: v.optional(v.number()),
+  finishedAt: v.optional(v.number()),
+  nextAttemptAt: v.optional(v.number()),
+  lastError: v.optional(vStepError),
+});
+export type StepState = Infer<typeof vStepState>;
+
+export const vJobError = v.object({ step: vStepName, class: vFailureClass, message: v.string() });
+export type JobError = Infer<typeof vJobError>;
+
+/** Everything the steps produce about an instance's resources. Secrets are ciphertext. */
+export const vInstanceResources = v.object({
+  convexProjectId: v.optional(v.string()),
+  convexProjectName: v.optional(v.string()),
+  convexDeploymentName: v.optional(v.string()),
+  convexDeploymentUrl: v.optional(v.string()),
+  convexDeployKeyCiphertext: v.optional(v.string()),
+  workosOrganizationId: v.optional(v.string()),
+  workosUserId: v.optional(v.string()),
+  pagesProjectName: v.optional(v.string()),
+  pagesSubdomain: v.optional(v.string()),
+  stripeEndpointId: v.optional(v.string()),
+  stripeEndpointSecretCiphertext: v.optional(v.string()),
+  backendConfiguredAt: v.optional(v.number()),
+  siteConfiguredAt: v.optional(v.number()),
+  deployRunId: v.optional(v.string()),
+  validatedAt: v.optional(v.number()),
+});
+export type InstanceResources = Infer<typeof vInstanceResources>;
+
+/** What a step action reports. A class instance cannot cross a function boundary, so errors are values. */
+export const vStepOutcome = v.union(
+  v.object({ kind: v.literal("succeeded"), resources: vInstanceResources }),
+  v.object({ kind: v.literal("waiting"), resources: vInstanceResources, deadlineMs: v.number() }),
+  v.object({ kind: v.literal("transient"), message: v.string() }),
+  v.object({ kind: v.literal("rate_limited"), message: v.string(), retryAfterMs: v.number() }),
+  v.object({ kind: v.literal("permanent"), message: v.string(), providerCode: v.optional(v.string()) }),
+);
+export type StepOutcome = Infer<typeof vStepOutcome>;
+
+export const vStepContext = v.object({
+  jobId: v.id("provisioningJobs"),
+  step: vStepName,
+  attempt: v.number(),
+});
+export type StepContext = Infer<typeof vStepContext>;
+
+export const vStripeEventOutcome = literals(
+  "received",
+  "provisioning_started",
+  "already_provisioned",
+  "awaiting_payment",
+  "payment_failed",
+  "ignored",
+  "needs_attention",
+);
+export type StripeEventOutcome = Infer<typeof vStripeEventOutcome>;
+
+/** The fields of a Checkout Session that Brain keeps (never the whole payload). */
+export const vCheckoutSummary = v.object({
+  sessionId: v.string(),
+  paymentStatus: v.string(),
+  stripeCustomerId: v.optional(v.string()),
+  email: v.optional(v.string()),
+  name: v.optional(v.string()),
+  plan: v.optional(v.string()),
+});
+export type CheckoutSummary = Infer<typeof vCheckoutSummary>;
+
+export const vResourceCheck = v.object({
+  resource: v.string(),
+  provider: vProviderName,
+  id: v.optional(v.string()),
+  ok: v.boolean(),
+  detail: v.string(),
+});
+export type ResourceCheck = Infer<typeof vResourceCheck>;
+
+export const vHealthReport = v.object({
+  instanceId: v.id("instances"),
+  overall: vHealthStatus,
+  checkedAt: v.number(),
+  resources: v.array(vResourceCheck),
+});
+export type HealthReport = Infer<typeof vHealthReport>;

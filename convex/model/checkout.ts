@@ -1,0 +1,66 @@
+// A paid checkout becomes a customer, an instance and its provisioning job, in the
+// caller's one mutation. Keyed by checkout session id, so a redelivered or
+// out-of-order event finds the instance it already made.
+import type { MutationCtx } from "../_generated/server";
+import type { Config } from "../lib/config";
+import type { CheckoutSummary, StripeEventOutcome } from "../lib/validators";
+import { appendAudit } from "./audit";
+import { startProvisionJob } from "./jobs";
+
+export async function provisionCheckout(
+  ctx: MutationCtx,
+  config: Config,
+  checkout: CheckoutSummary,
+  origin: { correlationId: string; actor: string },
+): Promise<{ outcome: StripeEventOutcome; detail?: string }> {
+  const existing = await ctx.db
+    .query("instances")
+    .withIndex("by_checkoutSessionId", (q) => q.eq("checkoutSessionId", checkout.sessionId))
+    .unique();
+  if (existing) return { outcome: "already_provisioned", detail: `instance ${existing._id}` };
+  if (!checkout.email) {
+    return { outcome: "needs_attention", detail: `paid session ${checkout.sessionId} has no customer email` };
+  }
+
+  const customerId = await findOrCreateCustomer(ctx, checkout, checkout.email);
+  const plan = checkout.plan ?? config.DEFAULT_PLAN;
+  const instanceId = await ctx.db.insert("instances", {
+    customerId,
+    checkoutSessionId: checkout.sessionId,
+    plan,
+    status: "provisioning",
+    resources: {},
+    createdAt: Date.now(),
+  });
+  await appendAudit(ctx, { actor: origin.actor, action: "instance.created", instanceId, detail: `plan ${plan}` });
+  const jobId = await startProvisionJob(ctx, { instanceId, correlationId: origin.correlationId, trigger: origin.actor });
+  return { outcome: "provisioning_started", detail: `job ${jobId}` };
+}
+
+async function findOrCreateCustomer(ctx: MutationCtx, checkout: CheckoutSummary, email: string) {
+  const normalizedEmail = email.trim().toLowerCase();
+  const byStripeId = checkout.stripeCustomerId
+    ? await ctx.db
+        .query("customers")
+        .withIndex("by_stripeCustomerId", (q) => q.eq("stripeCustomerId", checkout.stripeCustomerId))
+        .first()
+    : null;
+  const found =
+    byStripeId ??
+    (await ctx.db
+      .query("customers")
+      .withIndex("by_email", (q) => q.eq("email", normalizedEmail))
+      .first());
+  if (found) {
+    if (!found.stripeCustomerId && checkout.stripeCustomerId) {
+      await ctx.db.patch("customers", found._id, { stripeCustomerId: checkout.stripeCustomerId });
+    }
+    return found._id;
+  }
+  return await ctx.db.insert("customers", {
+    email: normalizedEmail,
+    name: checkout.name,
+    stripeCustomerId: checkout.stripeCustomerId,
+    createdAt: Date.now(),
+  });
+}

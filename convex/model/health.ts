@@ -1,0 +1,60 @@
+// Health of one instance, checked now through the adapters: each resource it holds
+// is probed, and the overall verdict is healthy (all answer), down (none) or degraded.
+import { internal } from "../_generated/api";
+import type { Config } from "../lib/config";
+import type { HealthReport, HealthStatus, ResourceCheck } from "../lib/validators";
+import { outcomeForError } from "../providers/classify";
+import { providersFor } from "../providers";
+import type { ProviderCtx, ResourceProbe } from "../providers/types";
+
+export function overallHealth(checks: ResourceCheck[]): HealthStatus {
+  const ok = checks.filter((c) => c.ok).length;
+  if (checks.length > 0 && ok === checks.length) return "healthy";
+  return ok === 0 ? "down" : "degraded";
+}
+
+async function probeSafely(
+  resource: string,
+  provider: ResourceCheck["provider"],
+  id: string | undefined,
+  probe: () => Promise<ResourceProbe>,
+): Promise<ResourceCheck> {
+  if (id === undefined) return { resource, provider, ok: false, detail: "not provisioned" };
+  try {
+    const result = await probe();
+    return { resource, provider, id, ok: result.ok, detail: result.detail };
+  } catch (error) {
+    const { outcome } = outcomeForError(error);
+    return { resource, provider, id, ok: false, detail: "message" in outcome ? outcome.message : "probe failed" };
+  }
+}
+
+export async function checkInstanceHealth(
+  ctx: ProviderCtx,
+  config: Config,
+  rawInstanceId: string,
+  trigger: string,
+): Promise<HealthReport | null> {
+  const instance = await ctx.runQuery(internal.monitoring.getInstanceResources, { instanceId: rawInstanceId });
+  if (!instance) return null;
+  const { instanceId } = instance;
+  const providers = providersFor({ ctx, config, correlationId: `health:${instanceId}` });
+  const r = instance.resources;
+  const resources = await Promise.all([
+    probeSafely("convexDeployment", "convex", r.convexDeploymentName, () =>
+      providers.convex.probeDeployment({ deploymentName: r.convexDeploymentName! }),
+    ),
+    probeSafely("workosOrganization", "workos", r.workosOrganizationId, () =>
+      providers.workos.probeOrganization({ organizationId: r.workosOrganizationId! }),
+    ),
+    probeSafely("pagesProject", "cloudflare", r.pagesProjectName, () =>
+      providers.cloudflare.probePagesProject({ projectName: r.pagesProjectName! }),
+    ),
+    probeSafely("stripeWebhookEndpoint", "stripe", r.stripeEndpointId, () =>
+      providers.stripe.probeWebhookEndpoint({ endpointId: r.stripeEndpointId! }),
+    ),
+  ]);
+  const report: HealthReport = { instanceId, overall: overallHealth(resources), checkedAt: Date.now(), resources };
+  await ctx.runMutation(internal.monitoring.recordHealthCheck, { report, trigger });
+  return report;
+}

@@ -1,0 +1,97 @@
+// The customer's view of their own instance, looked up by the checkout session id
+// they come back with. It carries nothing about anyone else, and no secrets.
+import { v, type Infer } from "convex/values";
+import { literals } from "convex-helpers/validators";
+import type { QueryCtx } from "../_generated/server";
+import { vJobError, vStepName, vStepStatus, vFailureClass } from "../lib/validators";
+
+export const vPublicStatus = literals("pending", "provisioning", "ready", "failed");
+
+export const vStatusView = v.object({
+  status: vPublicStatus,
+  progress: v.object({ currentStep: v.number(), totalSteps: v.number(), percent: v.number() }),
+  steps: v.array(
+    v.object({
+      name: vStepName,
+      status: vStepStatus,
+      attempts: v.number(),
+      startedAt: v.optional(v.number()),
+      finishedAt: v.optional(v.number()),
+      nextAttemptAt: v.optional(v.number()),
+      lastError: v.optional(v.object({ class: vFailureClass, message: v.string() })),
+    }),
+  ),
+  instanceUrl: v.optional(v.string()),
+  jobId: v.union(v.id("provisioningJobs"), v.null()),
+  instanceId: v.union(v.id("instances"), v.null()),
+  error: v.optional(vJobError),
+  message: v.string(),
+});
+export type StatusView = Infer<typeof vStatusView>;
+
+const MESSAGES = {
+  pending: "We are waiting for your payment to clear; provisioning starts as soon as it does.",
+  provisioning: "Your instance is being set up. This page refreshes itself.",
+  ready: "Your instance is ready.",
+  failed: "Setting up your instance failed. Our team has been told; contact support if you need help now.",
+} as const;
+
+export async function buildStatusView(ctx: QueryCtx, sessionId: string): Promise<StatusView | null> {
+  const instance = await ctx.db
+    .query("instances")
+    .withIndex("by_checkoutSessionId", (q) => q.eq("checkoutSessionId", sessionId))
+    .unique();
+  if (!instance) {
+    const awaiting = await ctx.db
+      .query("stripeEvents")
+      .withIndex("by_checkoutSessionId", (q) => q.eq("checkoutSessionId", sessionId))
+      .first();
+    if (!awaiting) return null;
+    return {
+      status: "pending",
+      progress: { currentStep: 0, totalSteps: 0, percent: 0 },
+      steps: [],
+      jobId: null,
+      instanceId: null,
+      message: MESSAGES.pending,
+    };
+  }
+  const job = await ctx.db
+    .query("provisioningJobs")
+    .withIndex("by_instanceId", (q) => q.eq("instanceId", instance._id))
+    .order("desc")
+    .first();
+  if (!job) {
+    return {
+      status: "pending",
+      progress: { currentStep: 0, totalSteps: 0, percent: 0 },
+      steps: [],
+      jobId: null,
+      instanceId: instance._id,
+      message: MESSAGES.provisioning,
+    };
+  }
+  const status = job.status === "succeeded" ? "ready" : job.status === "failed" ? "failed" : "provisioning";
+  return {
+    status,
+    progress: {
+      currentStep: job.currentStep,
+      totalSteps: job.totalSteps,
+      percent: Math.round((100 * job.currentStep) / job.totalSteps),
+    },
+    steps: job.steps.map((s) => ({
+      name: s.name,
+      status: s.status,
+      attempts: s.attempts,
+      startedAt: s.startedAt,
+      finishedAt: s.finishedAt,
+      nextAttemptAt: s.nextAttemptAt,
+      lastError: s.lastError ? { class: s.lastError.class, message: s.lastError.message } : undefined,
+    })),
+    ...(status === "ready" && instance.url ? { instanceUrl: instance.url } : {}),
+    jobId: job._id,
+    instanceId: instance._id,
+    ...(status === "failed" && job.error ? { error: job.error } : {}),
+    message: MESSAGES[status],
+  };
+}

@@ -1,0 +1,103 @@
+// Verifies and reads a Stripe webhook delivery. Verification uses the stripe SDK's
+// async verifier with Web Crypto, so it runs in Convex's default runtime.
+import Stripe from "stripe";
+import { z } from "zod";
+import type { CheckoutSummary } from "../lib/validators";
+
+const cryptoProvider = Stripe.createSubtleCryptoProvider();
+
+const EventShape = z.object({
+  id: z.string().regex(/^evt_/, "a Stripe event id starts with evt_"),
+  object: z.literal("event"),
+  type: z.string().min(1),
+  created: z.number().int(),
+  livemode: z.boolean(),
+  data: z.object({ object: z.record(z.string(), z.unknown()) }),
+});
+
+const CheckoutSessionShape = z.object({
+  id: z.string().regex(/^cs_/, "a Checkout Session id starts with cs_"),
+  object: z.literal("checkout.session"),
+  payment_status: z.string().min(1),
+  customer: z.union([z.string(), z.object({ id: z.string() }), z.null()]).optional(),
+  customer_email: z.string().nullable().optional(),
+  customer_details: z
+    .object({ email: z.string().nullable().optional(), name: z.string().nullable().optional() })
+    .nullable()
+    .optional(),
+  metadata: z.record(z.string(), z.string()).nullable().optional(),
+});
+
+export const CHECKOUT_EVENT_TYPES = new Set([
+  "checkout.session.completed",
+  "checkout.session.async_payment_succeeded",
+  "checkout.session.async_payment_failed",
+]);
+
+export type VerifiedEvent = {
+  eventId: string;
+  type: string;
+  livemode: boolean;
+  createdAt: number;
+  checkout?: CheckoutSummary;
+};
+
+export type VerifyResult =
+  | { ok: true; event: VerifiedEvent }
+  | { ok: false; code: "MISSING_SIGNATURE" | "INVALID_SIGNATURE" | "INVALID_EVENT"; message: string };
+
+const clean = (value: string | null | undefined) => {
+  const trimmed = value?.trim();
+  return trimmed ? trimmed : undefined;
+};
+
+export async function verifyStripeWebhook(
+  body: string,
+  signature: string | null,
+  secret: string,
+): Promise<VerifyResult> {
+  if (!signature) return { ok: false, code: "MISSING_SIGNATURE", message: "Stripe-Signature header is required" };
+  let raw: unknown;
+  try {
+    raw = await Stripe.webhooks.constructEventAsync(body, signature, secret, undefined, cryptoProvider);
+  } catch (error) {
+    // The verifier parses the body only after the signature matched: a SyntaxError
+    // means a correctly signed body that is not JSON.
+    if (error instanceof SyntaxError) return { ok: false, code: "INVALID_EVENT", message: "body is not JSON" };
+    const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    return { ok: false, code: "INVALID_SIGNATURE", message: `signature check failed: ${reason}` };
+  }
+  const event = EventShape.safeParse(raw);
+  if (!event.success) return { ok: false, code: "INVALID_EVENT", message: `body is not a Stripe event: ${describe(event.error)}` };
+
+  const verified: VerifiedEvent = {
+    eventId: event.data.id,
+    type: event.data.type,
+    livemode: event.data.livemode,
+    createdAt: event.data.created * 1000,
+  };
+  if (CHECKOUT_EVENT_TYPES.has(event.data.type)) {
+    const session = CheckoutSessionShape.safeParse(event.data.data.object);
+    if (!session.success) {
+      return { ok: false, code: "INVALID_EVENT", message: `${event.data.type} without a valid Checkout Session: ${describe(session.error)}` };
+    }
+    const s = session.data;
+    const customer = typeof s.customer === "string" ? s.customer : (s.customer?.id ?? undefined);
+    const plan = clean(s.metadata?.plan)?.toLowerCase().slice(0, 64);
+    const email = clean(s.customer_details?.email) ?? clean(s.customer_email);
+    const name = clean(s.customer_details?.name);
+    verified.checkout = {
+      sessionId: s.id,
+      paymentStatus: s.payment_status,
+      ...(customer ? { stripeCustomerId: customer } : {}),
+      ...(email ? { email } : {}),
+      ...(name ? { name } : {}),
+      ...(plan ? { plan } : {}),
+    };
+  }
+  return { ok: true, event: verified };
+}
+
+function describe(error: z.ZodError): string {
+  return error.issues.map((issue) => `${issue.path.join(".") || "(root)"}: ${issue.message}`).join("; ");
+}

@@ -1,0 +1,36 @@
+// Names of the provider operations, shared by the sandbox's fault injection and logs.
+import type { StepName } from "../lib/validators";
+
+export const OPERATIONS = [
+  "convex.ensureProject",
+  "convex.setEnvironment",
+  "convex.probeDeployment",
+  "workos.ensureOrganization",
+  "workos.ensureMembership",
+  "workos.probeOrganization",
+  "cloudflare.ensurePagesProject",
+  "cloudflare.setEnvironment",
+  "cloudflare.probePagesProject",
+  "stripe.ensureWebhookEndpoint",
+  "stripe.probeWebhookEndpoint",
+  "github.dispatchDeploy",
+] as const;
+export type OperationName = (typeof OPERATIONS)[number];
+
+/** The operation each provider-facing step performs, so faults can be named by step. */
+export const STEP_OPERATION: Partial<Record<StepName, OperationName>> = {
+  convexProject: "convex.ensureProject",
+  workosOrg: "workos.ensureOrganization",
+  pagesProject: "cloudflare.ensurePagesProject",
+  workosUser: "workos.ensureMembership",
+  stripeEndpoint: "stripe.ensureWebhookEndpoint",
+  configureBackend: "convex.setEnvironment",
+  configureSite: "cloudflare.setEnvironment",
+  deployApp: "github.dispatchDeploy",
+};
+
+/** Accepts an operation name or a step name; returns the operation, or null when neither. */
+export function resolveOperation(name: string): OperationName | null {
+  if ((OPERATIONS as readonly string[]).includes(name)) return name as OperationName;
+  return STEP_OPERATION[name as StepName] ?? null;
+}

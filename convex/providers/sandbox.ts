@@ -1,0 +1,217 @@
+// Sandbox adapters: no credentials, resources simulated in Convex (sandbox.ts),
+// a configurable latency (SANDBOX_LATENCY_MS) and injectable faults. They keep the
+// live adapters' contracts: deterministic names, adopt-on-retry, classified errors.
+import { internal } from "../_generated/api";
+import type { ProviderName } from "../lib/validators";
+import { log } from "../lib/log";
+import type { OperationName } from "./operations";
+import {
+  ProviderError,
+  type ProviderEnv,
+  type Providers,
+  type ResourceProbe,
+} from "./types";
+
+type Resource = { externalId: string; name: string; attributes: Record<string, string> };
+type Call = {
+  operation: OperationName;
+  kind: string;
+  name: string;
+  action: "ensure" | "update" | "get" | "getById";
+  attributes?: Record<string, string>;
+};
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+async function call(env: ProviderEnv, call: Call): Promise<Resource | null> {
+  const provider = call.operation.split(".")[0] as ProviderName;
+  const started = Date.now();
+  if (env.config.SANDBOX_LATENCY_MS > 0) await sleep(env.config.SANDBOX_LATENCY_MS);
+  const result = await env.ctx.runMutation(internal.sandbox.applyOperation, { ...call, provider });
+  const outcome = result.result === "fault" ? result.fault.kind : "ok";
+  log(outcome === "ok" ? "info" : "warn", "provider.call", {
+    correlationId: env.correlationId,
+    provider,
+    operation: call.operation,
+    mode: "sandbox",
+    outcome,
+    durationMs: Date.now() - started,
+  });
+  if (result.result === "fault") {
+    throw new ProviderError(provider, result.fault.kind, result.fault.message, result.fault.retryAfterMs);
+  }
+  return result.resource;
+}
+
+function mustExist(resource: Resource | null, provider: ProviderName, what: string): Resource {
+  if (!resource) throw new ProviderError(provider, "permanent", `${what} not found`, undefined, "not_found");
+  return resource;
+}
+
+async function probe(
+  env: ProviderEnv,
+  operation: OperationName,
+  kind: string,
+  name: string,
+  by: "name" | "externalId" = "name",
+): Promise<ResourceProbe> {
+  const resource = await call(env, { operation, kind, name, action: by === "name" ? "get" : "getById" });
+  return resource ? { ok: true, detail: `${kind} ${name} exists` } : { ok: false, detail: `${kind} ${name} not found` };
+}
+
+/** Stable short suffix from a name, so simulated deployment names look like Convex's. */
+function shortHash(text: string): string {
+  let hash = 2166136261;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 16777619);
+  return (hash >>> 0).toString(36).padStart(7, "0").slice(0, 7);
+}
+
+export function sandboxProviders(env: ProviderEnv): Providers {
+  return {
+    convex: {
+      async ensureProject({ instanceId, projectName }) {
+        const deploymentName = `sandbox-${shortHash(projectName)}`;
+        const resource = await call(env, {
+          operation: "convex.ensureProject",
+          kind: "project",
+          name: projectName,
+          action: "ensure",
+          attributes: {
+            instanceId,
+            deploymentName,
+            deploymentUrl: `https://${deploymentName}.convex.cloud`,
+            deployKey: `prod:${deploymentName}|sandbox-${crypto.randomUUID()}`,
+          },
+        });
+        const project = mustExist(resource, "convex", `project ${projectName}`);
+        await call(env, {
+          operation: "convex.ensureProject",
+          kind: "deployment",
+          name: project.attributes.deploymentName,
+          action: "ensure",
+          attributes: { projectId: project.externalId },
+        });
+        return {
+          projectId: project.externalId,
+          projectName,
+          deploymentName: project.attributes.deploymentName,
+          deploymentUrl: project.attributes.deploymentUrl,
+          deployKey: project.attributes.deployKey,
+        };
+      },
+      async setEnvironment({ deploymentName, variables }) {
+        const updated = await call(env, {
+          operation: "convex.setEnvironment",
+          kind: "deployment",
+          name: deploymentName,
+          action: "update",
+          attributes: Object.fromEntries(Object.entries(variables).map(([key, value]) => [`env.${key}`, value])),
+        });
+        mustExist(updated, "convex", `deployment ${deploymentName}`);
+      },
+      probeDeployment: ({ deploymentName }) => probe(env, "convex.probeDeployment", "deployment", deploymentName),
+    },
+
+    workos: {
+      async ensureOrganization({ instanceId, name }) {
+        const resource = await call(env, {
+          operation: "workos.ensureOrganization",
+          kind: "organization",
+          name: instanceId, // externalId = instance id, the key a retry finds it by
+          action: "ensure",
+          attributes: { displayName: name, managedBy: env.config.RESOURCE_PREFIX },
+        });
+        return { organizationId: mustExist(resource, "workos", `organization for ${instanceId}`).externalId };
+      },
+      async ensureMembership({ organizationId, email }) {
+        const user = mustExist(
+          await call(env, {
+            operation: "workos.ensureMembership",
+            kind: "user",
+            name: email.toLowerCase(),
+            action: "ensure",
+          }),
+          "workos",
+          `user ${email}`,
+        );
+        await call(env, {
+          operation: "workos.ensureMembership",
+          kind: "membership",
+          name: `${organizationId}:${user.externalId}`,
+          action: "ensure",
+          attributes: { organizationId, userId: user.externalId },
+        });
+        return { userId: user.externalId };
+      },
+      probeOrganization: ({ organizationId }) =>
+        probe(env, "workos.probeOrganization", "organization", organizationId, "externalId"),
+    },
+
+    cloudflare: {
+      async ensurePagesProject({ instanceId, projectName }) {
+        const resource = await call(env, {
+          operation: "cloudflare.ensurePagesProject",
+          kind: "pagesProject",
+          name: projectName,
+          action: "ensure",
+          attributes: { instanceId, subdomain: `${projectName}.pages.dev` },
+        });
+        const project = mustExist(resource, "cloudflare", `Pages project ${projectName}`);
+        return { projectName, subdomain: project.attributes.subdomain };
+      },
+      async setEnvironment({ projectName, variables }) {
+        const updated = await call(env, {
+          operation: "cloudflare.setEnvironment",
+          kind: "pagesProject",
+          name: projectName,
+          action: "update",
+          attributes: Object.fromEntries(Object.entries(variables).map(([key, value]) => [`env.${key}`, value])),
+        });
+        mustExist(updated, "cloudflare", `Pages project ${projectName}`);
+      },
+      probePagesProject: ({ projectName }) => probe(env, "cloudflare.probePagesProject", "pagesProject", projectName),
+    },
+
+    stripe: {
+      async ensureWebhookEndpoint({ instanceId, url }) {
+        const resource = await call(env, {
+          operation: "stripe.ensureWebhookEndpoint",
+          kind: "webhookEndpoint",
+          name: instanceId, // found again by the instance named in its metadata
+          action: "ensure",
+          attributes: { url, managedBy: env.config.RESOURCE_PREFIX, secret: `whsec_sandbox_${crypto.randomUUID()}` },
+        });
+        const endpoint = mustExist(resource, "stripe", `webhook endpoint for ${instanceId}`);
+        return { endpointId: endpoint.externalId, secret: endpoint.attributes.secret };
+      },
+      probeWebhookEndpoint: ({ endpointId }) =>
+        probe(env, "stripe.probeWebhookEndpoint", "webhookEndpoint", endpointId, "externalId"),
+    },
+
+    github: {
+      async dispatchDeploy({ jobId, attempt, deploymentName, pagesProjectName }) {
+        const run = mustExist(
+          await call(env, {
+            operation: "github.dispatchDeploy",
+            kind: "workflowRun",
+            name: `${jobId}:${attempt}`,
+            action: "ensure",
+            attributes: { deploymentName, pagesProjectName },
+          }),
+          "github",
+          "workflow run",
+        );
+        // No real workflow runs in the sandbox: the "run" reports success through the
+        // scheduler after the configured latency, as the workflow's callback would.
+        await env.ctx.scheduler.runAfter(env.config.SANDBOX_LATENCY_MS, internal.provisioning.recordDeployReport, {
+          jobId: jobId as never,
+          step: "deployApp",
+          status: "succeeded",
+          runId: run.externalId,
+          reporter: "sandbox:github",
+        });
+        return { runId: run.externalId };
+      },
+    },
+  };
+}

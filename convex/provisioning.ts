@@ -1,0 +1,175 @@
+// The provisioning job engine's function surface: step completions, the deploy
+// report, manual retry, and the reads the status page, steps and operators use.
+// State changes only here (through model/jobs.ts), each in one mutation.
+import { v } from "convex/values";
+import { vOnCompleteArgs } from "@convex-dev/workpool";
+import { internalMutation, internalQuery } from "./_generated/server";
+import { loadConfig } from "./lib/config";
+import {
+  vInstanceResources,
+  vJobError,
+  vJobStatus,
+  vStepContext,
+  vStepName,
+  vStepOutcome,
+  vStepState,
+  type StepOutcome,
+} from "./lib/validators";
+import { recordOutcome, retryFailedJob } from "./model/jobs";
+import { buildStatusView, vStatusView } from "./model/status";
+
+/** Workpool completion of one step attempt: the action's outcome, or how it died. */
+export const onStepComplete = internalMutation({
+  args: vOnCompleteArgs(vStepContext, vStepOutcome),
+  returns: v.null(),
+  handler: async (ctx, { context, result }) => {
+    let outcome: StepOutcome;
+    if (result.kind === "success") outcome = result.returnValue;
+    else if (result.kind === "failed") outcome = { kind: "transient", message: `step action failed: ${result.error}` };
+    else outcome = { kind: "transient", message: "step action was canceled before it finished" };
+    await recordOutcome(ctx, loadConfig(), context, outcome);
+    return null;
+  },
+});
+
+/** A step waiting for an external report (deployApp) that missed its deadline fails transiently. */
+export const expireWaitingStep = internalMutation({
+  args: vStepContext,
+  returns: v.null(),
+  handler: async (ctx, context) => {
+    const job = await ctx.db.get("provisioningJobs", context.jobId);
+    const state = job?.steps.find((s) => s.name === context.step);
+    if (!state || state.status !== "waiting" || state.attempts !== context.attempt) return null;
+    await recordOutcome(ctx, loadConfig(), context, {
+      kind: "transient",
+      message: `${context.step}: no report arrived before the step's deadline`,
+    });
+    return null;
+  },
+});
+
+/**
+ * The deploy run's report (from the workflow's callback, or the sandbox's simulated run).
+ * Accepted only while the step waits and only for the run it dispatched.
+ */
+export const recordDeployReport = internalMutation({
+  args: {
+    jobId: v.id("provisioningJobs"),
+    step: vStepName,
+    status: v.union(v.literal("succeeded"), v.literal("failed")),
+    runId: v.string(),
+    message: v.optional(v.string()),
+    reporter: v.string(),
+  },
+  returns: v.union(v.literal("recorded"), v.literal("not_waiting")),
+  handler: async (ctx, args) => {
+    const job = await ctx.db.get("provisioningJobs", args.jobId);
+    const state = job?.steps.find((s) => s.name === args.step);
+    if (!job || !state || state.status !== "waiting") return "not_waiting";
+    const instance = await ctx.db.get("instances", job.instanceId);
+    if (instance?.resources.deployRunId !== args.runId) return "not_waiting";
+    const outcome: StepOutcome =
+      args.status === "succeeded"
+        ? { kind: "succeeded", resources: { deployRunId: args.runId } }
+        : { kind: "transient", message: `deploy run ${args.runId} failed: ${args.message ?? "no message"}` };
+    const context = { jobId: args.jobId, step: args.step, attempt: state.attempts };
+    return (await recordOutcome(ctx, loadConfig(), context, outcome, args.reporter)) === "recorded"
+      ? "recorded"
+      : "not_waiting";
+  },
+});
+
+/** Everything a step action needs, or null when this attempt is no longer current. */
+export const getStepInput = internalQuery({
+  args: vStepContext,
+  returns: v.union(
+    v.null(),
+    v.object({
+      jobId: v.id("provisioningJobs"),
+      instanceId: v.id("instances"),
+      correlationId: v.string(),
+      plan: v.string(),
+      email: v.string(),
+      customerName: v.optional(v.string()),
+      resources: vInstanceResources,
+    }),
+  ),
+  handler: async (ctx, args) => {
+    const job = await ctx.db.get("provisioningJobs", args.jobId);
+    const state = job?.steps.find((s) => s.name === args.step);
+    if (!job || !state || state.attempts !== args.attempt) return null;
+    if (state.status !== "running" && state.status !== "retrying") return null;
+    const instance = await ctx.db.get("instances", job.instanceId);
+    if (!instance) return null;
+    const customer = await ctx.db.get("customers", instance.customerId);
+    if (!customer) return null;
+    return {
+      jobId: job._id,
+      instanceId: instance._id,
+      correlationId: job.correlationId,
+      plan: instance.plan,
+      email: customer.email,
+      customerName: customer.name,
+      resources: instance.resources,
+    };
+  },
+});
+
+/** Manual retry of a failed job (admin API, dashboard). Refuses a job that is not failed. */
+export const retryJob = internalMutation({
+  args: { jobId: v.string(), actor: v.string() },
+  returns: v.union(
+    v.object({ kind: v.literal("retried"), jobId: v.id("provisioningJobs"), retryCount: v.number() }),
+    v.object({
+      kind: v.literal("refused"),
+      code: v.union(v.literal("NOT_FOUND"), v.literal("JOB_NOT_FAILED")),
+      message: v.string(),
+    }),
+  ),
+  handler: async (ctx, args) => retryFailedJob(ctx, args.jobId, args.actor),
+});
+
+/** The public status view of the instance bought in one checkout session, or null if unknown. */
+export const getStatusBySession = internalQuery({
+  args: { sessionId: v.string() },
+  returns: v.union(v.null(), vStatusView),
+  handler: async (ctx, args) => buildStatusView(ctx, args.sessionId),
+});
+
+const vJobSummary = v.object({
+  jobId: v.id("provisioningJobs"),
+  instanceId: v.id("instances"),
+  status: vJobStatus,
+  currentStep: v.number(),
+  totalSteps: v.number(),
+  retryCount: v.number(),
+  steps: v.array(vStepState),
+  error: v.optional(vJobError),
+  createdAt: v.number(),
+  updatedAt: v.number(),
+});
+
+/** Dashboard: jobs in one status, newest first (at most `limit`, default 50). */
+export const listJobsByStatus = internalQuery({
+  args: { status: vJobStatus, limit: v.optional(v.number()) },
+  returns: v.array(vJobSummary),
+  handler: async (ctx, args) => {
+    const jobs = await ctx.db
+      .query("provisioningJobs")
+      .withIndex("by_status", (q) => q.eq("status", args.status))
+      .order("desc")
+      .take(Math.min(args.limit ?? 50, 500));
+    return jobs.map((job) => ({
+      jobId: job._id,
+      instanceId: job.instanceId,
+      status: job.status,
+      currentStep: job.currentStep,
+      totalSteps: job.totalSteps,
+      retryCount: job.retryCount,
+      steps: job.steps,
+      error: job.error,
+      createdAt: job.createdAt,
+      updatedAt: job.updatedAt,
+    }));
+  },
+});

@@ -1,0 +1,157 @@
+// The sandbox providers' state: simulated resources and injected faults, kept in
+// Convex so a deployment with no provider accounts runs end to end. Only
+// providers/sandbox.ts and operators (fault injection) call these.
+import { v } from "convex/values";
+import { internalMutation, internalQuery } from "./_generated/server";
+import { fail } from "./lib/errors";
+import { vProviderName } from "./lib/validators";
+import { OPERATIONS, resolveOperation } from "./providers/operations";
+
+const vFaultKind = v.union(v.literal("transient"), v.literal("rate_limited"), v.literal("permanent"));
+const vResource = v.object({ externalId: v.string(), name: v.string(), attributes: v.record(v.string(), v.string()) });
+
+/**
+ * Performs one simulated provider operation, after consuming an injected fault if one is due.
+ * `ensure` adopts the live resource with that name or creates it; `update` merges
+ * attributes into an existing one; `get` reads it by name, `getById` by external id
+ * (passed as `name`).
+ */
+export const applyOperation = internalMutation({
+  args: {
+    operation: v.string(),
+    provider: vProviderName,
+    kind: v.string(),
+    name: v.string(),
+    action: v.union(v.literal("ensure"), v.literal("update"), v.literal("get"), v.literal("getById")),
+    attributes: v.optional(v.record(v.string(), v.string())),
+  },
+  returns: v.union(
+    v.object({
+      result: v.literal("fault"),
+      fault: v.object({ kind: vFaultKind, message: v.string(), retryAfterMs: v.optional(v.number()) }),
+    }),
+    v.object({ result: v.literal("ok"), resource: v.union(vResource, v.null()), created: v.boolean() }),
+  ),
+  handler: async (ctx, args) => {
+    const fault = await ctx.db
+      .query("sandboxFaults")
+      .withIndex("by_operation", (q) => q.eq("operation", args.operation))
+      .first();
+    if (fault && fault.remaining > 0) {
+      if (fault.remaining === 1) await ctx.db.delete("sandboxFaults", fault._id);
+      else await ctx.db.patch("sandboxFaults", fault._id, { remaining: fault.remaining - 1 });
+      return {
+        result: "fault" as const,
+        fault: {
+          kind: fault.kind,
+          message: fault.message ?? `injected ${fault.kind} fault in ${args.operation}`,
+          ...(fault.retryAfterMs !== undefined ? { retryAfterMs: fault.retryAfterMs } : {}),
+        },
+      };
+    }
+
+    const existing =
+      args.action === "getById"
+        ? await ctx.db
+            .query("sandboxResources")
+            .withIndex("by_externalId", (q) => q.eq("externalId", args.name))
+            .first()
+            .then((doc) => (doc && doc.provider === args.provider && doc.kind === args.kind ? doc : null))
+        : await ctx.db
+            .query("sandboxResources")
+            .withIndex("by_provider_and_kind_and_name", (q) =>
+              q.eq("provider", args.provider).eq("kind", args.kind).eq("name", args.name),
+            )
+            .first();
+    const now = Date.now();
+    const view = (doc: { externalId: string; name: string; attributes: Record<string, string> }) => ({
+      externalId: doc.externalId,
+      name: doc.name,
+      attributes: doc.attributes,
+    });
+
+    if (args.action === "get" || args.action === "getById") return { result: "ok" as const, resource: existing ? view(existing) : null, created: false };
+    if (args.action === "update") {
+      if (!existing) return { result: "ok" as const, resource: null, created: false };
+      const attributes = { ...existing.attributes, ...args.attributes };
+      await ctx.db.patch("sandboxResources", existing._id, { attributes, updatedAt: now });
+      return { result: "ok" as const, resource: view({ ...existing, attributes }), created: false };
+    }
+    if (existing) return { result: "ok" as const, resource: view(existing), created: false };
+    const externalId = `${args.kind}_${randomToken(16)}`;
+    const attributes = args.attributes ?? {};
+    await ctx.db.insert("sandboxResources", {
+      provider: args.provider,
+      kind: args.kind,
+      name: args.name,
+      externalId,
+      attributes,
+      createdAt: now,
+      updatedAt: now,
+    });
+    return { result: "ok" as const, resource: { externalId, name: args.name, attributes }, created: true };
+  },
+});
+
+/**
+ * Makes the next `times` calls of an operation fail with the given class. `operation`
+ * is an operation name (`workos.ensureOrganization`) or a step name (`workosOrg`).
+ * Run it from the dashboard or `npm start -- --fail workosOrg:transient:2` to rehearse failures.
+ */
+export const injectFault = internalMutation({
+  args: {
+    operation: v.string(),
+    times: v.number(),
+    kind: vFaultKind,
+    message: v.optional(v.string()),
+    retryAfterMs: v.optional(v.number()),
+  },
+  returns: v.object({ operation: v.string(), remaining: v.number() }),
+  handler: async (ctx, args) => {
+    const operation = resolveOperation(args.operation);
+    if (!operation) {
+      fail("BAD_REQUEST", `unknown operation "${args.operation}"; expected a step name or one of ${OPERATIONS.join(", ")}`);
+    }
+    if (!Number.isInteger(args.times) || args.times < 1) fail("BAD_REQUEST", "times must be a positive integer");
+    const existing = await ctx.db
+      .query("sandboxFaults")
+      .withIndex("by_operation", (q) => q.eq("operation", operation))
+      .first();
+    const fields = {
+      kind: args.kind,
+      remaining: args.times,
+      message: args.message,
+      retryAfterMs: args.retryAfterMs,
+    };
+    if (existing) await ctx.db.replace("sandboxFaults", existing._id, { operation, ...fields });
+    else await ctx.db.insert("sandboxFaults", { operation, ...fields });
+    return { operation, remaining: args.times };
+  },
+});
+
+/** Lists simulated resources of one provider (newest first, at most `limit`). */
+export const listResources = internalQuery({
+  args: { provider: vProviderName, limit: v.optional(v.number()) },
+  returns: v.array(
+    v.object({ kind: v.string(), name: v.string(), externalId: v.string() }),
+  ),
+  handler: async (ctx, args) => {
+    const rows = await ctx.db
+      .query("sandboxResources")
+      .withIndex("by_provider_and_kind_and_name", (q) => q.eq("provider", args.provider))
+      .order("desc")
+      .take(Math.min(args.limit ?? 100, 1000));
+    return rows.map((row) => ({
+      kind: row.kind,
+      name: row.name,
+      externalId: row.externalId,
+    }));
+  },
+});
+
+function randomToken(length: number): string {
+  const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
+  let token = "";
+  for (let i = 0; i < length; i++) token += alphabet[Math.floor(Math.random() * alphabet.length)];
+  return token;
+}

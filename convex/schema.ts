@@ -1,0 +1,130 @@
+// Brain's tables. Each says who writes it and who reads it; every read path has an index.
+import { defineSchema, defineTable } from "convex/server";
+import { v } from "convex/values";
+import {
+  vCheckoutSummary,
+  vHealthStatus,
+  vInstanceResources,
+  vInstanceStatus,
+  vJobError,
+  vJobStatus,
+  vProviderName,
+  vStepState,
+  vStripeEventOutcome,
+} from "./lib/validators";
+
+export default defineSchema({
+  // Written by stripe.recordStripeEvent (once per event id) and stripe.processStripeEvent;
+  // read by the same, and by the status page for sessions still awaiting payment.
+  stripeEvents: defineTable({
+    eventId: v.string(),
+    type: v.string(),
+    livemode: v.boolean(),
+    createdAt: v.number(),
+    receivedAt: v.number(),
+    processedAt: v.optional(v.number()),
+    outcome: vStripeEventOutcome,
+    detail: v.optional(v.string()),
+    checkout: v.optional(vCheckoutSummary),
+    checkoutSessionId: v.optional(v.string()),
+  })
+    .index("by_eventId", ["eventId"])
+    .index("by_checkoutSessionId", ["checkoutSessionId"]),
+
+  // Written when a paid checkout is processed; read by steps (email) and operators.
+  customers: defineTable({
+    email: v.string(),
+    name: v.optional(v.string()),
+    stripeCustomerId: v.optional(v.string()),
+    workosUserId: v.optional(v.string()),
+    createdAt: v.number(),
+  })
+    .index("by_stripeCustomerId", ["stripeCustomerId"])
+    .index("by_email", ["email"]),
+
+  // One tenant stack. Written by provisioning (resources, status) and monitoring (health);
+  // read by the status page, health checks and operators.
+  instances: defineTable({
+    customerId: v.id("customers"),
+    checkoutSessionId: v.string(),
+    plan: v.string(),
+    status: vInstanceStatus,
+    resources: vInstanceResources,
+    url: v.optional(v.string()),
+    healthStatus: v.optional(vHealthStatus),
+    lastHealthCheckAt: v.optional(v.number()),
+    unhealthySince: v.optional(v.number()),
+    createdAt: v.number(),
+    activatedAt: v.optional(v.number()),
+  })
+    .index("by_checkoutSessionId", ["checkoutSessionId"])
+    .index("by_customerId", ["customerId"])
+    .index("by_status", ["status"]),
+
+  // The job engine's state: one document per job, its steps inline (ten, bounded).
+  // Written only by provisioning mutations; read by the step actions, status page and operators.
+  provisioningJobs: defineTable({
+    instanceId: v.id("instances"),
+    kind: v.literal("provision"),
+    status: vJobStatus,
+    steps: v.array(vStepState),
+    totalSteps: v.number(),
+    currentStep: v.number(),
+    retryCount: v.number(),
+    correlationId: v.string(),
+    trigger: v.string(),
+    error: v.optional(vJobError),
+    createdAt: v.number(),
+    updatedAt: v.number(),
+    finishedAt: v.optional(v.number()),
+  })
+    .index("by_instanceId", ["instanceId"])
+    .index("by_status", ["status"]),
+
+  // Append-only: written by audit.append from every job transition and admin call;
+  // read by operators. No function updates or deletes it.
+  auditLogs: defineTable({
+    at: v.number(),
+    actor: v.string(),
+    action: v.string(),
+    jobId: v.optional(v.id("provisioningJobs")),
+    instanceId: v.optional(v.id("instances")),
+    detail: v.optional(v.string()),
+  })
+    .index("by_jobId", ["jobId"])
+    .index("by_instanceId", ["instanceId"])
+    .index("by_action", ["action"]),
+
+  // Health history: written by monitoring.checkInstanceHealth; read by operators.
+  healthChecks: defineTable({
+    instanceId: v.id("instances"),
+    at: v.number(),
+    overall: vHealthStatus,
+    failing: v.array(v.string()),
+    trigger: v.string(),
+  }).index("by_instanceId", ["instanceId"]),
+
+  // Sandbox providers' simulated resources. Written and read only by providers/sandbox
+  // (through sandbox.ts functions); unused in live mode.
+  sandboxResources: defineTable({
+    provider: vProviderName,
+    kind: v.string(),
+    name: v.string(),
+    externalId: v.string(),
+    attributes: v.record(v.string(), v.string()),
+    createdAt: v.number(),
+    updatedAt: v.number(),
+  })
+    .index("by_provider_and_kind_and_name", ["provider", "kind", "name"])
+    .index("by_externalId", ["externalId"]),
+
+  // Faults the sandbox will inject: the next `remaining` calls of `operation` fail.
+  // Written by sandbox.injectFault (tests, demos, operators); consumed by sandbox operations.
+  sandboxFaults: defineTable({
+    operation: v.string(),
+    kind: v.union(v.literal("transient"), v.literal("rate_limited"), v.literal("permanent")),
+    remaining: v.number(),
+    message: v.optional(v.string()),
+    retryAfterMs: v.optional(v.number()),
+  }).index("by_operation", ["operation"]),
+});

@@ -1,0 +1,102 @@
+// Stripe intake. The webhook route verifies the signature and calls recordStripeEvent,
+// which stores each event id once and schedules processing in the same transaction;
+// processStripeEvent then turns a paid checkout into customer + instance + job.
+import { v } from "convex/values";
+import { internal } from "./_generated/api";
+import { internalMutation, internalQuery } from "./_generated/server";
+import { loadConfig } from "./lib/config";
+import { log } from "./lib/log";
+import { vCheckoutSummary, vStripeEventOutcome } from "./lib/validators";
+import { appendAudit } from "./model/audit";
+import { provisionCheckout } from "./model/checkout";
+
+/** Inserts the event if its id is new and schedules its processing. Duplicates change nothing. */
+export const recordStripeEvent = internalMutation({
+  args: {
+    eventId: v.string(),
+    type: v.string(),
+    livemode: v.boolean(),
+    createdAt: v.number(),
+    checkout: v.optional(vCheckoutSummary),
+  },
+  returns: v.object({ duplicate: v.boolean() }),
+  handler: async (ctx, args) => {
+    const existing = await ctx.db
+      .query("stripeEvents")
+      .withIndex("by_eventId", (q) => q.eq("eventId", args.eventId))
+      .unique();
+    if (existing) return { duplicate: true };
+    const id = await ctx.db.insert("stripeEvents", {
+      ...args,
+      checkoutSessionId: args.checkout?.sessionId,
+      receivedAt: Date.now(),
+      outcome: "received",
+    });
+    await ctx.scheduler.runAfter(0, internal.stripe.processStripeEvent, { id });
+    return { duplicate: false };
+  },
+});
+
+const PAID = new Set(["paid", "no_payment_required"]);
+
+/**
+ * Acts on one recorded event, once. Checkout events for paid sessions provision
+ * (idempotently by session id, so out-of-order and redelivered events converge);
+ * an unpaid session waits for checkout.session.async_payment_succeeded.
+ */
+export const processStripeEvent = internalMutation({
+  args: { id: v.id("stripeEvents") },
+  returns: v.null(),
+  handler: async (ctx, { id }) => {
+    const event = await ctx.db.get("stripeEvents", id);
+    if (!event || event.processedAt !== undefined) return null;
+    const actor = `stripe:${event.eventId}`;
+    let outcome: typeof event.outcome = "ignored";
+    let detail: string | undefined;
+
+    const checkout = event.checkout;
+    if (checkout && (event.type === "checkout.session.completed" || event.type === "checkout.session.async_payment_succeeded")) {
+      const paid = event.type === "checkout.session.async_payment_succeeded" || PAID.has(checkout.paymentStatus);
+      if (!paid) {
+        outcome = "awaiting_payment";
+        detail = `payment_status ${checkout.paymentStatus}`;
+      } else {
+        const result = await provisionCheckout(ctx, loadConfig(), checkout, { correlationId: event.eventId, actor });
+        outcome = result.outcome;
+        detail = result.detail;
+      }
+    } else if (checkout && event.type === "checkout.session.async_payment_failed") {
+      outcome = "payment_failed";
+      detail = `session ${checkout.sessionId}`;
+    }
+
+    await ctx.db.patch("stripeEvents", id, { processedAt: Date.now(), outcome, detail });
+    if (outcome === "needs_attention") {
+      await appendAudit(ctx, { actor, action: "stripe.needs_attention", detail });
+    }
+    log(outcome === "needs_attention" ? "warn" : "info", "webhook.processed", {
+      correlationId: event.eventId,
+      type: event.type,
+      outcome,
+    });
+    return null;
+  },
+});
+
+/** Dashboard: one event's record by its Stripe id. */
+export const getStripeEvent = internalQuery({
+  args: { eventId: v.string() },
+  returns: v.union(
+    v.null(),
+    v.object({ eventId: v.string(), type: v.string(), outcome: vStripeEventOutcome, detail: v.optional(v.string()), receivedAt: v.number(), processedAt: v.optional(v.number()) }),
+  ),
+  handler: async (ctx, { eventId }) => {
+    const event = await ctx.db
+      .query("stripeEvents")
+      .withIndex("by_eventId", (q) => q.eq("eventId", eventId))
+      .unique();
+    if (!event) return null;
+    const { type, outcome, detail, receivedAt, processedAt } = event;
+    return { eventId, type, outcome, detail, receivedAt, processedAt };
+  },
+});
