@@ -1,0 +1,140 @@
+/// <reference types="vite/client" />
+// The one test setup: a convex-test backend with every Brain module, the components
+// registered, sandbox providers and a known environment, plus builders for signed
+// Stripe deliveries. Any test can drive Brain over HTTP with `t.fetch`.
+import { convexTest } from "convex-test";
+import workpoolTest from "@convex-dev/workpool/test";
+import rateLimiterTest from "@convex-dev/rate-limiter/test";
+import Stripe from "stripe";
+import schema from "../convex/schema";
+
+export const TEST_STRIPE_WEBHOOK_SECRET = "whsec_test_brain_harness_secret";
+export const TEST_ADMIN_API_TOKEN = "test-admin-token-0123456789abcdef";
+
+export const modules = import.meta.glob("../convex/**/*.*s");
+
+export const POOL_NAMES = ["convexPool", "workosPool", "cloudflarePool", "stripePool", "githubPool", "brainPool"];
+
+/** The environment every test starts from; `options.env` is applied over it. */
+export const DEFAULT_TEST_ENV: Record<string, string> = {
+  STRIPE_WEBHOOK_SECRET: TEST_STRIPE_WEBHOOK_SECRET,
+  ADMIN_API_TOKEN: TEST_ADMIN_API_TOKEN,
+  PROVIDER_MODE: "sandbox",
+  SANDBOX_LATENCY_MS: "50",
+};
+
+let appliedKeys: string[] = [];
+let savedValues: Record<string, string | undefined> = {};
+
+/** Sets the backend's environment, first undoing whatever the previous setup set. */
+function applyEnv(env: Record<string, string>) {
+  for (const key of appliedKeys) {
+    if (savedValues[key] === undefined) delete process.env[key];
+    else process.env[key] = savedValues[key];
+  }
+  appliedKeys = Object.keys(env);
+  savedValues = Object.fromEntries(appliedKeys.map((key) => [key, process.env[key]]));
+  for (const [key, value] of Object.entries(env)) process.env[key] = value;
+}
+
+export function setupBackend(options: { env?: Record<string, string> } = {}) {
+  applyEnv({ ...DEFAULT_TEST_ENV, ...options.env });
+  const t = convexTest(schema, modules);
+  for (const name of POOL_NAMES) workpoolTest.register(t, name);
+  rateLimiterTest.register(t);
+  return Object.assign(t, { TEST_STRIPE_WEBHOOK_SECRET, TEST_ADMIN_API_TOKEN });
+}
+export type TestBackend = ReturnType<typeof setupBackend>;
+
+const stripe = new Stripe("sk_test_harness", { httpClient: Stripe.createFetchHttpClient() });
+
+let counter = 0;
+const unique = (prefix: string) => `${prefix}_${Date.now().toString(36)}${(++counter).toString(36).padStart(4, "0")}`;
+
+export type CheckoutOptions = {
+  eventId?: string;
+  type?: string;
+  sessionId?: string;
+  paymentStatus?: "paid" | "unpaid" | "no_payment_required";
+  email?: string | null;
+  name?: string;
+  customerId?: string;
+  plan?: string;
+};
+
+/** A Stripe event for a Checkout Session (checkout.session.completed unless `type` says otherwise). */
+export function checkoutEvent(options: CheckoutOptions = {}) {
+  const sessionId = options.sessionId ?? unique("cs_test");
+  const email = options.email === undefined ? `${sessionId.toLowerCase()}@example.com` : options.email;
+  return {
+    id: options.eventId ?? unique("evt_test"),
+    object: "event",
+    api_version: "2025-10-29.clover",
+    created: Math.floor(Date.now() / 1000),
+    livemode: false,
+    pending_webhooks: 1,
+    request: { id: null, idempotency_key: null },
+    type: options.type ?? "checkout.session.completed",
+    data: {
+      object: {
+        id: sessionId,
+        object: "checkout.session",
+        mode: "subscription",
+        status: "complete",
+        payment_status: options.paymentStatus ?? "paid",
+        customer: options.customerId ?? unique("cus_test"),
+        customer_email: email,
+        customer_details: email === null ? null : { email, name: options.name ?? "Ada Lovelace" },
+        metadata: options.plan ? { plan: options.plan } : {},
+        success_url: "https://example.com/status?session_id={CHECKOUT_SESSION_ID}",
+      },
+    },
+  };
+}
+
+/** A request init for POST /stripe/webhook, signed like Stripe signs (override the secret or timestamp to forge). */
+export function signedStripeRequest(
+  event: unknown,
+  options: { secret?: string; timestamp?: number; payload?: string } = {},
+): RequestInit {
+  const payload = options.payload ?? JSON.stringify(event);
+  const header = stripe.webhooks.generateTestHeaderString({
+    payload,
+    secret: options.secret ?? TEST_STRIPE_WEBHOOK_SECRET,
+    ...(options.timestamp !== undefined ? { timestamp: options.timestamp } : {}),
+  });
+  return { method: "POST", body: payload, headers: { "Stripe-Signature": header, "content-type": "application/json" } };
+}
+
+export const adminHeaders = (token: string = TEST_ADMIN_API_TOKEN) => ({ Authorization: `Bearer ${token}` });
+
+/** Runs every scheduled function (steps, retries, the workpools' loops) to completion on fake timers. */
+export async function drain(t: TestBackend, maxIterations = 10_000) {
+  const { vi } = await import("vitest");
+  await t.finishAllScheduledFunctions(vi.runAllTimers, maxIterations);
+}
+
+export async function statusOf(t: TestBackend, sessionId: string) {
+  const response = await t.fetch(`/status?session_id=${encodeURIComponent(sessionId)}`, {
+    headers: { Accept: "application/json" },
+  });
+  return { status: response.status, body: (await response.json()) as StatusBody };
+}
+
+export type StatusBody = {
+  status: "pending" | "provisioning" | "ready" | "failed";
+  progress: { currentStep: number; totalSteps: number; percent: number };
+  steps: { name: string; status: string; attempts: number; lastError?: { class: string; message: string } }[];
+  instanceUrl?: string;
+  jobId: string | null;
+  instanceId: string | null;
+  error?: { step: string; class: string; message: string };
+  message: string;
+};
+
+/** Sends one signed, paid checkout and returns its session id. */
+export async function sendCheckout(t: TestBackend, options: CheckoutOptions = {}) {
+  const event = checkoutEvent(options);
+  const response = await t.fetch("/stripe/webhook", signedStripeRequest(event));
+  return { event, sessionId: event.data.object.id, response };
+}
