@@ -9,6 +9,11 @@ export default defineConfig({
     // convex-test marks scheduled functions in progress before it takes its
     // transaction lock, so workpool's monitor sees a state real Convex never
     // shows and logs a harmless restart; every run still completes.
-    onConsoleLog: (log) => (log.includes('[monitor] "main" loop is not running') ? false : undefined),
+    // Brain's own structured log lines are hidden too (BRAIN_TEST_LOGS=1 shows them).
+    onConsoleLog: (log) => {
+      if (log.includes('[monitor] "main" loop is not running')) return false;
+      if (log.startsWith('{"level":') && !process.env.BRAIN_TEST_LOGS) return false;
+      return undefined;
+    },
   },
 });

@@ -30,7 +30,9 @@ export const vStatusView = v.object({
 export type StatusView = Infer<typeof vStatusView>;
 
 const MESSAGES = {
-  pending: "We are waiting for your payment to clear; provisioning starts as soon as it does.",
+  pending: "Your payment was received; setting up your instance starts in a moment. This page refreshes itself.",
+  paymentFailed: "Your payment did not go through, so nothing was set up. Please try the checkout again.",
+  awaitingPayment: "We are waiting for your payment to clear; setting up your instance starts as soon as it does.",
   provisioning: "Your instance is being set up. This page refreshes itself.",
   ready: "Your instance is ready.",
   failed: "Setting up your instance failed. Our team has been told; contact support if you need help now.",
@@ -42,18 +44,24 @@ export async function buildStatusView(ctx: QueryCtx, sessionId: string): Promise
     .withIndex("by_checkoutSessionId", (q) => q.eq("checkoutSessionId", sessionId))
     .unique();
   if (!instance) {
-    const awaiting = await ctx.db
+    const event = await ctx.db
       .query("stripeEvents")
       .withIndex("by_checkoutSessionId", (q) => q.eq("checkoutSessionId", sessionId))
+      .order("desc")
       .first();
-    if (!awaiting) return null;
+    if (!event) return null;
+    const paymentFailed = event.outcome === "payment_failed";
     return {
-      status: "pending",
+      status: paymentFailed ? "failed" : "pending",
       progress: { currentStep: 0, totalSteps: 0, percent: 0 },
       steps: [],
       jobId: null,
       instanceId: null,
-      message: MESSAGES.pending,
+      message: paymentFailed
+        ? MESSAGES.paymentFailed
+        : event.outcome === "awaiting_payment"
+          ? MESSAGES.awaitingPayment
+          : MESSAGES.pending,
     };
   }
   const job = await ctx.db

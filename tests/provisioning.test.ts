@@ -1,0 +1,272 @@
+import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import { internal } from "../convex/_generated/api";
+import type { Id } from "../convex/_generated/dataModel";
+import { STEP_NEEDS } from "../convex/model/dag";
+import { adminHeaders, drain, sendCheckout, setupBackend, statusOf, type TestBackend } from "./harness";
+
+beforeEach(() => vi.useFakeTimers());
+afterEach(() => vi.useRealTimers());
+
+const STEPS = [
+  "convexProject",
+  "workosOrg",
+  "pagesProject",
+  "workosUser",
+  "stripeEndpoint",
+  "configureBackend",
+  "configureSite",
+  "deployApp",
+  "validate",
+  "activate",
+];
+
+async function jobFor(t: TestBackend, jobId: string) {
+  return t.run(async (ctx) => (await ctx.db.get("provisioningJobs", jobId as Id<"provisioningJobs">))!);
+}
+
+async function auditActions(t: TestBackend, jobId: string) {
+  const rows = await t.query(internal.audit.listForJob, { jobId: jobId as Id<"provisioningJobs"> });
+  return rows.map((row) => row.action);
+}
+
+async function injectFault(
+  t: TestBackend,
+  operation: string,
+  kind: "transient" | "rate_limited" | "permanent",
+  times: number,
+  retryAfterMs?: number,
+) {
+  await t.mutation(internal.sandbox.injectFault, { operation, kind, times, retryAfterMs });
+}
+
+describe("a paid checkout provisions a tenant end to end", () => {
+  test("the job runs every step once, ends ready with the instance active at its URL", async () => {
+    const t = setupBackend();
+    const { sessionId } = await sendCheckout(t);
+    await drain(t);
+    const { status, body } = await statusOf(t, sessionId);
+    expect(status).toBe(200);
+    expect(body.status).toBe("ready");
+    expect(body.progress).toEqual({ currentStep: 10, totalSteps: 10, percent: 100 });
+    expect(body.steps.map((s) => s.name)).toEqual(STEPS);
+    expect(body.steps.every((s) => s.status === "succeeded" && s.attempts === 1)).toBe(true);
+    expect(body.instanceUrl).toMatch(/^https:\/\/brain-[a-z0-9-]+\.pages\.dev$/);
+
+    const instance = await t.run(async (ctx) => ctx.db.get("instances", body.instanceId as Id<"instances">));
+    expect(instance).toMatchObject({ status: "active", url: body.instanceUrl });
+    expect(instance?.resources).toMatchObject({
+      convexProjectId: expect.any(String),
+      convexDeploymentUrl: expect.stringMatching(/\.convex\.cloud$/),
+      workosOrganizationId: expect.any(String),
+      workosUserId: expect.any(String),
+      pagesProjectName: expect.stringMatching(/^brain-/),
+      stripeEndpointId: expect.any(String),
+      deployRunId: expect.any(String),
+    });
+  });
+
+  test("secrets produced by steps are stored only as ciphertext", async () => {
+    const t = setupBackend();
+    const { sessionId } = await sendCheckout(t);
+    await drain(t);
+    const { body } = await statusOf(t, sessionId);
+    const instance = await t.run(async (ctx) => ctx.db.get("instances", body.instanceId as Id<"instances">));
+    expect(instance?.resources.convexDeployKeyCiphertext).toMatch(/^v1:/);
+    expect(instance?.resources.stripeEndpointSecretCiphertext).toMatch(/^v1:/);
+    expect(JSON.stringify(instance)).not.toContain("whsec_");
+    expect(JSON.stringify(instance)).not.toContain("prod:");
+  });
+
+  test("independent steps start together and every step starts only after its inputs finished", async () => {
+    const t = setupBackend();
+    const { sessionId } = await sendCheckout(t);
+    await drain(t);
+    const { body } = await statusOf(t, sessionId);
+    const job = await jobFor(t, body.jobId!);
+    const byName = Object.fromEntries(job.steps.map((s) => [s.name, s]));
+    expect(byName.convexProject.startedAt).toBe(byName.workosOrg.startedAt);
+    expect(byName.workosOrg.startedAt).toBe(byName.pagesProject.startedAt);
+    for (const step of job.steps) {
+      for (const need of STEP_NEEDS[step.name]) {
+        expect(step.startedAt!).toBeGreaterThanOrEqual(byName[need].finishedAt!);
+      }
+    }
+    // workosUser needs only workosOrg, so it ran alongside the Convex/Stripe branch.
+    expect(byName.workosUser.startedAt!).toBeLessThan(byName.configureBackend.startedAt!);
+  });
+
+  test("every job transition is in the audit log with who caused it", async () => {
+    const t = setupBackend();
+    const { sessionId, event } = await sendCheckout(t);
+    await drain(t);
+    const { body } = await statusOf(t, sessionId);
+    const rows = await t.query(internal.audit.listForJob, { jobId: body.jobId as Id<"provisioningJobs"> });
+    const actions = rows.map((r) => r.action);
+    expect(actions[0]).toBe("job.created");
+    expect(rows[0].actor).toBe(`stripe:${event.id}`);
+    expect(actions.filter((a) => a === "step.started")).toHaveLength(10);
+    expect(actions.filter((a) => a === "step.succeeded")).toHaveLength(10);
+    expect(actions).toContain("step.waiting");
+    expect(actions.at(-1)).toBe("job.succeeded");
+    expect(rows.find((r) => r.action === "step.succeeded" && r.detail?.startsWith("deployApp"))?.actor).toBe(
+      "sandbox:github",
+    );
+  });
+
+  test("a burst of distinct checkouts gives each its own ready instance", async () => {
+    const t = setupBackend();
+    const sessions = await Promise.all(Array.from({ length: 25 }, () => sendCheckout(t)));
+    expect(sessions.every((s) => s.response.status === 200)).toBe(true);
+    await drain(t);
+    const statuses = await Promise.all(sessions.map((s) => statusOf(t, s.sessionId)));
+    expect(statuses.every((s) => s.body.status === "ready")).toBe(true);
+    expect(new Set(statuses.map((s) => s.body.instanceId)).size).toBe(25);
+    expect(new Set(statuses.map((s) => s.body.instanceUrl)).size).toBe(25);
+    const projects = await t.query(internal.sandbox.listResources, { provider: "convex", limit: 1000 });
+    expect(projects.filter((r) => r.kind === "project")).toHaveLength(25);
+  });
+});
+
+describe("step failures", () => {
+  test("transient faults are retried with backoff and the job still ends ready", async () => {
+    const t = setupBackend({ env: { RETRY_JITTER: "0" } });
+    await injectFault(t, "workosOrg", "transient", 2);
+    const { sessionId } = await sendCheckout(t);
+    await drain(t);
+    const { body } = await statusOf(t, sessionId);
+    expect(body.status).toBe("ready");
+    const workosOrg = body.steps.find((s) => s.name === "workosOrg")!;
+    expect(workosOrg.attempts).toBe(3);
+    expect(workosOrg.lastError).toMatchObject({ class: "transient" });
+    const rows = await t.query(internal.audit.listForJob, { jobId: body.jobId as Id<"provisioningJobs"> });
+    const retries = rows.filter((r) => r.action === "step.retry_scheduled").map((r) => r.detail);
+    // First retry after the base delay (1 s), then doubling.
+    expect(retries).toEqual([
+      expect.stringMatching(/^workosOrg attempt 2 in 1000 ms after transient/),
+      expect.stringMatching(/^workosOrg attempt 3 in 2000 ms after transient/),
+    ]);
+    const orgs = await t.query(internal.sandbox.listResources, { provider: "workos" });
+    expect(orgs.filter((r) => r.kind === "organization")).toHaveLength(1);
+  });
+
+  test("a rate-limited step waits at least the provider's retry-after", async () => {
+    const t = setupBackend({ env: { RETRY_JITTER: "0" } });
+    await injectFault(t, "pagesProject", "rate_limited", 1, 7_000);
+    const { sessionId } = await sendCheckout(t);
+    await drain(t);
+    const { body } = await statusOf(t, sessionId);
+    expect(body.status).toBe("ready");
+    const rows = await t.query(internal.audit.listForJob, { jobId: body.jobId as Id<"provisioningJobs"> });
+    expect(rows.find((r) => r.action === "step.retry_scheduled")?.detail).toMatch(
+      /^pagesProject attempt 2 in 7000 ms after rate_limited/,
+    );
+  });
+
+  test("a permanent fault fails the job at once with a readable reason and starts nothing after it", async () => {
+    const t = setupBackend();
+    await injectFault(t, "stripeEndpoint", "permanent", 1);
+    const { sessionId } = await sendCheckout(t);
+    await drain(t);
+    const { body } = await statusOf(t, sessionId);
+    expect(body.status).toBe("failed");
+    expect(body.error).toEqual({
+      step: "stripeEndpoint",
+      class: "permanent",
+      message: expect.stringContaining("injected permanent fault"),
+    });
+    const byName = Object.fromEntries(body.steps.map((s) => [s.name, s]));
+    expect(byName.stripeEndpoint).toMatchObject({ status: "failed", attempts: 1 });
+    for (const later of ["configureBackend", "deployApp", "validate", "activate"]) {
+      expect(byName[later]).toMatchObject({ status: "pending", attempts: 0 });
+    }
+    expect(body.progress.currentStep).toBeLessThan(10);
+    const instance = await t.run(async (ctx) => ctx.db.get("instances", body.instanceId as Id<"instances">));
+    expect(instance?.status).toBe("failed");
+    expect(await auditActions(t, body.jobId!)).toContain("job.failed");
+  });
+
+  test("a step that keeps failing transiently fails the job after RETRY_MAX_ATTEMPTS attempts", async () => {
+    const t = setupBackend();
+    await injectFault(t, "configureSite", "transient", 50);
+    const { sessionId } = await sendCheckout(t);
+    await drain(t);
+    const { body } = await statusOf(t, sessionId);
+    expect(body.status).toBe("failed");
+    expect(body.error).toMatchObject({ step: "configureSite", class: "transient", message: expect.stringContaining("gave up after 5 attempts") });
+    expect(body.steps.find((s) => s.name === "configureSite")?.attempts).toBe(5);
+  });
+
+  test("the retry endpoint resumes a failed job from its failed step and takes it to ready", async () => {
+    const t = setupBackend();
+    await injectFault(t, "deployApp", "permanent", 1);
+    const { sessionId } = await sendCheckout(t);
+    await drain(t);
+    const failed = await statusOf(t, sessionId);
+    expect(failed.body.status).toBe("failed");
+    const before = await jobFor(t, failed.body.jobId!);
+
+    const response = await t.fetch(`/retry-provisioning/${failed.body.jobId}`, { method: "POST", headers: adminHeaders() });
+    expect(response.status).toBe(202);
+    expect(await response.json()).toMatchObject({ jobId: failed.body.jobId, retryCount: 1 });
+    await drain(t);
+
+    const { body } = await statusOf(t, sessionId);
+    expect(body.status).toBe("ready");
+    expect(body.error).toBeUndefined();
+    const after = await jobFor(t, body.jobId!);
+    expect(after.retryCount).toBe(1);
+    // Steps that had succeeded were not run again; only deployApp and what follows it ran.
+    for (const name of ["convexProject", "workosOrg", "pagesProject", "configureBackend", "configureSite"]) {
+      expect(after.steps.find((s) => s.name === name)?.attempts).toBe(before.steps.find((s) => s.name === name)?.attempts);
+    }
+    expect(after.steps.find((s) => s.name === "deployApp")?.attempts).toBe(2);
+    const actions = await auditActions(t, body.jobId!);
+    expect(actions).toEqual(expect.arrayContaining(["job.failed", "job.retried", "job.succeeded"]));
+    const retried = (await t.query(internal.audit.listForJob, { jobId: body.jobId as Id<"provisioningJobs"> })).find(
+      (r) => r.action === "job.retried",
+    );
+    expect(retried?.actor).toBe("admin-api");
+  });
+
+  test("a late result from a superseded attempt changes nothing", async () => {
+    const t = setupBackend();
+    await injectFault(t, "workosOrg", "transient", 1);
+    const { sessionId } = await sendCheckout(t);
+    await drain(t);
+    const { body } = await statusOf(t, sessionId);
+    const before = await jobFor(t, body.jobId!);
+    await t.mutation(internal.provisioning.onStepComplete, {
+      workId: "late-work",
+      context: { jobId: body.jobId as Id<"provisioningJobs">, step: "workosOrg", attempt: 1 },
+      result: { kind: "success", returnValue: { kind: "permanent", message: "late and stale" } },
+    });
+    const after = await jobFor(t, body.jobId!);
+    expect(after.steps).toEqual(before.steps);
+    expect(after.status).toBe("succeeded");
+  });
+
+  test("a deploy report for a run that is not waiting is refused", async () => {
+    const t = setupBackend();
+    const { sessionId } = await sendCheckout(t);
+    await drain(t);
+    const { body } = await statusOf(t, sessionId);
+    const result = await t.mutation(internal.provisioning.recordDeployReport, {
+      jobId: body.jobId as Id<"provisioningJobs">,
+      step: "deployApp",
+      status: "failed",
+      runId: "run_unknown",
+      reporter: "test",
+    });
+    expect(result).toBe("not_waiting");
+    expect((await statusOf(t, sessionId)).body.status).toBe("ready");
+  });
+
+  test("a provider set to live refuses clearly until live adapters are configured", async () => {
+    const t = setupBackend({ env: { PROVIDER_MODE_WORKOS: "live" } });
+    const { sessionId } = await sendCheckout(t);
+    await drain(t);
+    const { body } = await statusOf(t, sessionId);
+    expect(body.status).toBe("failed");
+    expect(body.error).toMatchObject({ step: "workosOrg", class: "permanent", message: expect.stringContaining("not configured") });
+  });
+});
