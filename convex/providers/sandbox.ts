@@ -26,7 +26,10 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 async function call(env: ProviderEnv, call: Call): Promise<Resource | null> {
   const provider = call.operation.split(".")[0] as ProviderName;
   const started = Date.now();
-  if (env.config.SANDBOX_LATENCY_MS > 0) await sleep(env.config.SANDBOX_LATENCY_MS);
+  // The latency stands for the time a provider takes to create or change a resource;
+  // reads (probes) answer at once, so a health check over HTTP is never held up by it.
+  const writes = call.action === "ensure" || call.action === "update";
+  if (writes && env.config.SANDBOX_LATENCY_MS > 0) await sleep(env.config.SANDBOX_LATENCY_MS);
   const result = await env.ctx.runMutation(internal.sandbox.applyOperation, { ...call, provider });
   const outcome = result.result === "fault" ? result.fault.kind : "ok";
   log(outcome === "ok" ? "info" : "warn", "provider.call", {

@@ -1,0 +1,91 @@
+import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import { internal } from "../convex/_generated/api";
+import { drain, sendCheckout, setupBackend, statusOf } from "./harness";
+
+beforeEach(() => vi.useFakeTimers());
+afterEach(() => vi.useRealTimers());
+
+describe("public status page", () => {
+  test("answers JSON with status, progress, steps and ids when asked for application/json", async () => {
+    const t = setupBackend();
+    const { sessionId } = await sendCheckout(t);
+    await drain(t);
+    const response = await t.fetch(`/status?session_id=${sessionId}`, { headers: { Accept: "application/json" } });
+    expect(response.status).toBe(200);
+    expect(response.headers.get("content-type")).toContain("application/json");
+    const body = await response.json();
+    expect(Object.keys(body).sort()).toEqual(
+      ["instanceId", "instanceUrl", "jobId", "message", "progress", "status", "steps"].sort(),
+    );
+    expect(body.progress).toEqual({ currentStep: 10, totalSteps: 10, percent: 100 });
+  });
+
+  test("shows a payment being processed as pending, then provisioning while steps run", async () => {
+    const t = setupBackend();
+    const { sessionId } = await sendCheckout(t);
+    expect((await statusOf(t, sessionId)).body).toMatchObject({ status: "pending", jobId: null });
+    // Run only the event's processing: the job exists, its first steps are queued.
+    vi.advanceTimersByTime(1);
+    await t.finishInProgressScheduledFunctions();
+    const { body } = await statusOf(t, sessionId);
+    expect(body.status).toBe("provisioning");
+    expect(body.jobId).toEqual(expect.any(String));
+    expect(body.progress).toEqual({ currentStep: 0, totalSteps: 10, percent: 0 });
+    expect(body.steps.filter((s) => s.status === "running").map((s) => s.name)).toEqual([
+      "convexProject",
+      "workosOrg",
+      "pagesProject",
+    ]);
+    expect(body.instanceUrl).toBeUndefined();
+  });
+
+  test("serves HTML to browsers that refreshes itself while work is in progress, and stops once ready", async () => {
+    const t = setupBackend();
+    const { sessionId } = await sendCheckout(t);
+    const during = await t.fetch(`/status?session_id=${sessionId}`, { headers: { Accept: "text/html" } });
+    expect(during.headers.get("content-type")).toContain("text/html");
+    expect(await during.text()).toContain('http-equiv="refresh"');
+    await drain(t);
+    const after = await t.fetch(`/status?session_id=${sessionId}`);
+    const html = await after.text();
+    expect(html).not.toContain('http-equiv="refresh"');
+    expect(html).toContain("Your instance is ready");
+    expect(html).toMatch(/https:\/\/brain-[a-z0-9-]+\.pages\.dev/);
+  });
+
+  test("a failed job shows the failed step and a support link", async () => {
+    const t = setupBackend({ env: { SUPPORT_URL: "https://support.example.com/" } });
+    await t.mutation(internal.sandbox.injectFault, { operation: "convex.probeDeployment", kind: "permanent", times: 1 });
+    const { sessionId } = await sendCheckout(t);
+    await drain(t);
+    const { body } = await statusOf(t, sessionId);
+    expect(body.status).toBe("failed");
+    expect(body.error).toMatchObject({ step: "validate", class: "permanent" });
+    const html = await (await t.fetch(`/status?session_id=${sessionId}`)).text();
+    expect(html).toContain("https://support.example.com/");
+  });
+
+  test("an unknown session answers 404 JSON and a missing session_id 400 JSON", async () => {
+    const t = setupBackend();
+    const unknown = await t.fetch("/status?session_id=cs_test_nobody");
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toEqual({ error: { code: "NOT_FOUND", message: expect.any(String) } });
+    const missing = await t.fetch("/status");
+    expect(missing.status).toBe(400);
+    expect(await missing.json()).toMatchObject({ error: { code: "BAD_REQUEST" } });
+  });
+
+  test("shows only that session's instance and no customer data or secrets", async () => {
+    const t = setupBackend();
+    const mine = await sendCheckout(t, { email: "mine@example.com" });
+    const theirs = await sendCheckout(t, { email: "theirs@example.com" });
+    await drain(t);
+    const a = await statusOf(t, mine.sessionId);
+    const b = await statusOf(t, theirs.sessionId);
+    expect(a.body.instanceId).not.toBe(b.body.instanceId);
+    const text = JSON.stringify(a.body);
+    expect(text).not.toContain("@example.com");
+    expect(text).not.toContain(b.body.instanceId!);
+    expect(text).not.toMatch(/ciphertext|whsec_|deployKey/i);
+  });
+});
