@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import type { WorkId } from "@convex-dev/workpool";
 import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { STEP_NEEDS } from "../convex/model/dag";
@@ -236,7 +237,7 @@ describe("step failures", () => {
     const { body } = await statusOf(t, sessionId);
     const before = await jobFor(t, body.jobId!);
     await t.mutation(internal.provisioning.onStepComplete, {
-      workId: "late-work",
+      workId: "late-work" as WorkId,
       context: { jobId: body.jobId as Id<"provisioningJobs">, step: "workosOrg", attempt: 1 },
       result: { kind: "success", returnValue: { kind: "permanent", message: "late and stale" } },
     });
