@@ -102,4 +102,22 @@ http.route({
   }),
 });
 
+// Known paths asked with the wrong method answer in the JSON error shape too.
+const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
+const ROUTES: { path: string; prefix: boolean; method: (typeof METHODS)[number] }[] = [
+  { path: "/stripe/webhook", prefix: false, method: "POST" },
+  { path: "/status", prefix: false, method: "GET" },
+  { path: "/instance-health/", prefix: true, method: "GET" },
+  { path: "/retry-provisioning/", prefix: true, method: "POST" },
+];
+for (const known of ROUTES) {
+  for (const method of METHODS.filter((m) => m !== known.method)) {
+    const handler = httpAction(async () =>
+      jsonError("METHOD_NOT_ALLOWED", `${known.path} accepts ${known.method} only`, { allow: known.method }),
+    );
+    if (known.prefix) http.route({ pathPrefix: known.path, method, handler });
+    else http.route({ path: known.path, method, handler });
+  }
+}
+
 export default http;

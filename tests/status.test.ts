@@ -75,6 +75,16 @@ describe("public status page", () => {
     expect(await missing.json()).toMatchObject({ error: { code: "BAD_REQUEST" } });
   });
 
+  test("known routes asked with the wrong method answer 405 JSON", async () => {
+    const t = setupBackend();
+    const getWebhook = await t.fetch("/stripe/webhook");
+    expect(getWebhook.status).toBe(405);
+    expect(getWebhook.headers.get("allow")).toBe("POST");
+    expect(await getWebhook.json()).toMatchObject({ error: { code: "METHOD_NOT_ALLOWED" } });
+    expect((await t.fetch("/status?session_id=x", { method: "POST" })).status).toBe(405);
+    expect((await t.fetch("/retry-provisioning/abc")).status).toBe(405);
+  });
+
   test("shows only that session's instance and no customer data or secrets", async () => {
     const t = setupBackend();
     const mine = await sendCheckout(t, { email: "mine@example.com" });
