@@ -10,6 +10,7 @@ app.use(workpool, { name: "workosPool" });
 app.use(workpool, { name: "cloudflarePool" });
 app.use(workpool, { name: "stripePool" });
 app.use(workpool, { name: "githubPool" });
+app.use(workpool, { name: "resendPool" });
 app.use(workpool, { name: "brainPool" });
 app.use(rateLimiter);
 export default app;

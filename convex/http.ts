@@ -4,6 +4,8 @@ import { httpRouter } from "convex/server";
 import { internal } from "./_generated/api";
 import { httpAction, type ActionCtx } from "./_generated/server";
 import { loadConfig, type Config } from "./lib/config";
+import { z } from "zod";
+import { hmacSha256Hex, timingSafeEqual } from "./lib/crypto";
 import { isBrainError } from "./lib/errors";
 import { json, jsonError, pathParam, wantsJson } from "./lib/http";
 import { log } from "./lib/log";
@@ -102,6 +104,66 @@ http.route({
   }),
 });
 
+const CallbackBody = z.object({
+  jobId: z.string().min(1).max(100),
+  step: z.literal("deployApp"),
+  status: z.enum(["succeeded", "failed"]),
+  runId: z.union([z.string().min(1).max(100), z.number().int()]).transform(String),
+  dispatchId: z.string().max(200).optional(),
+  message: z.string().max(2000).optional(),
+  timings: z.record(z.string(), z.number()).optional(),
+});
+
+/** How old a signed callback may be, as for Stripe's signatures. */
+const CALLBACK_TOLERANCE_SECONDS = 300;
+
+http.route({
+  path: "/provisioning-callback",
+  method: "POST",
+  handler: route("/provisioning-callback", async (ctx, request, config) => {
+    const secret = config.PROVISION_CALLBACK_SECRET;
+    if (!secret) return jsonError("CALLBACK_NOT_CONFIGURED", "PROVISION_CALLBACK_SECRET is not set");
+    const header = request.headers.get("x-brain-signature");
+    if (!header) return jsonError("CALLBACK_UNSIGNED", "X-Brain-Signature header is required");
+    const parts = Object.fromEntries(header.split(",").map((part) => part.trim().split("=", 2) as [string, string]));
+    const timestamp = Number(parts.t);
+    if (!Number.isInteger(timestamp) || !/^[0-9a-f]{64}$/.test(parts.v1 ?? "")) {
+      return jsonError("CALLBACK_BAD_SIGNATURE", "X-Brain-Signature must be t=<unix seconds>,v1=<hex HMAC-SHA256>");
+    }
+    const body = await request.text();
+    const expected = await hmacSha256Hex(secret, `${timestamp}.${body}`);
+    if (!(await timingSafeEqual(expected, parts.v1))) {
+      return jsonError("CALLBACK_BAD_SIGNATURE", "signature does not match the body");
+    }
+    if (Math.abs(Date.now() / 1000 - timestamp) > CALLBACK_TOLERANCE_SECONDS) {
+      return jsonError("CALLBACK_STALE", `signature timestamp is more than ${CALLBACK_TOLERANCE_SECONDS} s old`);
+    }
+    let payload: unknown;
+    try {
+      payload = JSON.parse(body);
+    } catch {
+      return jsonError("BAD_REQUEST", "body is not JSON");
+    }
+    const parsed = CallbackBody.safeParse(payload);
+    if (!parsed.success) {
+      return jsonError("BAD_REQUEST", `body must be { jobId, step: "deployApp", status: "succeeded" | "failed", runId, message?, timings? }`);
+    }
+    const { timings: _timings, ...report } = parsed.data;
+    const result = await ctx.runMutation(internal.provisioning.recordDeployCallback, { signature: parts.v1, ...report });
+    log("info", "callback.received", { correlationId: report.jobId, status: report.status, result });
+    switch (result) {
+      case "recorded":
+        return json(200, { recorded: true });
+      case "replayed":
+        return jsonError("CALLBACK_REPLAYED", "this callback was already received");
+      case "unknown_job":
+        return jsonError("NOT_FOUND", `no provisioning job ${report.jobId}`);
+      default:
+        return jsonError("STEP_NOT_WAITING", `${report.step} of job ${report.jobId} is not waiting for a report`);
+    }
+  }),
+});
+
 // Known paths asked with the wrong method answer in the JSON error shape too.
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
 const ROUTES: { path: string; prefix: boolean; method: (typeof METHODS)[number] }[] = [
@@ -109,6 +171,7 @@ const ROUTES: { path: string; prefix: boolean; method: (typeof METHODS)[number] 
   { path: "/status", prefix: false, method: "GET" },
   { path: "/instance-health/", prefix: true, method: "GET" },
   { path: "/retry-provisioning/", prefix: true, method: "POST" },
+  { path: "/provisioning-callback", prefix: false, method: "POST" },
 ];
 for (const known of ROUTES) {
   for (const method of METHODS.filter((m) => m !== known.method)) {

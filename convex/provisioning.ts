@@ -3,7 +3,8 @@
 // State changes only here (through model/jobs.ts), each in one mutation.
 import { v } from "convex/values";
 import { vOnCompleteArgs } from "@convex-dev/workpool";
-import { internalMutation, internalQuery } from "./_generated/server";
+import type { Id } from "./_generated/dataModel";
+import { internalMutation, internalQuery, type MutationCtx } from "./_generated/server";
 import { loadConfig } from "./lib/config";
 import {
   vInstanceResources,
@@ -13,6 +14,7 @@ import {
   vStepName,
   vStepOutcome,
   vStepState,
+  type StepName,
   type StepOutcome,
 } from "./lib/validators";
 import { recordOutcome, retryFailedJob } from "./model/jobs";
@@ -58,26 +60,70 @@ export const recordDeployReport = internalMutation({
     step: vStepName,
     status: v.union(v.literal("succeeded"), v.literal("failed")),
     runId: v.string(),
+    dispatchId: v.optional(v.string()),
     message: v.optional(v.string()),
     reporter: v.string(),
   },
   returns: v.union(v.literal("recorded"), v.literal("not_waiting")),
-  handler: async (ctx, args) => {
-    const job = await ctx.db.get("provisioningJobs", args.jobId);
-    const state = job?.steps.find((s) => s.name === args.step);
-    if (!job || !state || state.status !== "waiting") return "not_waiting";
-    const instance = await ctx.db.get("instances", job.instanceId);
-    if (instance?.resources.deployRunId !== args.runId) return "not_waiting";
-    const outcome: StepOutcome =
-      args.status === "succeeded"
-        ? { kind: "succeeded", resources: { deployRunId: args.runId } }
-        : { kind: "transient", message: `deploy run ${args.runId} failed: ${args.message ?? "no message"}` };
-    const context = { jobId: args.jobId, step: args.step, attempt: state.attempts };
-    return (await recordOutcome(ctx, loadConfig(), context, outcome, args.reporter)) === "recorded"
-      ? "recorded"
-      : "not_waiting";
+  handler: async (ctx, args) => applyDeployReport(ctx, args),
+});
+
+/**
+ * POST /provisioning-callback, after the route checked the signature and its age: records
+ * the signature (a replay changes nothing) and the report, in one transaction.
+ */
+export const recordDeployCallback = internalMutation({
+  args: {
+    signature: v.string(),
+    jobId: v.string(),
+    step: vStepName,
+    status: v.union(v.literal("succeeded"), v.literal("failed")),
+    runId: v.string(),
+    dispatchId: v.optional(v.string()),
+    message: v.optional(v.string()),
+  },
+  returns: v.union(v.literal("recorded"), v.literal("not_waiting"), v.literal("replayed"), v.literal("unknown_job")),
+  handler: async (ctx, { signature, jobId: rawJobId, ...report }) => {
+    const seen = await ctx.db
+      .query("callbackReceipts")
+      .withIndex("by_signature", (q) => q.eq("signature", signature))
+      .unique();
+    if (seen) return "replayed";
+    await ctx.db.insert("callbackReceipts", { signature, receivedAt: Date.now() });
+    const jobId = ctx.db.normalizeId("provisioningJobs", rawJobId);
+    if (!jobId) return "unknown_job";
+    return applyDeployReport(ctx, { ...report, jobId, reporter: "github:workflow" });
   },
 });
+
+async function applyDeployReport(
+  ctx: MutationCtx,
+  args: {
+    jobId: Id<"provisioningJobs">;
+    step: StepName;
+    status: "succeeded" | "failed";
+    runId: string;
+    dispatchId?: string;
+    message?: string;
+    reporter: string;
+  },
+): Promise<"recorded" | "not_waiting"> {
+  const job = await ctx.db.get("provisioningJobs", args.jobId);
+  const state = job?.steps.find((s) => s.name === args.step);
+  if (!job || !state || state.status !== "waiting") return "not_waiting";
+  // The dispatch id (job + attempt) ties a report to the dispatch now waiting; a report
+  // from an earlier, superseded dispatch is refused.
+  const instance = await ctx.db.get("instances", job.instanceId);
+  if (args.dispatchId !== undefined && instance?.resources.deployRunId !== args.dispatchId) return "not_waiting";
+  const outcome: StepOutcome =
+    args.status === "succeeded"
+      ? { kind: "succeeded", resources: { deployRunId: args.runId } }
+      : { kind: "transient", message: `deploy run ${args.runId} failed: ${args.message ?? "no message"}` };
+  const context = { jobId: args.jobId, step: args.step, attempt: state.attempts };
+  return (await recordOutcome(ctx, loadConfig(), context, outcome, args.reporter)) === "recorded"
+    ? "recorded"
+    : "not_waiting";
+}
 
 /** Everything a step action needs, or null when this attempt is no longer current. */
 export const getStepInput = internalQuery({

@@ -14,7 +14,8 @@ const vResource = v.object({ externalId: v.string(), name: v.string(), attribute
  * Performs one simulated provider operation, after consuming an injected fault if one is due.
  * `ensure` adopts the live resource with that name or creates it; `update` merges
  * attributes into an existing one; `get` reads it by name, `getById` by external id
- * (passed as `name`).
+ * (passed as `name`); `delete` removes it by external id ("already gone" is fine);
+ * `list` returns every resource of that kind.
  */
 export const applyOperation = internalMutation({
   args: {
@@ -22,7 +23,14 @@ export const applyOperation = internalMutation({
     provider: vProviderName,
     kind: v.string(),
     name: v.string(),
-    action: v.union(v.literal("ensure"), v.literal("update"), v.literal("get"), v.literal("getById")),
+    action: v.union(
+      v.literal("ensure"),
+      v.literal("update"),
+      v.literal("get"),
+      v.literal("getById"),
+      v.literal("delete"),
+      v.literal("list"),
+    ),
     attributes: v.optional(v.record(v.string(), v.string())),
   },
   returns: v.union(
@@ -31,6 +39,7 @@ export const applyOperation = internalMutation({
       fault: v.object({ kind: vFaultKind, message: v.string(), retryAfterMs: v.optional(v.number()) }),
     }),
     v.object({ result: v.literal("ok"), resource: v.union(vResource, v.null()), created: v.boolean() }),
+    v.object({ result: v.literal("list"), resources: v.array(vResource) }),
   ),
   handler: async (ctx, args) => {
     const fault = await ctx.db
@@ -50,8 +59,18 @@ export const applyOperation = internalMutation({
       };
     }
 
+    if (args.action === "list") {
+      const rows = await ctx.db
+        .query("sandboxResources")
+        .withIndex("by_provider_and_kind_and_name", (q) => q.eq("provider", args.provider).eq("kind", args.kind))
+        .take(1000);
+      return {
+        result: "list" as const,
+        resources: rows.map((r) => ({ externalId: r.externalId, name: r.name, attributes: r.attributes })),
+      };
+    }
     const existing =
-      args.action === "getById"
+      args.action === "getById" || args.action === "delete"
         ? await ctx.db
             .query("sandboxResources")
             .withIndex("by_externalId", (q) => q.eq("externalId", args.name))
@@ -70,6 +89,10 @@ export const applyOperation = internalMutation({
       attributes: doc.attributes,
     });
 
+    if (args.action === "delete") {
+      if (existing) await ctx.db.delete("sandboxResources", existing._id);
+      return { result: "ok" as const, resource: existing ? view(existing) : null, created: false };
+    }
     if (args.action === "get" || args.action === "getById") return { result: "ok" as const, resource: existing ? view(existing) : null, created: false };
     if (args.action === "update") {
       if (!existing) return { result: "ok" as const, resource: null, created: false };

@@ -104,6 +104,21 @@ export default defineSchema({
     trigger: v.string(),
   }).index("by_instanceId", ["instanceId"]),
 
+  // WorkOS user ids by email, so a lookup inside the TTL does not call WorkOS again.
+  // Written and read by providers/workos.ts through providerCache.ts.
+  workosUserCache: defineTable({
+    email: v.string(),
+    userId: v.string(),
+    cachedAt: v.number(),
+  }).index("by_email", ["email"]),
+
+  // Signatures of provisioning callbacks already accepted, so a replay changes nothing.
+  // Written by provisioning.recordDeployCallback; read by the same.
+  callbackReceipts: defineTable({
+    signature: v.string(),
+    receivedAt: v.number(),
+  }).index("by_signature", ["signature"]),
+
   // Sandbox providers' simulated resources. Written and read only by providers/sandbox
   // (through sandbox.ts functions); unused in live mode.
   sandboxResources: defineTable({

@@ -1,17 +1,12 @@
 // Admin authentication: a bearer token compared in constant time, with failed
 // attempts rate limited so the token cannot be brute-forced. Admins are never
 // throttled by someone else's failures.
-import { MINUTE, RateLimiter } from "@convex-dev/rate-limiter";
-import { components } from "./_generated/api";
 import type { ActionCtx } from "./_generated/server";
 import type { Config } from "./lib/config";
 import { timingSafeEqual } from "./lib/crypto";
 import { jsonError } from "./lib/http";
 import { log } from "./lib/log";
-
-export const rateLimiter = new RateLimiter(components.rateLimiter, {
-  adminAuthFailures: { kind: "fixed window", rate: 30, period: MINUTE },
-});
+import { MINUTE, rateLimiter } from "./model/rateLimiter";
 
 /** Returns null when the request carries the admin token, else the error response to send. */
 export async function requireAdmin(ctx: ActionCtx, config: Config, request: Request): Promise<Response | null> {

@@ -11,6 +11,7 @@ export const COMPONENTS = {
   cloudflarePool: "@convex-dev/workpool",
   stripePool: "@convex-dev/workpool",
   githubPool: "@convex-dev/workpool",
+  resendPool: "@convex-dev/workpool",
   brainPool: "@convex-dev/workpool",
   rateLimiter: "@convex-dev/rate-limiter",
 };

@@ -32,7 +32,7 @@ async function componentSchema(dir: string) {
   return module.default;
 }
 
-export const POOL_NAMES = ["convexPool", "workosPool", "cloudflarePool", "stripePool", "githubPool", "brainPool"];
+export const POOL_NAMES = ["convexPool", "workosPool", "cloudflarePool", "stripePool", "githubPool", "resendPool", "brainPool"];
 
 export async function startEmbeddedBackend() {
   const schema = ((await import("../convex/schema.ts")) as { default: SchemaDefinition<GenericSchema, boolean> }).default;

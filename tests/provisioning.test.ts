@@ -262,12 +262,19 @@ describe("step failures", () => {
     expect((await statusOf(t, sessionId)).body.status).toBe("ready");
   });
 
-  test("a provider set to live refuses clearly until live adapters are configured", async () => {
+  test("a live provider with missing credentials is reported by name before any job starts", async () => {
     const t = setupBackend({ env: { PROVIDER_MODE_WORKOS: "live" } });
-    const { sessionId } = await sendCheckout(t);
+    const { response } = await sendCheckout(t);
+    expect(response.status).toBe(500);
+    const { error } = (await response.json()) as { error: { code: string; message: string } };
+    expect(error.code).toBe("CONFIG_INVALID");
+    expect(error.message).toContain("WORKOS_API_KEY");
+    expect(error.message).toContain("WORKOS_CLIENT_ID");
+    expect(error.message).toContain("ENCRYPTION_KEY");
     await drain(t);
-    const { body } = await statusOf(t, sessionId);
-    expect(body.status).toBe("failed");
-    expect(body.error).toMatchObject({ step: "workosOrg", class: "permanent", message: expect.stringContaining("not configured") });
+    const jobs = await t.run((ctx) => ctx.db.query("provisioningJobs").collect());
+    const events = await t.run((ctx) => ctx.db.query("stripeEvents").collect());
+    expect([jobs.length, events.length]).toEqual([0, 0]);
+  });
   });
 });

@@ -33,18 +33,82 @@ export const EnvSchema = z.object({
     .regex(/^[A-Za-z0-9+/]{43}=$/, "must be 32 bytes, base64-encoded (openssl rand -base64 32)")
     .optional(),
   SUPPORT_URL: z.string().url().optional(),
+
+  // Live providers (issue #3). Credentials are checked only for providers in live mode.
+  CONVEX_TEAM_ID: z.string().regex(/^\d+$/, "must be the numeric team id").optional(),
+  CONVEX_TEAM_TOKEN: z.string().min(1).optional(),
+  CONVEX_MANAGEMENT_API_URL: z.string().url().default("https://api.convex.dev/v1"),
+  WORKOS_API_KEY: z.string().regex(/^sk_/, "must start with sk_").optional(),
+  WORKOS_API_URL: z.string().url().default("https://api.workos.com"),
+  WORKOS_CLIENT_ID: z.string().regex(/^client_/, "must start with client_").optional(),
+  CLOUDFLARE_API_TOKEN: z.string().min(1).optional(),
+  CLOUDFLARE_ACCOUNT_ID: z.string().regex(/^[0-9a-f]{32}$/i, "must be the 32-hex-digit account id").optional(),
+  CLOUDFLARE_API_URL: z.string().url().default("https://api.cloudflare.com/client/v4"),
+  CLOUDFLARE_PAGES_PROJECT_LIMIT: int(1).default(100),
+  GITHUB_TOKEN: z.string().min(1).optional(),
+  GITHUB_REPOSITORY: z.string().regex(/^[\w.-]+\/[\w.-]+$/, "must be owner/name").optional(),
+  GITHUB_API_URL: z.string().url().default("https://api.github.com"),
+  GITHUB_WORKFLOW_REF: z.string().min(1).default("main"),
+  PROVISION_CALLBACK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
+  STRIPE_SECRET_KEY: z.string().regex(/^(sk|rk)_/, "must start with sk_ or rk_").optional(),
+  STRIPE_API_URL: z.string().url().default("https://api.stripe.com"),
+  RESEND_API_KEY: z.string().regex(/^re_/, "must start with re_").optional(),
+  RESEND_API_URL: z.string().url().default("https://api.resend.com"),
+  EMAIL_FROM: z.string().min(3).optional(),
+  /** Set by Convex on every deployment: where this deployment serves HTTP actions. */
+  CONVEX_SITE_URL: z.string().url().optional(),
+  WORKOS_USER_CACHE_TTL_MS: int(0).default(10 * 60_000),
+  PROVIDER_TIMEOUT_MS: int(100).default(30_000),
+  // Request budgets (requests per second) and concurrency per provider; defaults sit under each
+  // provider's documented limit (see README).
+  RATE_LIMIT_CONVEX_RPS: z.coerce.number().positive().default(10),
+  RATE_LIMIT_WORKOS_RPS: z.coerce.number().positive().default(50),
+  RATE_LIMIT_CLOUDFLARE_RPS: z.coerce.number().positive().default(3.5),
+  RATE_LIMIT_GITHUB_RPS: z.coerce.number().positive().default(1),
+  RATE_LIMIT_STRIPE_RPS: z.coerce.number().positive().default(20),
+  RATE_LIMIT_RESEND_RPS: z.coerce.number().positive().default(4),
+  CONCURRENCY_CONVEX: int(1).max(100).default(10),
+  CONCURRENCY_WORKOS: int(1).max(100).default(10),
+  CONCURRENCY_CLOUDFLARE: int(1).max(100).default(5),
+  CONCURRENCY_GITHUB: int(1).max(100).default(5),
+  CONCURRENCY_STRIPE: int(1).max(100).default(10),
+  CONCURRENCY_BRAIN: int(1).max(100).default(10),
 });
 
 export type Config = z.infer<typeof EnvSchema>;
 export type ProviderModeName = z.infer<typeof ProviderMode>;
 
+/** What each live provider needs; a missing one is reported by name before any job starts. */
+export const LIVE_CREDENTIALS = {
+  convex: ["CONVEX_TEAM_ID", "CONVEX_TEAM_TOKEN"],
+  workos: ["WORKOS_API_KEY", "WORKOS_CLIENT_ID"],
+  cloudflare: ["CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID"],
+  github: ["GITHUB_TOKEN", "GITHUB_REPOSITORY", "PROVISION_CALLBACK_SECRET"],
+  stripe: ["STRIPE_SECRET_KEY"],
+  resend: ["RESEND_API_KEY", "EMAIL_FROM"],
+} as const satisfies Record<string, readonly (keyof Config)[]>;
+
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   // Convex env vars cannot be unset to "" in some tools; treat empty as absent.
   const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ""));
   const parsed = EnvSchema.safeParse(present);
-  if (parsed.success) return parsed.data;
-  const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")} (${issue.message})`);
-  return fail("CONFIG_INVALID", `invalid environment: ${problems.join(", ")}`);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")} (${issue.message})`);
+    return fail("CONFIG_INVALID", `invalid environment: ${problems.join(", ")}`);
+  }
+  const config = parsed.data;
+  const missing: string[] = [];
+  for (const [provider, names] of Object.entries(LIVE_CREDENTIALS)) {
+    if (providerMode(config, provider as keyof typeof LIVE_CREDENTIALS) !== "live") continue;
+    for (const name of names) if (config[name] === undefined) missing.push(`${name} (needed by live ${provider})`);
+  }
+  const anyLive = Object.keys(LIVE_CREDENTIALS).some(
+    (provider) => providerMode(config, provider as keyof typeof LIVE_CREDENTIALS) === "live",
+  );
+  // Live secrets at rest need a real key, not the sandbox's published one.
+  if (anyLive && config.ENCRYPTION_KEY === undefined) missing.push("ENCRYPTION_KEY (needed in live mode)");
+  if (missing.length > 0) return fail("CONFIG_INVALID", `missing environment: ${missing.join(", ")}`);
+  return config;
 }
 
 export function retryPolicy(config: Config): RetryPolicy {
@@ -65,6 +129,8 @@ const MODE_OVERRIDES = {
   resend: "PROVIDER_MODE_RESEND",
 } as const;
 
-export function providerMode(config: Config, provider: keyof typeof MODE_OVERRIDES): ProviderModeName {
+export type LiveProviderName = keyof typeof MODE_OVERRIDES;
+
+export function providerMode(config: Config, provider: LiveProviderName): ProviderModeName {
   return config[MODE_OVERRIDES[provider]] ?? config.PROVIDER_MODE;
 }

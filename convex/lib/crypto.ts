@@ -55,3 +55,26 @@ export async function timingSafeEqual(a: string, b: string): Promise<boolean> {
   for (let i = 0; i < x.length; i++) diff |= x[i] ^ y[i];
   return diff === 0;
 }
+
+/**
+ * Seals a secret for the tenant deploy workflow, keyed by SHA-256 of the shared
+ * PROVISION_CALLBACK_SECRET, so it never travels as a plain workflow input.
+ * Format `v1:<iv>:<ciphertext+tag>` (base64): Node's aes-256-gcm opens it (see provision_backend.yml).
+ */
+export async function sealForWorkflow(plaintext: string, sharedSecret: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(sharedSecret));
+  return encryptSecret(plaintext, toBase64(new Uint8Array(digest)));
+}
+
+/** Hex HMAC-SHA256 of `message` keyed by `secret` (callback signatures). */
+export async function hmacSha256Hex(secret: string, message: string): Promise<string> {
+  const key = await crypto.subtle.importKey(
+    "raw",
+    new TextEncoder().encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  const signature = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(message)));
+  return Array.from(signature, (b) => b.toString(16).padStart(2, "0")).join("");
+}

@@ -19,7 +19,7 @@ export const STEP_NAMES = [
 export const vStepName = literals(...STEP_NAMES);
 export type StepName = Infer<typeof vStepName>;
 
-export const vProviderName = literals("convex", "workos", "cloudflare", "stripe", "github", "brain");
+export const vProviderName = literals("convex", "workos", "cloudflare", "stripe", "github", "resend", "brain");
 export type ProviderName = Infer<typeof vProviderName>;
 
 export const vFailureClass = literals("transient", "rate_limited", "permanent");

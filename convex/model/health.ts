@@ -42,7 +42,7 @@ export async function checkInstanceHealth(
   const r = instance.resources;
   const resources = await Promise.all([
     probeSafely("convexDeployment", "convex", r.convexDeploymentName, () =>
-      providers.convex.probeDeployment({ deploymentName: r.convexDeploymentName! }),
+      providers.convex.probeDeployment({ deploymentName: r.convexDeploymentName!, deploymentUrl: r.convexDeploymentUrl! }),
     ),
     probeSafely("workosOrganization", "workos", r.workosOrganizationId, () =>
       providers.workos.probeOrganization({ organizationId: r.workosOrganizationId! }),

@@ -5,12 +5,12 @@ import { internal } from "../_generated/api";
 import type { Doc, Id } from "../_generated/dataModel";
 import type { MutationCtx } from "../_generated/server";
 import { retryDelayMs } from "../lib/backoff";
-import { retryPolicy, type Config } from "../lib/config";
+import { loadConfig, retryPolicy, type Config } from "../lib/config";
 import { log } from "../lib/log";
 import type { StepName, StepOutcome, StepState, StepContext } from "../lib/validators";
 import { appendAudit } from "./audit";
 import { initialSteps, readySteps, STEP_PROVIDER } from "./dag";
-import { pools } from "./pools";
+import { poolFor } from "./pools";
 
 type Job = Doc<"provisioningJobs">;
 
@@ -29,7 +29,7 @@ function stepOf(job: Job, name: StepName): StepState {
 const completedCount = (steps: StepState[]) => steps.filter((s) => s.status === "succeeded").length;
 
 async function enqueueStep(ctx: MutationCtx, context: StepContext, runAfterMs: number): Promise<void> {
-  await pools[STEP_PROVIDER[context.step]].enqueueAction(ctx, internal.steps.runStep, context, {
+  await poolFor(loadConfig(), STEP_PROVIDER[context.step]).enqueueAction(ctx, internal.steps.runStep, context, {
     onComplete: internal.provisioning.onStepComplete,
     context,
     retry: false,

@@ -3,7 +3,7 @@
 // what an earlier attempt made. Secrets leave this module only as ciphertext.
 import type { Id } from "../_generated/dataModel";
 import type { Config } from "../lib/config";
-import { decryptSecret, encryptSecret } from "../lib/crypto";
+import { decryptSecret, encryptSecret, sealForWorkflow } from "../lib/crypto";
 import type { InstanceResources, StepName, StepOutcome } from "../lib/validators";
 import { ProviderError, type Providers } from "../providers/types";
 
@@ -99,36 +99,48 @@ export const STEP_RUNNERS: Record<StepName, (env: StepEnv) => Promise<StepOutcom
     return done({ backendConfiguredAt: Date.now() });
   },
 
-  async configureSite({ providers, input }) {
+  async configureSite({ providers, config, input }) {
     await providers.cloudflare.setEnvironment({
       projectName: need(input, "pagesProjectName"),
       variables: {
         VITE_CONVEX_URL: need(input, "convexDeploymentUrl"),
         WORKOS_ORGANIZATION_ID: need(input, "workosOrganizationId"),
+        ...(config.WORKOS_CLIENT_ID ? { WORKOS_CLIENT_ID: config.WORKOS_CLIENT_ID } : {}),
       },
     });
     return done({ siteConfiguredAt: Date.now() });
   },
 
   async deployApp({ providers, config, input, attempt }) {
+    const deployKey = await decryptSecret(need(input, "convexDeployKeyCiphertext"), config.ENCRYPTION_KEY);
     const { runId } = await providers.github.dispatchDeploy({
       jobId: input.jobId,
       instanceId: input.instanceId,
       attempt: String(attempt),
       deploymentName: need(input, "convexDeploymentName"),
+      deploymentUrl: need(input, "convexDeploymentUrl"),
+      // Sealed with the secret the workflow shares with Brain; the sandbox run needs no key.
+      sealedDeployKey: config.PROVISION_CALLBACK_SECRET ? await sealForWorkflow(deployKey, config.PROVISION_CALLBACK_SECRET) : "",
       pagesProjectName: need(input, "pagesProjectName"),
     });
     return { kind: "waiting", resources: { deployRunId: runId }, deadlineMs: config.STEP_DEADLINE_MS_DEPLOYAPP };
   },
 
-  async validate({ providers, input }) {
+  async validate({ providers, config, input }) {
+    const deploymentUrl = need(input, "convexDeploymentUrl");
+    const deployKey = await decryptSecret(need(input, "convexDeployKeyCiphertext"), config.ENCRYPTION_KEY);
+    const environment = await providers.convex.getEnvironment({ deploymentUrl, deployKey });
+    const configured: { ok: boolean; detail: string } =
+      environment.BRAIN_INSTANCE_ID === input.instanceId
+        ? { ok: true, detail: "backend configuration present" }
+        : { ok: false, detail: `Convex deployment ${need(input, "convexDeploymentName")} is missing its configuration` };
     const probes = await Promise.all([
-      providers.convex.probeDeployment({ deploymentName: need(input, "convexDeploymentName") }),
+      providers.convex.probeDeployment({ deploymentName: need(input, "convexDeploymentName"), deploymentUrl }),
       providers.workos.probeOrganization({ organizationId: need(input, "workosOrganizationId") }),
       providers.cloudflare.probePagesProject({ projectName: need(input, "pagesProjectName") }),
       providers.stripe.probeWebhookEndpoint({ endpointId: need(input, "stripeEndpointId") }),
     ]);
-    const failing = probes.filter((p) => !p.ok).map((p) => p.detail);
+    const failing = [configured, ...probes].filter((p) => !p.ok).map((p) => p.detail);
     if (failing.length > 0) throw new ProviderError("brain", "permanent", `validation failed: ${failing.join("; ")}`);
     return done({ validatedAt: Date.now() });
   },

@@ -4,16 +4,26 @@ import type { StepName } from "../lib/validators";
 export const OPERATIONS = [
   "convex.ensureProject",
   "convex.setEnvironment",
+  "convex.getEnvironment",
   "convex.probeDeployment",
+  "convex.listProjects",
+  "convex.deleteProject",
   "workos.ensureOrganization",
   "workos.ensureMembership",
   "workos.probeOrganization",
+  "workos.listOrganizations",
+  "workos.deleteOrganization",
   "cloudflare.ensurePagesProject",
   "cloudflare.setEnvironment",
   "cloudflare.probePagesProject",
+  "cloudflare.listPagesProjects",
+  "cloudflare.deletePagesProject",
   "stripe.ensureWebhookEndpoint",
   "stripe.probeWebhookEndpoint",
+  "stripe.listWebhookEndpoints",
+  "stripe.deleteWebhookEndpoint",
   "github.dispatchDeploy",
+  "resend.sendEmail",
 ] as const;
 export type OperationName = (typeof OPERATIONS)[number];
 

@@ -17,7 +17,7 @@ type Call = {
   operation: OperationName;
   kind: string;
   name: string;
-  action: "ensure" | "update" | "get" | "getById";
+  action: "ensure" | "update" | "get" | "getById" | "delete";
   attributes?: Record<string, string>;
 };
 
@@ -32,6 +32,7 @@ async function call(env: ProviderEnv, call: Call): Promise<Resource | null> {
   if (writes && env.config.SANDBOX_LATENCY_MS > 0) await sleep(env.config.SANDBOX_LATENCY_MS);
   const result = await env.ctx.runMutation(internal.sandbox.applyOperation, { ...call, provider });
   const outcome = result.result === "fault" ? result.fault.kind : "ok";
+  if (result.result === "list") throw new Error("unexpected list result");
   log(outcome === "ok" ? "info" : "warn", "provider.call", {
     correlationId: env.correlationId,
     provider,
@@ -44,6 +45,19 @@ async function call(env: ProviderEnv, call: Call): Promise<Resource | null> {
     throw new ProviderError(provider, result.fault.kind, result.fault.message, result.fault.retryAfterMs);
   }
   return result.resource;
+}
+
+async function list(env: ProviderEnv, operation: OperationName, kind: string): Promise<Resource[]> {
+  const provider = operation.split(".")[0] as ProviderName;
+  const result = await env.ctx.runMutation(internal.sandbox.applyOperation, { operation, provider, kind, name: "", action: "list" });
+  if (result.result === "fault") {
+    throw new ProviderError(provider, result.fault.kind, result.fault.message, result.fault.retryAfterMs);
+  }
+  return result.result === "list" ? result.resources : [];
+}
+
+async function remove(env: ProviderEnv, operation: OperationName, kind: string, externalId: string): Promise<void> {
+  await call(env, { operation, kind, name: externalId, action: "delete" });
 }
 
 function mustExist(resource: Resource | null, provider: ProviderName, what: string): Resource {
@@ -112,7 +126,38 @@ export function sandboxProviders(env: ProviderEnv): Providers {
         });
         mustExist(updated, "convex", `deployment ${deploymentName}`);
       },
+      async getEnvironment({ deploymentUrl }) {
+        const name = new URL(deploymentUrl).hostname.split(".")[0];
+        const deployment = mustExist(
+          await call(env, { operation: "convex.getEnvironment", kind: "deployment", name, action: "get" }),
+          "convex",
+          `deployment ${name}`,
+        );
+        return Object.fromEntries(
+          Object.entries(deployment.attributes)
+            .filter(([key]) => key.startsWith("env."))
+            .map(([key, value]) => [key.slice(4), value]),
+        );
+      },
       probeDeployment: ({ deploymentName }) => probe(env, "convex.probeDeployment", "deployment", deploymentName),
+      async listProjects() {
+        const projects = await list(env, "convex.listProjects", "project");
+        return projects
+          .filter((p) => p.name.startsWith(`${env.config.RESOURCE_PREFIX}-`))
+          .map((p) => ({ id: p.externalId, name: p.name }));
+      },
+      async deleteProject({ projectId }) {
+        const project = await call(env, { operation: "convex.deleteProject", kind: "project", name: projectId, action: "delete" });
+        if (project?.attributes.deploymentName) {
+          const deployment = await call(env, {
+            operation: "convex.deleteProject",
+            kind: "deployment",
+            name: project.attributes.deploymentName,
+            action: "get",
+          });
+          if (deployment) await remove(env, "convex.deleteProject", "deployment", deployment.externalId);
+        }
+      },
     },
 
     workos: {
@@ -148,6 +193,14 @@ export function sandboxProviders(env: ProviderEnv): Providers {
       },
       probeOrganization: ({ organizationId }) =>
         probe(env, "workos.probeOrganization", "organization", organizationId, "externalId"),
+      async listOrganizations() {
+        const orgs = await list(env, "workos.listOrganizations", "organization");
+        return orgs
+          .filter((o) => o.attributes.managedBy === env.config.RESOURCE_PREFIX)
+          .map((o) => ({ id: o.externalId, name: o.attributes.displayName ?? o.name }));
+      },
+      deleteOrganization: ({ organizationId }) =>
+        remove(env, "workos.deleteOrganization", "organization", organizationId),
     },
 
     cloudflare: {
@@ -173,6 +226,21 @@ export function sandboxProviders(env: ProviderEnv): Providers {
         mustExist(updated, "cloudflare", `Pages project ${projectName}`);
       },
       probePagesProject: ({ projectName }) => probe(env, "cloudflare.probePagesProject", "pagesProject", projectName),
+      async listPagesProjects() {
+        const projects = await list(env, "cloudflare.listPagesProjects", "pagesProject");
+        return projects
+          .filter((p) => p.name.startsWith(`${env.config.RESOURCE_PREFIX}-`))
+          .map((p) => ({ id: p.name, name: p.name }));
+      },
+      async deletePagesProject({ projectName }) {
+        const project = await call(env, {
+          operation: "cloudflare.deletePagesProject",
+          kind: "pagesProject",
+          name: projectName,
+          action: "get",
+        });
+        if (project) await remove(env, "cloudflare.deletePagesProject", "pagesProject", project.externalId);
+      },
     },
 
     stripe: {
@@ -189,15 +257,24 @@ export function sandboxProviders(env: ProviderEnv): Providers {
       },
       probeWebhookEndpoint: ({ endpointId }) =>
         probe(env, "stripe.probeWebhookEndpoint", "webhookEndpoint", endpointId, "externalId"),
+      async listWebhookEndpoints() {
+        const endpoints = await list(env, "stripe.listWebhookEndpoints", "webhookEndpoint");
+        return endpoints
+          .filter((e) => e.attributes.managedBy === env.config.RESOURCE_PREFIX)
+          .map((e) => ({ id: e.externalId, name: e.attributes.url ?? e.name }));
+      },
+      deleteWebhookEndpoint: ({ endpointId }) =>
+        remove(env, "stripe.deleteWebhookEndpoint", "webhookEndpoint", endpointId),
     },
 
     github: {
       async dispatchDeploy({ jobId, attempt, deploymentName, pagesProjectName }) {
+        const dispatchId = `${jobId}-${attempt}`;
         const run = mustExist(
           await call(env, {
             operation: "github.dispatchDeploy",
             kind: "workflowRun",
-            name: `${jobId}:${attempt}`,
+            name: dispatchId,
             action: "ensure",
             attributes: { deploymentName, pagesProjectName },
           }),
@@ -211,9 +288,28 @@ export function sandboxProviders(env: ProviderEnv): Providers {
           step: "deployApp",
           status: "succeeded",
           runId: run.externalId,
+          dispatchId,
           reporter: "sandbox:github",
         });
-        return { runId: run.externalId };
+        return { runId: dispatchId };
+      },
+    },
+
+    resend: {
+      async sendEmail({ to, subject, idempotencyKey }) {
+        // The idempotency key names the email, so a repeated send finds the first one.
+        const email = mustExist(
+          await call(env, {
+            operation: "resend.sendEmail",
+            kind: "email",
+            name: idempotencyKey,
+            action: "ensure",
+            attributes: { to, subject },
+          }),
+          "resend",
+          "email",
+        );
+        return { id: email.externalId };
       },
     },
   };

@@ -6,7 +6,7 @@ import type { Config } from "../lib/config";
 import type { FailureClass, ProviderName } from "../lib/validators";
 
 /** What an adapter may use of the calling action: read and write through functions, schedule. */
-export type ProviderCtx = Pick<GenericActionCtx<DataModel>, "runQuery" | "runMutation" | "scheduler">;
+export type ProviderCtx = GenericActionCtx<DataModel>;
 
 export type ProviderEnv = { ctx: ProviderCtx; config: Config; correlationId: string };
 
@@ -18,14 +18,24 @@ export class ProviderError extends Error {
     message: string,
     readonly retryAfterMs?: number,
     readonly providerCode?: string,
+    /** The HTTP status the provider answered, when there was an answer. */
+    readonly status?: number,
   ) {
     super(message);
     this.name = "ProviderError";
   }
 }
 
+/** True when the error is the provider answering `status` (404 on a delete means "already gone"). */
+export function hasStatus(error: unknown, status: number): error is ProviderError {
+  return error instanceof ProviderError && error.status === status;
+}
+
 /** Result of asking a provider whether a resource exists and answers. */
 export type ResourceProbe = { ok: boolean; detail: string };
+
+/** A resource Brain owns in a provider account (by name prefix or managedBy metadata). */
+export type OwnedResource = { id: string; name: string };
 
 export interface ConvexAdapter {
   /** Creates the tenant's project and prod deployment, or adopts the one already under that name. */
@@ -42,14 +52,22 @@ export interface ConvexAdapter {
     deployKey: string;
     variables: Record<string, string>;
   }): Promise<void>;
-  probeDeployment(input: { deploymentName: string }): Promise<ResourceProbe>;
+  /** Reads the deployment's environment back (validation). */
+  getEnvironment(input: { deploymentUrl: string; deployKey: string }): Promise<Record<string, string>>;
+  /** The deployment exists and its URL answers. */
+  probeDeployment(input: { deploymentName: string; deploymentUrl: string }): Promise<ResourceProbe>;
+  listProjects(): Promise<OwnedResource[]>;
+  /** Deletes a project and its deployments; "already gone" is success. */
+  deleteProject(input: { projectId: string }): Promise<void>;
 }
 
 export interface WorkosAdapter {
   ensureOrganization(input: { instanceId: string; name: string }): Promise<{ organizationId: string }>;
-  /** Finds or creates the customer's user and makes it a member of the organization, once. */
+  /** Finds (cached) or creates the customer's user and makes it a member of the organization, once. */
   ensureMembership(input: { organizationId: string; email: string; name?: string }): Promise<{ userId: string }>;
   probeOrganization(input: { organizationId: string }): Promise<ResourceProbe>;
+  listOrganizations(): Promise<OwnedResource[]>;
+  deleteOrganization(input: { organizationId: string }): Promise<void>;
 }
 
 export interface CloudflareAdapter {
@@ -57,13 +75,19 @@ export interface CloudflareAdapter {
     projectName: string;
     subdomain: string;
   }>;
+  /** Sets the site's variables for production and preview. */
   setEnvironment(input: { projectName: string; variables: Record<string, string> }): Promise<void>;
+  /** The project exists and its latest deployment succeeded (the site is live). */
   probePagesProject(input: { projectName: string }): Promise<ResourceProbe>;
+  listPagesProjects(): Promise<OwnedResource[]>;
+  deletePagesProject(input: { projectName: string }): Promise<void>;
 }
 
 export interface StripeAdapter {
   ensureWebhookEndpoint(input: { instanceId: string; url: string }): Promise<{ endpointId: string; secret: string }>;
   probeWebhookEndpoint(input: { endpointId: string }): Promise<ResourceProbe>;
+  listWebhookEndpoints(): Promise<OwnedResource[]>;
+  deleteWebhookEndpoint(input: { endpointId: string }): Promise<void>;
 }
 
 export interface GithubAdapter {
@@ -73,8 +97,18 @@ export interface GithubAdapter {
     instanceId: string;
     attempt: string;
     deploymentName: string;
+    deploymentUrl: string;
+    /** The deploy key, sealed for the workflow (never a plain input). */
+    sealedDeployKey: string;
     pagesProjectName: string;
   }): Promise<{ runId: string }>;
+}
+
+export interface ResendAdapter {
+  /** Sends one email; the idempotency key makes a repeated send a no-op at Resend. */
+  sendEmail(input: { to: string; subject: string; html: string; text: string; idempotencyKey: string }): Promise<{
+    id: string;
+  }>;
 }
 
 export type Providers = {
@@ -83,4 +117,5 @@ export type Providers = {
   cloudflare: CloudflareAdapter;
   stripe: StripeAdapter;
   github: GithubAdapter;
+  resend: ResendAdapter;
 };

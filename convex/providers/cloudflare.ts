@@ -1,0 +1,123 @@
+// Live Cloudflare Pages adapter on the `cloudflare` SDK (retries off: one attempt is one
+// request). Projects are named brain-<instance>; the real subdomain is read from the
+// response (Cloudflare may add a suffix). Create is not idempotent at Cloudflare, so
+// "already exists" (code 8000002, whatever the status) adopts the project when it is ours.
+import Cloudflare from "cloudflare";
+import { fail } from "../lib/errors";
+import { errorForStatus, networkError, sdkCall } from "./http";
+import { hasStatus, ProviderError, type CloudflareAdapter, type OwnedResource, type ProviderEnv } from "./types";
+
+const ALREADY_EXISTS = 8000002;
+const NOT_FOUND = 8000007;
+
+type CfError = { status?: unknown; errors?: { code?: number; message?: string }[]; headers?: Headers; message?: string };
+
+function classify(error: unknown): ProviderError {
+  const e = error as CfError;
+  if (typeof e?.status === "number") {
+    const first = e.errors?.[0];
+    return errorForStatus("cloudflare", e.status, first?.message ?? e.message ?? "no message", {
+      code: first?.code !== undefined ? String(first.code) : undefined,
+      retryAfter: e.headers?.get?.("retry-after") ?? null,
+    });
+  }
+  return networkError("cloudflare", error);
+}
+
+const hasCode = (error: unknown, code: number) =>
+  error instanceof ProviderError && error.providerCode === String(code);
+
+type Project = {
+  name: string;
+  subdomain?: string;
+  latest_deployment?: { latest_stage?: { name?: string; status?: string } | null } | null;
+};
+
+export function liveCloudflare(env: ProviderEnv): CloudflareAdapter {
+  const { config } = env;
+  const apiToken = config.CLOUDFLARE_API_TOKEN ?? fail("CONFIG_INVALID", "CLOUDFLARE_API_TOKEN is not set");
+  const accountId = config.CLOUDFLARE_ACCOUNT_ID ?? fail("CONFIG_INVALID", "CLOUDFLARE_ACCOUNT_ID is not set");
+  const client = new Cloudflare({
+    apiToken,
+    baseURL: config.CLOUDFLARE_API_URL,
+    maxRetries: 0,
+    timeout: config.PROVIDER_TIMEOUT_MS,
+  });
+  const call = <T>(operation: string, run: () => Promise<T>) => sdkCall(env, "cloudflare", operation, run, classify);
+  const prefix = `${config.RESOURCE_PREFIX}-`;
+  const getProject = (name: string) =>
+    call("getProject", () => client.pages.projects.get(name, { account_id: accountId }) as Promise<Project>);
+
+  return {
+    async ensurePagesProject({ projectName }) {
+      let project: Project;
+      try {
+        project = await call("createProject", () =>
+          client.pages.projects.create({ account_id: accountId, name: projectName, production_branch: "main" }) as Promise<Project>,
+        );
+      } catch (error) {
+        // An earlier attempt created it (its response was lost): adopt it. The name carries
+        // our prefix and the instance id, so a project under it is ours.
+        if (!hasCode(error, ALREADY_EXISTS) || !projectName.startsWith(prefix)) throw error;
+        project = await getProject(projectName);
+      }
+      if (!project.subdomain) throw new ProviderError("cloudflare", "transient", `project ${projectName} has no subdomain yet`);
+      return { projectName: project.name, subdomain: project.subdomain };
+    },
+
+    async setEnvironment({ projectName, variables }) {
+      const envVars = Object.fromEntries(
+        Object.entries(variables).map(([name, value]) => [name, { type: "plain_text" as const, value }]),
+      );
+      await call("editProject", () =>
+        client.pages.projects.edit(projectName, {
+          account_id: accountId,
+          deployment_configs: { production: { env_vars: envVars }, preview: { env_vars: envVars } },
+        }),
+      );
+    },
+
+    async probePagesProject({ projectName }) {
+      let project: Project;
+      try {
+        project = await getProject(projectName);
+      } catch (error) {
+        if (hasStatus(error, 404) || hasCode(error, NOT_FOUND)) {
+          return { ok: false, detail: `Pages project ${projectName} not found` };
+        }
+        throw error;
+      }
+      const stage = project.latest_deployment?.latest_stage;
+      if (stage?.name === "deploy" && stage.status === "success") {
+        return { ok: true, detail: `Pages project ${projectName} is live` };
+      }
+      return {
+        ok: false,
+        detail: `Pages project ${projectName} is not live (latest deployment: ${stage ? `${stage.name} ${stage.status}` : "none"})`,
+      };
+    },
+
+    async listPagesProjects(): Promise<OwnedResource[]> {
+      const owned: OwnedResource[] = [];
+      for (let page = 1; page < 1000; page++) {
+        const result = await call("listProjects", () =>
+          client.pages.projects.list({ account_id: accountId, page, per_page: 25 }),
+        );
+        const items = result.result as Project[];
+        for (const project of items) {
+          if (project.name.startsWith(prefix)) owned.push({ id: project.name, name: project.name });
+        }
+        if (items.length === 0 || !result.hasNextPage()) break;
+      }
+      return owned;
+    },
+
+    async deletePagesProject({ projectName }) {
+      try {
+        await call("deleteProject", () => client.pages.projects.delete(projectName, { account_id: accountId }));
+      } catch (error) {
+        if (!hasStatus(error, 404) && !hasCode(error, NOT_FOUND)) throw error; // already gone is success
+      }
+    },
+  };
+}

@@ -1,0 +1,151 @@
+// Live Convex adapter: the Management API (projects, deployments, deploy keys) and each
+// tenant deployment's own API (environment variables), over fetch. The Management API
+// has no idempotency key, so a create is always preceded by a lookup under the
+// deterministic project name: a retry after a lost response adopts the project.
+import { fail } from "../lib/errors";
+import { requestJson } from "./http";
+import { hasStatus, type ConvexAdapter, type OwnedResource, type ProviderEnv } from "./types";
+
+type Project = { id: number; name: string; slug: string; prodDeploymentName?: string | null };
+type Deployment = { name: string; deploymentUrl: string; deploymentType?: string; isDefault?: boolean };
+type ProjectPage = { items: Project[]; pagination: { hasMore: boolean; nextCursor?: string | null } };
+
+const readError = (_status: number, body: unknown) => {
+  const b = (body ?? {}) as { code?: string; message?: string };
+  return { message: b.message ?? (typeof body === "string" && body ? body : "no message"), code: b.code };
+};
+
+export function liveConvex(env: ProviderEnv): ConvexAdapter {
+  const { config } = env;
+  const teamId = config.CONVEX_TEAM_ID ?? fail("CONFIG_INVALID", "CONVEX_TEAM_ID is not set");
+  const token = config.CONVEX_TEAM_TOKEN ?? fail("CONFIG_INVALID", "CONVEX_TEAM_TOKEN is not set");
+  const base = config.CONVEX_MANAGEMENT_API_URL.replace(/\/$/, "");
+  const management = { authorization: `Bearer ${token}` };
+
+  const call = <T>(operation: string, method: "GET" | "POST", path: string, body?: unknown) =>
+    requestJson<T>(env, "convex", { operation, method, url: `${base}${path}`, headers: management, body }, readError);
+
+  const deploymentCall = <T>(operation: string, method: "GET" | "POST", url: string, deployKey: string, body?: unknown) =>
+    requestJson<T>(env, "convex", { operation, method, url, headers: { authorization: `Convex ${deployKey}` }, body }, readError);
+
+  /** Every project whose name or slug contains `query`, across all pages. */
+  async function searchProjects(query: string): Promise<Project[]> {
+    const found: Project[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < 1000; page++) {
+      const params = new URLSearchParams({ limit: "100", q: query, ...(cursor ? { cursor } : {}) });
+      const { body } = await call<ProjectPage>("listProjects", "GET", `/teams/${teamId}/projects?${params}`);
+      found.push(...body.items);
+      if (!body.pagination.hasMore || !body.pagination.nextCursor) break;
+      cursor = body.pagination.nextCursor;
+    }
+    return found;
+  }
+
+  async function prodDeployment(project: Project): Promise<Deployment> {
+    const { body } = await call<Deployment[]>("listDeployments", "GET", `/projects/${project.id}/list_deployments`);
+    const prod = body.find((d) => d.deploymentType === "prod" && d.isDefault !== false) ?? body[0];
+    if (prod) return prod;
+    const { body: created } = await call<Deployment>("createDeployment", "POST", `/projects/${project.id}/create_deployment`, {
+      type: "prod",
+      isDefault: true,
+    });
+    return created;
+  }
+
+  return {
+    async ensureProject({ instanceId, projectName }) {
+      const existing = (await searchProjects(projectName)).find((p) => p.name === projectName);
+      let projectId: number;
+      let deployment: Deployment;
+      if (existing) {
+        projectId = existing.id;
+        deployment = await prodDeployment(existing);
+      } else {
+        const { body } = await call<{ id: number; deploymentName?: string; deploymentUrl?: string }>(
+          "createProject",
+          "POST",
+          `/teams/${teamId}/create_project`,
+          { projectName, deploymentType: "prod" },
+        );
+        projectId = body.id;
+        deployment =
+          body.deploymentName && body.deploymentUrl
+            ? { name: body.deploymentName, deploymentUrl: body.deploymentUrl }
+            : await prodDeployment({ id: body.id, name: projectName, slug: "" });
+      }
+      // A deploy key cannot be read back, so every (re)run mints one; the newest is stored.
+      const { body: key } = await call<{ deployKey: string }>(
+        "createDeployKey",
+        "POST",
+        `/deployments/${deployment.name}/create_deploy_key`,
+        { name: `brain-${instanceId}`.slice(0, 60) },
+      );
+      return {
+        projectId: String(projectId),
+        projectName,
+        deploymentName: deployment.name,
+        deploymentUrl: deployment.deploymentUrl,
+        deployKey: key.deployKey,
+      };
+    },
+
+    async setEnvironment({ deploymentUrl, deployKey, variables }) {
+      const changes = Object.entries(variables).map(([name, value]) => ({ name, value }));
+      await deploymentCall(
+        "updateEnvironmentVariables",
+        "POST",
+        `${deploymentUrl.replace(/\/$/, "")}/api/v1/update_environment_variables`,
+        deployKey,
+        { changes },
+      );
+    },
+
+    async getEnvironment({ deploymentUrl, deployKey }) {
+      const { body } = await deploymentCall<{ environmentVariables: Record<string, string> }>(
+        "listEnvironmentVariables",
+        "GET",
+        `${deploymentUrl.replace(/\/$/, "")}/api/v1/list_environment_variables`,
+        deployKey,
+      );
+      return body.environmentVariables;
+    },
+
+    async probeDeployment({ deploymentName, deploymentUrl }) {
+      try {
+        await call<Deployment>("getDeployment", "GET", `/deployments/${deploymentName}`);
+      } catch (error) {
+        if (hasStatus(error, 404)) {
+          return { ok: false, detail: `Convex deployment ${deploymentName} not found` };
+        }
+        throw error;
+      }
+      try {
+        const response = await fetch(`${deploymentUrl.replace(/\/$/, "")}/version`, {
+          signal: AbortSignal.timeout(config.PROVIDER_TIMEOUT_MS),
+        });
+        return response.ok
+          ? { ok: true, detail: `Convex deployment ${deploymentName} answers` }
+          : { ok: false, detail: `Convex deployment ${deploymentName} answered ${response.status}` };
+      } catch (error) {
+        return { ok: false, detail: `Convex deployment ${deploymentName} does not answer: ${String(error)}` };
+      }
+    },
+
+    async listProjects(): Promise<OwnedResource[]> {
+      const prefix = `${config.RESOURCE_PREFIX}-`;
+      return (await searchProjects(prefix))
+        .filter((p) => p.name.startsWith(prefix))
+        .map((p) => ({ id: String(p.id), name: p.name }));
+    },
+
+    async deleteProject({ projectId }) {
+      try {
+        await call("deleteProject", "POST", `/projects/${projectId}/delete`);
+      } catch (error) {
+        if (hasStatus(error, 404)) return; // already gone
+        throw error;
+      }
+    },
+  };
+}

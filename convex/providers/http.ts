@@ -1,0 +1,152 @@
+// What every live adapter shares: a request budget per provider (waiting, never failing),
+// a timeout on every request, and turning any failure into a classified ProviderError.
+import type { LiveProviderName } from "../lib/config";
+import { log } from "../lib/log";
+import { rateLimiter, SECOND } from "../model/rateLimiter";
+import { kindForStatus } from "./classify";
+import { ProviderError, type ProviderEnv } from "./types";
+
+const RPS_SETTING = {
+  convex: "RATE_LIMIT_CONVEX_RPS",
+  workos: "RATE_LIMIT_WORKOS_RPS",
+  cloudflare: "RATE_LIMIT_CLOUDFLARE_RPS",
+  github: "RATE_LIMIT_GITHUB_RPS",
+  stripe: "RATE_LIMIT_STRIPE_RPS",
+  resend: "RATE_LIMIT_RESEND_RPS",
+} as const;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Takes one request from the provider's budget, waiting for it when the budget is spent,
+ * so a burst of checkouts never exceeds the provider's limit and no step fails for it.
+ */
+export async function awaitBudget(env: ProviderEnv, provider: LiveProviderName): Promise<void> {
+  const rps = env.config[RPS_SETTING[provider]];
+  // A token bucket refilled at the budget's rate; capacity 1 second's worth keeps bursts small.
+  const capacity = Math.max(1, Math.floor(rps));
+  const { retryAfter } = await rateLimiter.limit(env.ctx, `provider:${provider}`, {
+    config: { kind: "token bucket", rate: capacity, period: (capacity / rps) * SECOND, capacity },
+    reserve: true,
+  });
+  if (retryAfter) await sleep(retryAfter);
+}
+
+/** Milliseconds from a Retry-After header (seconds or an HTTP date), if any. */
+export function retryAfterMs(value: string | null | undefined): number | undefined {
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+/** A ProviderError for an HTTP status, with the provider's own message and code. */
+export function errorForStatus(
+  provider: LiveProviderName,
+  status: number,
+  message: string,
+  options: { retryAfter?: string | null; code?: string } = {},
+): ProviderError {
+  const kind = kindForStatus(status);
+  return new ProviderError(
+    provider,
+    kind,
+    `${status}: ${message}`,
+    kind === "rate_limited" ? (retryAfterMs(options.retryAfter) ?? 1_000) : undefined,
+    options.code,
+    status,
+  );
+}
+
+/** A network failure or timeout: the provider may or may not have acted, so retrying must be safe. */
+export function networkError(provider: LiveProviderName, error: unknown): ProviderError {
+  const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return new ProviderError(provider, "transient", `network error: ${message}`);
+}
+
+type JsonRequest = {
+  method: "GET" | "POST" | "PATCH" | "DELETE" | "PUT";
+  url: string;
+  headers: Record<string, string>;
+  body?: unknown;
+  operation: string;
+};
+
+/**
+ * One JSON request to a provider's REST API (used for APIs Brain calls without an SDK):
+ * budget, timeout, one structured log line, classified errors.
+ */
+export async function requestJson<T>(
+  env: ProviderEnv,
+  provider: LiveProviderName,
+  request: JsonRequest,
+  readError: (status: number, body: unknown) => { message: string; code?: string },
+): Promise<{ status: number; body: T }> {
+  await awaitBudget(env, provider);
+  const started = Date.now();
+  let response: Response;
+  try {
+    response = await fetch(request.url, {
+      method: request.method,
+      headers: {
+        accept: "application/json",
+        ...(request.body !== undefined ? { "content-type": "application/json" } : {}),
+        ...request.headers,
+      },
+      body: request.body === undefined ? undefined : JSON.stringify(request.body),
+      signal: AbortSignal.timeout(env.config.PROVIDER_TIMEOUT_MS),
+    });
+  } catch (error) {
+    logCall(env, provider, request.operation, "network_error", started);
+    throw networkError(provider, error);
+  }
+  const text = await response.text().catch(() => "");
+  let body: unknown = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    body = text;
+  }
+  logCall(env, provider, request.operation, String(response.status), started);
+  if (!response.ok) {
+    const { message, code } = readError(response.status, body);
+    throw errorForStatus(provider, response.status, message, { retryAfter: response.headers.get("retry-after"), code });
+  }
+  return { status: response.status, body: body as T };
+}
+
+/**
+ * One SDK call: budget, one structured log line, and the SDK's own error turned into a
+ * classified ProviderError by the adapter's `classify`.
+ */
+export async function sdkCall<T>(
+  env: ProviderEnv,
+  provider: LiveProviderName,
+  operation: string,
+  run: () => Promise<T>,
+  classify: (error: unknown) => ProviderError,
+): Promise<T> {
+  await awaitBudget(env, provider);
+  const started = Date.now();
+  try {
+    const result = await run();
+    logCall(env, provider, operation, "ok", started);
+    return result;
+  } catch (error) {
+    const classified = error instanceof ProviderError ? error : classify(error);
+    logCall(env, provider, operation, classified.status ? String(classified.status) : classified.kind, started);
+    throw classified;
+  }
+}
+
+export function logCall(env: ProviderEnv, provider: string, operation: string, outcome: string, started: number) {
+  log(outcome === "ok" || /^2\d\d$/.test(outcome) ? "info" : "warn", "provider.call", {
+    correlationId: env.correlationId,
+    provider,
+    operation,
+    mode: "live",
+    outcome,
+    durationMs: Date.now() - started,
+  });
+}

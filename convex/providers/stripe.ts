@@ -1,0 +1,111 @@
+// Live Stripe adapter on the `stripe` SDK (fetch client, SDK retries off). Each tenant
+// deployment gets one webhook endpoint, tagged with managedBy/instanceId metadata. Its
+// signing secret is returned only on create, so create carries an idempotency key: a
+// retry after a lost response replays the original answer, secret included.
+import Stripe from "stripe";
+import { fail } from "../lib/errors";
+import { errorForStatus, networkError, sdkCall } from "./http";
+import { hasStatus, ProviderError, type OwnedResource, type ProviderEnv, type StripeAdapter } from "./types";
+
+/** The events a tenant deployment handles itself (its own subscriptions and invoices). */
+export const TENANT_WEBHOOK_EVENTS: Stripe.WebhookEndpointCreateParams.EnabledEvent[] = [
+  "checkout.session.completed",
+  "customer.subscription.created",
+  "customer.subscription.updated",
+  "customer.subscription.deleted",
+  "invoice.paid",
+  "invoice.payment_failed",
+];
+
+function classify(error: unknown): ProviderError {
+  const e = error as { statusCode?: unknown; code?: string; message?: string; headers?: Record<string, string> };
+  if (typeof e?.statusCode === "number") {
+    return errorForStatus("stripe", e.statusCode, e.message ?? "no message", {
+      code: e.code,
+      retryAfter: e.headers?.["retry-after"] ?? null,
+    });
+  }
+  return networkError("stripe", error);
+}
+
+export function liveStripe(env: ProviderEnv): StripeAdapter {
+  const { config } = env;
+  const key = config.STRIPE_SECRET_KEY ?? fail("CONFIG_INVALID", "STRIPE_SECRET_KEY is not set");
+  const url = new URL(config.STRIPE_API_URL);
+  const stripe = new Stripe(key, {
+    httpClient: Stripe.createFetchHttpClient(),
+    host: url.hostname,
+    protocol: url.protocol === "https:" ? "https" : "http",
+    ...(url.port ? { port: Number(url.port) } : {}),
+    maxNetworkRetries: 0,
+    timeout: config.PROVIDER_TIMEOUT_MS,
+  });
+  const call = <T>(operation: string, run: () => Promise<T>) => sdkCall(env, "stripe", operation, run, classify);
+  const managedBy = config.RESOURCE_PREFIX;
+
+  const create = (instanceId: string, url: string, idempotencyKey: string) =>
+    call("createWebhookEndpoint", () =>
+      stripe.webhookEndpoints.create(
+        {
+          url,
+          enabled_events: TENANT_WEBHOOK_EVENTS,
+          description: `Brain tenant ${instanceId}`,
+          metadata: { managedBy, instanceId },
+        },
+        { idempotencyKey },
+      ),
+    );
+
+  return {
+    async ensureWebhookEndpoint({ instanceId, url }) {
+      let endpoint = await create(instanceId, url, `brain-webhook-endpoint-${instanceId}`);
+      if (endpoint.lastResponse?.headers?.["idempotent-replayed"] === "true") {
+        // A replay of an earlier create: make sure that endpoint was not deleted since.
+        try {
+          await call("retrieveWebhookEndpoint", () => stripe.webhookEndpoints.retrieve(endpoint.id));
+        } catch (error) {
+          if (!hasStatus(error, 404)) throw error;
+          endpoint = await create(instanceId, url, `brain-webhook-endpoint-${instanceId}-${Date.now()}`);
+        }
+      }
+      if (!endpoint.secret) throw new ProviderError("stripe", "permanent", `endpoint ${endpoint.id} came without a secret`);
+      return { endpointId: endpoint.id, secret: endpoint.secret };
+    },
+
+    async probeWebhookEndpoint({ endpointId }) {
+      try {
+        const endpoint = await call("retrieveWebhookEndpoint", () => stripe.webhookEndpoints.retrieve(endpointId));
+        return endpoint.status === "enabled"
+          ? { ok: true, detail: `Stripe webhook endpoint ${endpointId} is enabled` }
+          : { ok: false, detail: `Stripe webhook endpoint ${endpointId} is ${endpoint.status}` };
+      } catch (error) {
+        if (hasStatus(error, 404)) return { ok: false, detail: `Stripe webhook endpoint ${endpointId} not found` };
+        throw error;
+      }
+    },
+
+    async listWebhookEndpoints(): Promise<OwnedResource[]> {
+      const owned: OwnedResource[] = [];
+      let startingAfter: string | undefined;
+      for (let page = 0; page < 1000; page++) {
+        const list = await call("listWebhookEndpoints", () =>
+          stripe.webhookEndpoints.list({ limit: 100, ...(startingAfter ? { starting_after: startingAfter } : {}) }),
+        );
+        for (const endpoint of list.data) {
+          if (endpoint.metadata?.managedBy === managedBy) owned.push({ id: endpoint.id, name: endpoint.url });
+        }
+        if (!list.has_more || list.data.length === 0) break;
+        startingAfter = list.data[list.data.length - 1].id;
+      }
+      return owned;
+    },
+
+    async deleteWebhookEndpoint({ endpointId }) {
+      try {
+        await call("deleteWebhookEndpoint", () => stripe.webhookEndpoints.del(endpointId));
+      } catch (error) {
+        if (!hasStatus(error, 404)) throw error; // already gone is success
+      }
+    },
+  };
+}

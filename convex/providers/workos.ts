@@ -1,0 +1,150 @@
+// Live WorkOS adapter on @workos-inc/node. Organizations carry the instance id as
+// externalId (a retry finds them by it) and managedBy metadata (orphan scans tell
+// Brain's from the rest); creates send an idempotency key. SDK 8.x does not retry
+// organization or user calls, so one step attempt is a known number of requests.
+import { WorkOS } from "@workos-inc/node";
+import { internal } from "../_generated/api";
+import { fail } from "../lib/errors";
+import { errorForStatus, networkError, sdkCall } from "./http";
+import { hasStatus, type OwnedResource, type ProviderEnv, type WorkosAdapter } from "./types";
+
+function classify(error: unknown) {
+  const e = error as { status?: unknown; message?: string; code?: string; retryAfter?: number | null };
+  if (typeof e?.status === "number") {
+    return errorForStatus("workos", e.status, e.message ?? "no message", {
+      code: e.code,
+      retryAfter: e.retryAfter != null ? String(e.retryAfter) : null,
+    });
+  }
+  return networkError("workos", error);
+}
+
+export function liveWorkos(env: ProviderEnv): WorkosAdapter {
+  const { config, ctx } = env;
+  const apiKey = config.WORKOS_API_KEY ?? fail("CONFIG_INVALID", "WORKOS_API_KEY is not set");
+  const url = new URL(config.WORKOS_API_URL);
+  const workos = new WorkOS(apiKey, {
+    apiHostname: url.hostname,
+    https: url.protocol === "https:",
+    ...(url.port ? { port: Number(url.port) } : {}),
+    timeout: config.PROVIDER_TIMEOUT_MS,
+  });
+  const call = <T>(operation: string, run: () => Promise<T>) => sdkCall(env, "workos", operation, run, classify);
+  const managedBy = config.RESOURCE_PREFIX;
+
+  async function findUserId(email: string): Promise<string | null> {
+    const cached = await ctx.runQuery(internal.providerCache.getWorkosUser, {
+      email,
+      maxAgeMs: config.WORKOS_USER_CACHE_TTL_MS,
+      now: Date.now(),
+    });
+    if (cached) return cached;
+    const users = await call("listUsers", () => workos.userManagement.listUsers({ email, limit: 1 }));
+    const userId = users.data[0]?.id ?? null;
+    if (userId) await ctx.runMutation(internal.providerCache.putWorkosUser, { email, userId });
+    return userId;
+  }
+
+  return {
+    async ensureOrganization({ instanceId, name }) {
+      try {
+        const existing = await call("getOrganizationByExternalId", () =>
+          workos.organizations.getOrganizationByExternalId(instanceId),
+        );
+        return { organizationId: existing.id };
+      } catch (error) {
+        if (!hasStatus(error, 404)) throw error;
+      }
+      try {
+        const created = await call("createOrganization", () =>
+          workos.organizations.createOrganization(
+            { name, externalId: instanceId, metadata: { managedBy, instanceId } },
+            { idempotencyKey: `brain-org-${instanceId}` },
+          ),
+        );
+        return { organizationId: created.id };
+      } catch (error) {
+        // Another attempt created it between our lookup and create: adopt it.
+        if (!hasStatus(error, 409)) throw error;
+        const existing = await call("getOrganizationByExternalId", () =>
+          workos.organizations.getOrganizationByExternalId(instanceId),
+        );
+        return { organizationId: existing.id };
+      }
+    },
+
+    async ensureMembership({ organizationId, email, name }) {
+      const normalized = email.trim().toLowerCase();
+      let userId = await findUserId(normalized);
+      if (!userId) {
+        const [firstName, ...rest] = (name ?? "").split(" ").filter(Boolean);
+        try {
+          const user = await call("createUser", () =>
+            workos.userManagement.createUser({
+              email: normalized,
+              ...(firstName ? { firstName } : {}),
+              ...(rest.length ? { lastName: rest.join(" ") } : {}),
+            }),
+          );
+          userId = user.id;
+        } catch (error) {
+          if (!hasStatus(error, 409) && !hasStatus(error, 422)) throw error;
+          userId = await findUserId(normalized); // created by an earlier attempt
+          if (!userId) throw error;
+        }
+        await ctx.runMutation(internal.providerCache.putWorkosUser, { email: normalized, userId });
+      }
+      const memberships = await call("listOrganizationMemberships", () =>
+        workos.userManagement.listOrganizationMemberships({ userId: userId!, organizationId }),
+      );
+      if (memberships.data.length === 0) {
+        try {
+          await call("createOrganizationMembership", () =>
+            workos.userManagement.createOrganizationMembership({ userId: userId!, organizationId }),
+          );
+        } catch (error) {
+          if (hasStatus(error, 404)) {
+            // The cached user no longer exists: forget it so the retry looks it up again.
+            await ctx.runMutation(internal.providerCache.putWorkosUser, { email: normalized, userId: null });
+          }
+          if (!hasStatus(error, 409) && !hasStatus(error, 422)) throw error;
+        }
+      }
+      return { userId };
+    },
+
+    async probeOrganization({ organizationId }) {
+      try {
+        const org = await call("getOrganization", () => workos.organizations.getOrganization(organizationId));
+        return { ok: true, detail: `WorkOS organization ${org.id} exists` };
+      } catch (error) {
+        if (hasStatus(error, 404)) return { ok: false, detail: `WorkOS organization ${organizationId} not found` };
+        throw error;
+      }
+    },
+
+    async listOrganizations(): Promise<OwnedResource[]> {
+      const owned: OwnedResource[] = [];
+      let after: string | undefined;
+      for (let page = 0; page < 1000; page++) {
+        const list = await call("listOrganizations", () =>
+          workos.organizations.listOrganizations({ limit: 100, ...(after ? { after } : {}) }),
+        );
+        for (const org of list.data) {
+          if (org.metadata?.managedBy === managedBy) owned.push({ id: org.id, name: org.name });
+        }
+        after = list.listMetadata?.after ?? undefined;
+        if (!after) break;
+      }
+      return owned;
+    },
+
+    async deleteOrganization({ organizationId }) {
+      try {
+        await call("deleteOrganization", () => workos.organizations.deleteOrganization(organizationId));
+      } catch (error) {
+        if (!hasStatus(error, 404)) throw error; // already gone is success
+      }
+    },
+  };
+}
