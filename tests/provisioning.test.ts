@@ -276,5 +276,4 @@ describe("step failures", () => {
     const events = await t.run((ctx) => ctx.db.query("stripeEvents").collect());
     expect([jobs.length, events.length]).toEqual([0, 0]);
   });
-  });
 });
