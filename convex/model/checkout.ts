@@ -2,10 +2,10 @@
 // caller's one mutation. Keyed by checkout session id, so a redelivered or
 // out-of-order event finds the instance it already made.
 import type { MutationCtx } from "../_generated/server";
-import type { Config } from "../lib/config";
+import { providerMode, type Config } from "../lib/config";
 import type { CheckoutSummary, StripeEventOutcome } from "../lib/validators";
 import { appendAudit } from "./audit";
-import { startProvisionJob } from "./jobs";
+import { startFailedJob, startProvisionJob } from "./jobs";
 
 export async function provisionCheckout(
   ctx: MutationCtx,
@@ -33,8 +33,39 @@ export async function provisionCheckout(
     createdAt: Date.now(),
   });
   await appendAudit(ctx, { actor: origin.actor, action: "instance.created", instanceId, detail: `plan ${plan}` });
-  const jobId = await startProvisionJob(ctx, { instanceId, correlationId: origin.correlationId, trigger: origin.actor });
+  const job = { instanceId, correlationId: origin.correlationId, trigger: origin.actor };
+  const overCap = await pagesCapExceeded(ctx, config);
+  if (overCap) {
+    const jobId = await startFailedJob(ctx, { ...job, step: "pagesProject", message: overCap });
+    return { outcome: "needs_attention", detail: `job ${jobId}: ${overCap}` };
+  }
+  const jobId = await startProvisionJob(ctx, job);
   return { outcome: "provisioning_started", detail: `job ${jobId}` };
+}
+
+/** Instance statuses that hold a Pages project (or are about to). */
+const HOLDS_PAGES_PROJECT = ["provisioning", "active", "degraded", "down", "suspended", "deprovisioning", "failed"] as const;
+
+/**
+ * Cloudflare caps Pages projects per account. With live Cloudflare, a checkout that would
+ * pass the cap fails at once, naming the limit, instead of failing mid-job. Failed
+ * instances count until their resources are cleaned up. The new instance is counted too.
+ */
+async function pagesCapExceeded(ctx: MutationCtx, config: Config): Promise<string | null> {
+  if (providerMode(config, "cloudflare") !== "live") return null;
+  const limit = config.CLOUDFLARE_PAGES_PROJECT_LIMIT;
+  let inUse = 0;
+  for (const status of HOLDS_PAGES_PROJECT) {
+    const rows = await ctx.db
+      .query("instances")
+      .withIndex("by_status", (q) => q.eq("status", status))
+      .take(limit + 1 - inUse);
+    inUse += rows.length;
+    if (inUse > limit) {
+      return `Cloudflare Pages project limit reached: the account allows ${limit} projects (CLOUDFLARE_PAGES_PROJECT_LIMIT) and all are in use`;
+    }
+  }
+  return null;
 }
 
 async function findOrCreateCustomer(ctx: MutationCtx, checkout: CheckoutSummary, email: string) {

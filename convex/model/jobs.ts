@@ -77,6 +77,42 @@ export async function startProvisionJob(
   return jobId;
 }
 
+/**
+ * Creates a job that fails before it starts: a step is known to be impossible (a provider
+ * quota, say). It stays retryable, so an operator can raise the limit and retry it.
+ */
+export async function startFailedJob(
+  ctx: MutationCtx,
+  args: { instanceId: Id<"instances">; correlationId: string; trigger: string; step: StepName; message: string },
+): Promise<Id<"provisioningJobs">> {
+  const now = Date.now();
+  const steps = setStep(initialSteps(), args.step, {
+    status: "failed",
+    finishedAt: now,
+    lastError: { class: "permanent", message: args.message, at: now },
+  });
+  const jobId = await ctx.db.insert("provisioningJobs", {
+    instanceId: args.instanceId,
+    kind: "provision",
+    status: "failed",
+    steps,
+    totalSteps: steps.length,
+    currentStep: 0,
+    retryCount: 0,
+    correlationId: args.correlationId,
+    trigger: args.trigger,
+    error: { step: args.step, class: "permanent", message: args.message },
+    createdAt: now,
+    updatedAt: now,
+    finishedAt: now,
+  });
+  await ctx.db.patch("instances", args.instanceId, { status: "failed" });
+  await appendAudit(ctx, { actor: args.trigger, action: "job.created", jobId, instanceId: args.instanceId });
+  await appendAudit(ctx, { actor: SYSTEM, action: "job.failed", jobId, instanceId: args.instanceId, detail: `${args.step} (permanent): ${args.message}` });
+  log("warn", "job.failed", { correlationId: args.correlationId, jobId, step: args.step, class: "permanent" });
+  return jobId;
+}
+
 export type RecordResult = "recorded" | "stale";
 
 /**
