@@ -13,7 +13,7 @@ export const TEST_ADMIN_API_TOKEN = "test-admin-token-0123456789abcdef";
 
 export const modules = import.meta.glob("../convex/**/*.*s");
 
-export const POOL_NAMES = ["convexPool", "workosPool", "cloudflarePool", "stripePool", "githubPool", "brainPool"];
+export const POOL_NAMES = ["convexPool", "workosPool", "cloudflarePool", "stripePool", "githubPool", "resendPool", "brainPool"];
 
 /** The environment every test starts from; `options.env` is applied over it. */
 export const DEFAULT_TEST_ENV: Record<string, string> = {

@@ -38,9 +38,25 @@ describe("configuration", () => {
   });
 
   test("a per-provider mode overrides PROVIDER_MODE for that provider only", () => {
-    const config = loadConfig({ PROVIDER_MODE: "sandbox", PROVIDER_MODE_STRIPE: "live" });
+    const config = loadConfig({
+      PROVIDER_MODE: "sandbox",
+      PROVIDER_MODE_STRIPE: "live",
+      STRIPE_SECRET_KEY: "sk_test_x",
+      ENCRYPTION_KEY: Buffer.alloc(32, 1).toString("base64"),
+    });
     expect(providerMode(config, "stripe")).toBe("live");
     expect(providerMode(config, "convex")).toBe("sandbox");
+  });
+
+  test("a live provider without its credentials is refused, naming each missing variable", () => {
+    expect(() => loadConfig({ PROVIDER_MODE_CLOUDFLARE: "live" })).toThrowError(
+      expect.objectContaining({
+        data: expect.objectContaining({
+          code: "CONFIG_INVALID",
+          message: expect.stringMatching(/CLOUDFLARE_API_TOKEN.*CLOUDFLARE_ACCOUNT_ID.*ENCRYPTION_KEY/),
+        }),
+      }),
+    );
   });
 
   test("an invalid value is reported by variable name, never by value", () => {

@@ -226,6 +226,6 @@ let sequence = 0;
 /** A provider-looking id: prefix + 24 lower-case alphanumerics, unique within the process. */
 export function fakeId(prefix: string): string {
   sequence++;
-  const random = Math.random().toString(36).slice(2, 14).padEnd(12, "0");
+  const random = (Math.random().toString(36).slice(2, 11) + Math.random().toString(36).slice(2, 11)).padEnd(18, "0");
   return `${prefix}${sequence.toString(36).padStart(6, "0")}${random}`.slice(0, prefix.length + 24);
 }

@@ -1,0 +1,161 @@
+// The end-to-end provisioning suite, run twice: on the sandbox providers, and live through
+// the real SDKs against the local provider fakes. Both modes must reach the same observable
+// results. Real timers here (the live SDKs do real I/O); retry delays are set short.
+import { afterEach, beforeEach, describe, expect, test } from "vitest";
+import { internal } from "../convex/_generated/api";
+import type { Id } from "../convex/_generated/dataModel";
+import { startFakes, type Fakes } from "./fakes";
+import { adminHeaders, sendCheckout, setupBackend, statusOf, type StatusBody, type TestBackend } from "./harness";
+
+type Fault = { step: "pagesProject" | "stripeEndpoint" | "workosOrg"; kind: "transient" | "rate_limited" | "permanent"; times: number };
+
+type Mode = {
+  name: "sandbox" | "live";
+  env: () => Record<string, string>;
+  attach: (t: TestBackend) => void;
+  inject: (t: TestBackend, fault: Fault) => Promise<void>;
+};
+
+let fakes: Fakes;
+
+const LIVE_FAULT_TARGET = {
+  pagesProject: () => ({ fake: fakes.cloudflare, method: "POST", path: /\/pages\/projects$/ }),
+  stripeEndpoint: () => ({ fake: fakes.stripe, method: "POST", path: /\/v1\/webhook_endpoints$/ }),
+  workosOrg: () => ({ fake: fakes.workos, method: "POST", path: /\/organizations$/ }),
+};
+
+const FAST = { RETRY_BASE_DELAY_MS: "20", RETRY_MAX_DELAY_MS: "200", RETRY_JITTER: "0" };
+
+const MODES: Mode[] = [
+  {
+    name: "sandbox",
+    env: () => ({ ...FAST, SANDBOX_LATENCY_MS: "5" }),
+    attach: () => {},
+    inject: async (t, { step, kind, times }) => {
+      await t.mutation(internal.sandbox.injectFault, { operation: step, kind, times, retryAfterMs: kind === "rate_limited" ? 300 : undefined });
+    },
+  },
+  {
+    name: "live",
+    env: () => ({ ...fakes.env, ...FAST }),
+    attach: (t) => fakes.attach(t),
+    inject: async (_t, { step, kind, times }) => {
+      const { fake, method, path } = LIVE_FAULT_TARGET[step]();
+      const status = kind === "transient" ? 503 : kind === "rate_limited" ? 429 : 400;
+      fake.inject({ method, path, status, times, ...(kind === "rate_limited" ? { retryAfterSeconds: 1 } : {}) });
+    },
+  },
+];
+
+// Fresh fakes for every test: convex-test hands out the same ids in every backend, so
+// shared fakes would let one test adopt another's resources.
+beforeEach(async () => {
+  fakes = await startFakes();
+});
+afterEach(async () => {
+  await fakes.close();
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls the status page until the checkout is ready or failed. */
+async function settle(t: TestBackend, sessionId: string, timeoutMs = 30_000): Promise<StatusBody> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { body } = await statusOf(t, sessionId);
+    if (body.status === "ready" || body.status === "failed") return body;
+    if (Date.now() > deadline) throw new Error(`checkout ${sessionId} still ${body.status} after ${timeoutMs} ms`);
+    await sleep(25);
+  }
+}
+
+function setup(mode: Mode, env: Record<string, string> = {}) {
+  const t = setupBackend({ env: { ...mode.env(), ...env } });
+  mode.attach(t);
+  return t;
+}
+
+const instanceOf = (t: TestBackend, status: StatusBody) =>
+  t.run(async (ctx) => (await ctx.db.get("instances", status.instanceId as Id<"instances">))!);
+
+describe.each(MODES)("provisioning end to end ($name providers)", (mode) => {
+  test("a paid checkout reaches ready with every step done once and the instance active at its URL", async () => {
+    const t = setup(mode);
+    const { sessionId, response } = await sendCheckout(t);
+    expect(response.status).toBe(200);
+    const status = await settle(t, sessionId);
+    expect(status.status).toBe("ready");
+    expect(status.progress).toEqual({ currentStep: 10, totalSteps: 10, percent: 100 });
+    expect(status.steps.map((s) => [s.name, s.status, s.attempts])).toEqual(
+      status.steps.map((s) => [s.name, "succeeded", 1]),
+    );
+    expect(status.instanceUrl).toMatch(/^https:\/\/brain-[a-z0-9]+\.pages\.dev$/);
+    const instance = await instanceOf(t, status);
+    expect(instance.status).toBe("active");
+    expect(instance.resources).toMatchObject({
+      convexProjectName: expect.stringMatching(/^brain-/),
+      convexDeployKeyCiphertext: expect.stringMatching(/^v1:/),
+      stripeEndpointSecretCiphertext: expect.stringMatching(/^v1:/),
+      workosOrganizationId: expect.any(String),
+      workosUserId: expect.any(String),
+      pagesSubdomain: expect.stringMatching(/\.pages\.dev$/),
+      deployRunId: expect.any(String),
+    });
+    const actions = (await t.query(internal.audit.listForJob, { jobId: status.jobId as Id<"provisioningJobs"> })).map(
+      (r) => r.action,
+    );
+    expect(new Set(actions)).toEqual(new Set(["job.created", "step.started", "step.succeeded", "step.waiting", "job.succeeded"]));
+  });
+
+  test("a transient provider failure is retried and the job still reaches ready", async () => {
+    const t = setup(mode);
+    await mode.inject(t, { step: "pagesProject", kind: "transient", times: 2 });
+    const { sessionId } = await sendCheckout(t);
+    const status = await settle(t, sessionId);
+    expect(status.status).toBe("ready");
+    expect(status.steps.find((s) => s.name === "pagesProject")).toMatchObject({
+      attempts: 3,
+      lastError: { class: "transient" },
+    });
+  });
+
+  test("a rate-limited provider call waits and then succeeds", async () => {
+    const t = setup(mode);
+    await mode.inject(t, { step: "workosOrg", kind: "rate_limited", times: 1 });
+    const { sessionId } = await sendCheckout(t);
+    const status = await settle(t, sessionId);
+    expect(status.status).toBe("ready");
+    expect(status.steps.find((s) => s.name === "workosOrg")).toMatchObject({ attempts: 2, lastError: { class: "rate_limited" } });
+  });
+
+  test("a permanent failure fails the job naming the step, and the retry endpoint takes it to ready", async () => {
+    const t = setup(mode);
+    await mode.inject(t, { step: "stripeEndpoint", kind: "permanent", times: 1 });
+    const { sessionId } = await sendCheckout(t);
+    const failed = await settle(t, sessionId);
+    expect(failed.status).toBe("failed");
+    expect(failed.error).toMatchObject({ step: "stripeEndpoint", class: "permanent" });
+    const retry = await t.fetch(`/retry-provisioning/${failed.jobId}`, { method: "POST", headers: adminHeaders() });
+    expect(retry.status).toBe(202);
+    const ready = await settle(t, sessionId);
+    expect(ready.status).toBe("ready");
+  });
+
+  test("a burst of checkouts gives each its own instance and each instance exactly one resource per provider", async () => {
+    const t = setup(mode);
+    const sessions = await Promise.all(Array.from({ length: 8 }, () => sendCheckout(t)));
+    const statuses = await Promise.all(sessions.map((s) => settle(t, s.sessionId, 60_000)));
+    expect(statuses.map((s) => s.status)).toEqual(statuses.map(() => "ready"));
+    const instanceIds = statuses.map((s) => s.instanceId!);
+    expect(new Set(instanceIds).size).toBe(8);
+    if (mode.name === "live") {
+      for (const id of instanceIds) {
+        const name = `brain-${id.toLowerCase().replace(/[^a-z0-9]/g, "")}`;
+        expect(fakes.convex.projects().filter((p) => p.name === name)).toHaveLength(1);
+        expect(fakes.cloudflare.projects().filter((p) => p.name === name)).toHaveLength(1);
+        expect(fakes.workos.organizations().filter((o) => o.external_id === id)).toHaveLength(1);
+        expect(fakes.stripe.endpoints().filter((e) => e.metadata.instanceId === id)).toHaveLength(1);
+      }
+    }
+  });
+});
