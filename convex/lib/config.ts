@@ -61,10 +61,10 @@ export const EnvSchema = z.object({
   PROVIDER_TIMEOUT_MS: int(100).default(30_000),
   // Request budgets (requests per second) and concurrency per provider; defaults sit under each
   // provider's documented limit (see README).
-  RATE_LIMIT_CONVEX_RPS: z.coerce.number().positive().default(10),
+  RATE_LIMIT_CONVEX_RPS: z.coerce.number().positive().default(20),
   RATE_LIMIT_WORKOS_RPS: z.coerce.number().positive().default(50),
-  RATE_LIMIT_CLOUDFLARE_RPS: z.coerce.number().positive().default(3.5),
-  RATE_LIMIT_GITHUB_RPS: z.coerce.number().positive().default(1),
+  RATE_LIMIT_CLOUDFLARE_RPS: z.coerce.number().positive().default(3.9),
+  RATE_LIMIT_GITHUB_RPS: z.coerce.number().positive().default(1.3),
   RATE_LIMIT_STRIPE_RPS: z.coerce.number().positive().default(20),
   RATE_LIMIT_RESEND_RPS: z.coerce.number().positive().default(4),
   CONCURRENCY_CONVEX: int(1).max(100).default(10),
@@ -73,6 +73,8 @@ export const EnvSchema = z.object({
   CONCURRENCY_GITHUB: int(1).max(100).default(5),
   CONCURRENCY_STRIPE: int(1).max(100).default(10),
   CONCURRENCY_BRAIN: int(1).max(100).default(10),
+  /** Jobs running at once; more wait in `queued` and start as running ones finish. */
+  MAX_ACTIVE_JOBS: int(1).max(10_000).default(25),
 });
 
 export type Config = z.infer<typeof EnvSchema>;

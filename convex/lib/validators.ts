@@ -28,7 +28,7 @@ export type FailureClass = Infer<typeof vFailureClass>;
 export const vStepStatus = literals("pending", "running", "retrying", "waiting", "succeeded", "failed");
 export type StepStatus = Infer<typeof vStepStatus>;
 
-export const vJobStatus = literals("running", "succeeded", "failed");
+export const vJobStatus = literals("queued", "running", "succeeded", "failed");
 export type JobStatus = Infer<typeof vJobStatus>;
 
 export const vInstanceStatus = literals(

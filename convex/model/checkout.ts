@@ -39,7 +39,7 @@ export async function provisionCheckout(
     const jobId = await startFailedJob(ctx, { ...job, step: "pagesProject", message: overCap });
     return { outcome: "needs_attention", detail: `job ${jobId}: ${overCap}` };
   }
-  const jobId = await startProvisionJob(ctx, job);
+  const jobId = await startProvisionJob(ctx, config, job);
   return { outcome: "provisioning_started", detail: `job ${jobId}` };
 }
 

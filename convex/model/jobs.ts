@@ -50,17 +50,28 @@ async function dispatchReady(ctx: MutationCtx, job: Job, steps: StepState[], now
   return next;
 }
 
-/** Creates a provision job for an instance and starts its first steps. */
+/**
+ * Creates a provision job for an instance and starts its first steps, or queues it when
+ * MAX_ACTIVE_JOBS are already running. Admission keeps a burst flowing through the DAG:
+ * with every job started at once, each provider's FIFO queue would hold every job's first
+ * step ahead of any job's later steps, and the later providers would sit idle.
+ */
 export async function startProvisionJob(
   ctx: MutationCtx,
+  config: Config,
   args: { instanceId: Id<"instances">; correlationId: string; trigger: string },
 ): Promise<Id<"provisioningJobs">> {
   const now = Date.now();
   const steps = initialSteps();
+  const running = await ctx.db
+    .query("provisioningJobs")
+    .withIndex("by_status", (q) => q.eq("status", "running"))
+    .take(config.MAX_ACTIVE_JOBS);
+  const admitted = running.length < config.MAX_ACTIVE_JOBS;
   const jobId = await ctx.db.insert("provisioningJobs", {
     instanceId: args.instanceId,
     kind: "provision",
-    status: "running",
+    status: admitted ? "running" : "queued",
     steps,
     totalSteps: steps.length,
     currentStep: 0,
@@ -70,11 +81,26 @@ export async function startProvisionJob(
     createdAt: now,
     updatedAt: now,
   });
-  await appendAudit(ctx, { actor: args.trigger, action: "job.created", jobId, instanceId: args.instanceId });
-  const job = (await ctx.db.get("provisioningJobs", jobId))!;
-  await ctx.db.patch("provisioningJobs", jobId, { steps: await dispatchReady(ctx, job, steps, now) });
-  log("info", "job.created", { correlationId: args.correlationId, jobId, instanceId: args.instanceId });
+  await appendAudit(ctx, { actor: args.trigger, action: admitted ? "job.created" : "job.queued", jobId, instanceId: args.instanceId });
+  if (admitted) {
+    const job = (await ctx.db.get("provisioningJobs", jobId))!;
+    await ctx.db.patch("provisioningJobs", jobId, { steps: await dispatchReady(ctx, job, steps, now) });
+  }
+  log("info", admitted ? "job.created" : "job.queued", { correlationId: args.correlationId, jobId, instanceId: args.instanceId });
   return jobId;
+}
+
+/** When a job leaves `running`, the oldest queued job (if any) takes its place. */
+async function admitNextJob(ctx: MutationCtx): Promise<void> {
+  const next = await ctx.db
+    .query("provisioningJobs")
+    .withIndex("by_status", (q) => q.eq("status", "queued"))
+    .first();
+  if (!next) return;
+  const now = Date.now();
+  await appendAudit(ctx, { actor: SYSTEM, action: "job.admitted", jobId: next._id, instanceId: next.instanceId });
+  const steps = await dispatchReady(ctx, { ...next, status: "running" }, next.steps, now);
+  await ctx.db.patch("provisioningJobs", next._id, { status: "running", steps, updatedAt: now });
 }
 
 /**
@@ -154,6 +180,7 @@ export async function recordOutcome(
         Object.assign(patch, { status: "succeeded", finishedAt: now });
         await activateInstance(ctx, job.instanceId, now);
         await audit("job.succeeded");
+        await admitNextJob(ctx);
       } else if (job.status === "running") {
         steps = await dispatchReady(ctx, job, steps, now);
       }
@@ -183,6 +210,7 @@ export async function recordOutcome(
       await ctx.db.patch("instances", job.instanceId, { status: "failed" });
       await audit("step.failed", `${context.step}: ${message}`);
       await audit("job.failed", `${context.step} (${outcome.kind}): ${message}`);
+      await admitNextJob(ctx);
       log("warn", "job.failed", { correlationId: job.correlationId, jobId: job._id, step: context.step, class: outcome.kind });
     }
   }

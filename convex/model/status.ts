@@ -32,6 +32,7 @@ export type StatusView = Infer<typeof vStatusView>;
 const MESSAGES = {
   pending: "Your payment was received; setting up your instance starts in a moment. This page refreshes itself.",
   paymentFailed: "Your payment did not go through, so nothing was set up. Please try the checkout again.",
+  queued: "Your payment was received; your instance is next in line to be set up. This page refreshes itself.",
   awaitingPayment: "We are waiting for your payment to clear; setting up your instance starts as soon as it does.",
   provisioning: "Your instance is being set up. This page refreshes itself.",
   ready: "Your instance is ready.",
@@ -79,7 +80,14 @@ export async function buildStatusView(ctx: QueryCtx, sessionId: string): Promise
       message: MESSAGES.provisioning,
     };
   }
-  const status = job.status === "succeeded" ? "ready" : job.status === "failed" ? "failed" : "provisioning";
+  const status =
+    job.status === "succeeded"
+      ? "ready"
+      : job.status === "failed"
+        ? "failed"
+        : job.status === "queued"
+          ? "pending"
+          : "provisioning";
   return {
     status,
     progress: {
@@ -100,6 +108,6 @@ export async function buildStatusView(ctx: QueryCtx, sessionId: string): Promise
     jobId: job._id,
     instanceId: instance._id,
     ...(status === "failed" && job.error ? { error: job.error } : {}),
-    message: MESSAGES[status],
+    message: job.status === "queued" ? MESSAGES.queued : MESSAGES[status],
   };
 }

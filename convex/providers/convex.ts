@@ -3,7 +3,7 @@
 // has no idempotency key, so a create is always preceded by a lookup under the
 // deterministic project name: a retry after a lost response adopts the project.
 import { fail } from "../lib/errors";
-import { requestJson } from "./http";
+import { awaitBudget, requestJson } from "./http";
 import { hasStatus, type ConvexAdapter, type OwnedResource, type ProviderEnv } from "./types";
 
 type Project = { id: number; name: string; slug: string; prodDeploymentName?: string | null };
@@ -121,6 +121,7 @@ export function liveConvex(env: ProviderEnv): ConvexAdapter {
         throw error;
       }
       try {
+        await awaitBudget(env, "convex");
         const response = await fetch(`${deploymentUrl.replace(/\/$/, "")}/version`, {
           signal: AbortSignal.timeout(config.PROVIDER_TIMEOUT_MS),
         });

@@ -23,10 +23,10 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  */
 export async function awaitBudget(env: ProviderEnv, provider: LiveProviderName): Promise<void> {
   const rps = env.config[RPS_SETTING[provider]];
-  // A token bucket refilled at the budget's rate; capacity 1 second's worth keeps bursts small.
-  const capacity = Math.max(1, Math.floor(rps));
+  // A token bucket refilled at the budget's rate with room for one request: requests are
+  // paced evenly, so no window of the provider's ever sees more than the budget.
   const { retryAfter } = await rateLimiter.limit(env.ctx, `provider:${provider}`, {
-    config: { kind: "token bucket", rate: capacity, period: (capacity / rps) * SECOND, capacity },
+    config: { kind: "token bucket", rate: 1, period: SECOND / rps, capacity: 1 },
     reserve: true,
   });
   if (retryAfter) await sleep(retryAfter);

@@ -73,14 +73,14 @@ export type Fakes = {
   close(): Promise<void>;
 };
 
-export async function startFakes(options: { pagesProjectLimit?: number } = {}): Promise<Fakes> {
+export async function startFakes(options: { pagesProjectLimit?: number; stripeMaxEndpoints?: number } = {}): Promise<Fakes> {
   const c = FAKE_CREDENTIALS;
   const [convex, workos, cloudflare, github, stripe, resend, bridge] = await Promise.all([
     startConvexFake({ teamId: c.convexTeamId, token: c.convexToken }),
     startWorkosFake({ apiKey: c.workosKey }),
     startCloudflareFake({ accountId: c.cloudflareAccount, token: c.cloudflareToken, projectLimit: options.pagesProjectLimit }),
     startGithubFake({ token: c.githubToken, repository: c.repository, callbackSecret: c.callbackSecret }),
-    startStripeFake({ secretKey: c.stripeKey }),
+    startStripeFake({ secretKey: c.stripeKey, maxEndpoints: options.stripeMaxEndpoints }),
     startResendFake({ apiKey: c.resendKey }),
     startBridge(),
   ]);

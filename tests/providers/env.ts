@@ -12,10 +12,12 @@ export async function adapterHarness(env: Record<string, string> = {}): Promise<
   const fakes = await startFakes();
   const t = setupBackend({ env: { ...fakes.env, ...env } });
   fakes.attach(t);
+  type Caller = (ref: unknown, args: unknown) => Promise<unknown>;
+  const backend = t as unknown as { query: Caller; mutation: Caller; action: Caller };
   const ctx = {
-    runQuery: (ref: never, args: never) => t.query(ref, args),
-    runMutation: (ref: never, args: never) => t.mutation(ref, args),
-    runAction: (ref: never, args: never) => t.action(ref, args),
+    runQuery: (ref: unknown, args: unknown) => backend.query(ref, args),
+    runMutation: (ref: unknown, args: unknown) => backend.mutation(ref, args),
+    runAction: (ref: unknown, args: unknown) => backend.action(ref, args),
   } as unknown as ProviderCtx;
   return {
     fakes,

@@ -1,0 +1,212 @@
+// `npm run bench:burst -- --checkouts 200 [--time-scale 2]`: that many checkouts at once,
+// live mode, against the local provider fakes, each fake enforcing its provider's documented
+// rate limit (429 past it). Brain's clock and the fakes' agree by scaling every limit and every
+// duration by the same timeScale; figures are reported unscaled. The last line is one JSON object.
+import { randomBytes } from "node:crypto";
+import { appendFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import Stripe from "stripe";
+import { startFakes } from "../tests/fakes/index.ts";
+import type { FakeServer } from "../tests/fakes/base.ts";
+import { loadConfig } from "../convex/lib/config.ts";
+import { startEmbeddedBackend } from "./embedded-backend.ts";
+
+const { values: flags } = parseArgs({
+  options: {
+    checkouts: { type: "string", default: "200" },
+    // 2 keeps the run limit-bound: at 200 checkouts the embedded backend needs ~21 s of CPU,
+    // while the limits allow one checkout per ~0.77 s (so ~77 s at timeScale 2).
+    "time-scale": { type: "string", default: "2" },
+    timeout: { type: "string", default: "900" },
+  },
+});
+const checkouts = Number(flags.checkouts);
+const timeScale = Number(flags["time-scale"]);
+if (!Number.isInteger(checkouts) || checkouts < 1) throw new Error("--checkouts must be a positive integer");
+if (!(timeScale >= 1)) throw new Error("--time-scale must be >= 1");
+
+// Function logs go to a file; the console keeps the benchmark's own lines.
+const logFile = join(tmpdir(), `brain-bench-burst-${process.pid}.log`);
+for (const level of ["log", "info", "warn", "error", "debug"] as const) {
+  console[level] = (...args: unknown[]) =>
+    appendFileSync(logFile, `${args.map((a) => (typeof a === "string" ? a : JSON.stringify(a))).join(" ")}\n`);
+}
+const say = (line: string) => process.stdout.write(`${line}\n`);
+
+/**
+ * Each provider's documented limit (PROVIDERS.md / README) and Brain's default budget under it,
+ * both in requests per unscaled second. Convex publishes no limit; Brain's budget stands in.
+ */
+const defaults = loadConfig({});
+const PROVIDERS = {
+  convex: { limit: null, window: null, budgetRps: defaults.RATE_LIMIT_CONVEX_RPS },
+  workos: { limit: 6000, window: 60_000, budgetRps: defaults.RATE_LIMIT_WORKOS_RPS },
+  cloudflare: { limit: 1200, window: 300_000, budgetRps: defaults.RATE_LIMIT_CLOUDFLARE_RPS },
+  github: { limit: 5000, window: 3_600_000, budgetRps: defaults.RATE_LIMIT_GITHUB_RPS },
+  stripe: { limit: 100, window: 1_000, budgetRps: defaults.RATE_LIMIT_STRIPE_RPS },
+  resend: { limit: 5, window: 1_000, budgetRps: defaults.RATE_LIMIT_RESEND_RPS },
+} as const;
+type ProviderName = keyof typeof PROVIDERS;
+
+const fakes = await startFakes({ pagesProjectLimit: checkouts + 10, stripeMaxEndpoints: checkouts + 10 });
+const servers: Record<ProviderName, FakeServer> = {
+  convex: fakes.convex,
+  workos: fakes.workos,
+  cloudflare: fakes.cloudflare,
+  github: fakes.github,
+  stripe: fakes.stripe,
+  resend: fakes.resend,
+};
+for (const [name, p] of Object.entries(PROVIDERS)) {
+  if (p.limit !== null) servers[name as ProviderName].setRateLimit({ requests: p.limit, windowMs: p.window / timeScale });
+}
+
+const scaledEnv: Record<string, string> = {
+  ...fakes.env,
+  STRIPE_WEBHOOK_SECRET: `whsec_bench_${randomBytes(8).toString("hex")}`,
+  RETRY_BASE_DELAY_MS: String(Math.round(1000 / timeScale)),
+  RETRY_MAX_DELAY_MS: String(Math.round(30_000 / timeScale)),
+  PROVIDER_TIMEOUT_MS: "30000",
+  CLOUDFLARE_PAGES_PROJECT_LIMIT: String(checkouts + 10),
+};
+for (const [name, p] of Object.entries(PROVIDERS)) {
+  scaledEnv[`RATE_LIMIT_${name.toUpperCase()}_RPS`] = String(p.budgetRps * timeScale);
+}
+for (const [key, value] of Object.entries(scaledEnv)) process.env[key] = value;
+
+const t = await startEmbeddedBackend();
+fakes.attach(t);
+
+say(`bench:burst: ${checkouts} checkouts at once, live providers against local fakes, timeScale ${timeScale}`);
+say(`  function logs: ${logFile}`);
+
+const stripe = new Stripe("sk_test_bench");
+const started = Date.now();
+const sessions = await Promise.all(
+  Array.from({ length: checkouts }, async (_, i) => {
+    const sessionId = `cs_test_bench_${i}_${randomBytes(4).toString("hex")}`;
+    const payload = JSON.stringify({
+      id: `evt_bench_${i}_${randomBytes(4).toString("hex")}`,
+      object: "event",
+      type: "checkout.session.completed",
+      created: Math.floor(Date.now() / 1000),
+      livemode: false,
+      data: {
+        object: {
+          id: sessionId,
+          object: "checkout.session",
+          payment_status: "paid",
+          customer: `cus_bench_${i}`,
+          customer_details: { email: `bench-${i}@example.com`, name: `Bench ${i}` },
+          metadata: { plan: "starter" },
+        },
+      },
+    });
+    const signature = stripe.webhooks.generateTestHeaderString({ payload, secret: scaledEnv.STRIPE_WEBHOOK_SECRET });
+    const response = await t.fetch("/stripe/webhook", {
+      method: "POST",
+      body: payload,
+      headers: { "Stripe-Signature": signature, "content-type": "application/json" },
+    });
+    if (response.status !== 200) throw new Error(`webhook ${i} answered ${response.status}`);
+    return sessionId;
+  }),
+);
+
+const deadline = started + Number(flags.timeout) * 1000;
+let lastLine = "";
+let counts = { ready: 0, failed: 0, running: checkouts };
+while (Date.now() < deadline) {
+  counts = await t.run(async (ctx) => {
+    const jobs = await ctx.db.query("provisioningJobs").collect();
+    return {
+      ready: jobs.filter((j) => j.status === "succeeded").length,
+      failed: jobs.filter((j) => j.status === "failed").length,
+      running: checkouts - jobs.filter((j) => j.status !== "running").length,
+    };
+  });
+  const line = `  ${counts.ready} ready, ${counts.failed} failed, ${counts.running} in progress after ${((Date.now() - started) / 1000).toFixed(1)} s`;
+  if (line.split(" after")[0] !== lastLine.split(" after")[0]) say((lastLine = line));
+  if (counts.running === 0) break;
+  await new Promise((resolve) => setTimeout(resolve, 250));
+}
+const finishedAt = Date.now();
+const durationMs = (finishedAt - started) * timeScale;
+
+// Resources per instance in every fake: exactly one each.
+const instances = await t.run(async (ctx) => (await ctx.db.query("instances").collect()).map((i) => i._id as string));
+const nameOf = (id: string) => `brain-${id.toLowerCase().replace(/[^a-z0-9]/g, "")}`;
+const perInstance = {
+  convex: (id: string) => fakes.convex.projects().filter((p) => p.name === nameOf(id)).length,
+  workos: (id: string) => fakes.workos.organizations().filter((o) => o.external_id === id).length,
+  cloudflare: (id: string) => fakes.cloudflare.projects().filter((p) => p.name === nameOf(id)).length,
+  stripe: (id: string) => fakes.stripe.endpoints().filter((e) => e.metadata.instanceId === id).length,
+};
+const duplicatedOrMissing = Object.entries(perInstance).flatMap(([provider, count]) =>
+  instances.filter((id) => count(id) !== 1).map((id) => `${provider}:${id}=${count(id)}`),
+);
+
+function peakRps(server: FakeServer): number {
+  const times = server.requests.map((r) => r.at).sort((a, b) => a - b);
+  const window = 1000 / timeScale;
+  let peak = 0;
+  for (let i = 0, j = 0; i < times.length; i++) {
+    while (times[i] - times[j] >= window) j++;
+    peak = Math.max(peak, i - j + 1);
+  }
+  return peak;
+}
+
+const resourcesIn: Record<ProviderName, number> = {
+  convex: fakes.convex.projects().length,
+  workos: fakes.workos.organizations().length,
+  cloudflare: fakes.cloudflare.projects().length,
+  github: fakes.github.dispatches().length,
+  stripe: fakes.stripe.endpoints().length,
+  resend: fakes.resend.emails().length,
+};
+
+const providers: Record<string, object> = {};
+let limitThroughputPerMin = Infinity;
+for (const [name, p] of Object.entries(PROVIDERS) as [ProviderName, (typeof PROVIDERS)[ProviderName]][]) {
+  const server = servers[name];
+  const requests = server.requests.length;
+  const status429 = server.stats().rateLimited;
+  providers[name] = {
+    requests,
+    peakRps: peakRps(server),
+    budgetRps: p.budgetRps,
+    peakConcurrency: server.stats().peakConcurrency,
+    status429,
+    resources: resourcesIn[name],
+  };
+  // Checkouts per minute this provider's documented limit allows, at the requests each needs.
+  if (p.limit !== null && requests > 0) {
+    const limitRps = p.limit / (p.window / 1000);
+    limitThroughputPerMin = Math.min(limitThroughputPerMin, (limitRps * 60) / (requests / checkouts));
+  }
+}
+
+const result = {
+  checkouts,
+  ready: counts.ready,
+  failed: counts.failed,
+  durationMs,
+  timeScale,
+  throughputPerMin: Math.round((counts.ready / (durationMs / 60_000)) * 10) / 10,
+  limitThroughputPerMin: Math.round(limitThroughputPerMin * 10) / 10,
+  providers,
+};
+const total429 = Object.keys(PROVIDERS).reduce((n, k) => n + servers[k as ProviderName].stats().rateLimited, 0);
+const ok =
+  counts.ready === checkouts &&
+  total429 === 0 &&
+  duplicatedOrMissing.length === 0 &&
+  result.throughputPerMin >= 0.9 * result.limitThroughputPerMin;
+say(`  resources per instance: ${duplicatedOrMissing.length === 0 ? "exactly one in every fake" : duplicatedOrMissing.slice(0, 10).join(", ")}`);
+say(`  ${ok ? "PASS" : "FAIL"}: all ready ${counts.ready === checkouts}, no 429 ${total429 === 0}, throughput ${result.throughputPerMin}/min vs limit ${result.limitThroughputPerMin}/min (${Math.round((100 * result.throughputPerMin) / result.limitThroughputPerMin)}%)`);
+say(JSON.stringify(result));
+await fakes.close();
+process.exit(ok ? 0 : 1);
