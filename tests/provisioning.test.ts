@@ -128,6 +128,24 @@ describe("a paid checkout provisions a tenant end to end", () => {
   });
 });
 
+describe("admission", () => {
+  test("past MAX_ACTIVE_JOBS a checkout's job waits queued (status pending) and starts as others finish", async () => {
+    const t = setupBackend({ env: { MAX_ACTIVE_JOBS: "2" } });
+    const sessions = [];
+    for (let i = 0; i < 5; i++) sessions.push(await sendCheckout(t));
+    vi.advanceTimersByTime(1);
+    await t.finishInProgressScheduledFunctions();
+    const early = await Promise.all(sessions.map((s) => statusOf(t, s.sessionId)));
+    expect(early.map((s) => s.body.status)).toEqual(["provisioning", "provisioning", "pending", "pending", "pending"]);
+    expect(early[4].body.jobId).toEqual(expect.any(String));
+    await drain(t);
+    const done = await Promise.all(sessions.map((s) => statusOf(t, s.sessionId)));
+    expect(done.map((s) => s.body.status)).toEqual(["ready", "ready", "ready", "ready", "ready"]);
+    const actions = await auditActions(t, done[4].body.jobId!);
+    expect(actions.slice(0, 2)).toEqual(["job.queued", "job.admitted"]);
+  });
+});
+
 describe("step failures", () => {
   test("transient faults are retried with backoff and the job still ends ready", async () => {
     const t = setupBackend({ env: { RETRY_JITTER: "0" } });
