@@ -159,3 +159,67 @@ describe.each(MODES)("provisioning end to end ($name providers)", (mode) => {
     }
   });
 });
+
+describe("live providers only", () => {
+  const live = MODES[1];
+
+  test("validation fails the job, naming the resource, when the site's latest deployment did not succeed", async () => {
+    fakes.github.onRun((inputs) => {
+      fakes.convex.markDeployed(inputs.deployment_name);
+      fakes.cloudflare.addDeployment(inputs.pages_project_name, "failure");
+    });
+    const t = setup(live);
+    const { sessionId } = await sendCheckout(t);
+    const status = await settle(t, sessionId);
+    expect(status.status).toBe("failed");
+    expect(status.error).toMatchObject({ step: "validate", class: "permanent" });
+    expect(status.error?.message).toMatch(/Pages project brain-[a-z0-9]+ is not live \(latest deployment: deploy failure\)/);
+  });
+
+  test("validation fails the job, naming the resource, when a resource vanished before it ran", async () => {
+    fakes.github.onRun((inputs) => {
+      fakes.convex.markDeployed(inputs.deployment_name);
+      fakes.cloudflare.addDeployment(inputs.pages_project_name, "success");
+      for (const org of fakes.workos.organizations()) fakes.workos.deleteOrganizationOutOfBand(org.id);
+    });
+    const t = setup(live);
+    const { sessionId } = await sendCheckout(t);
+    const status = await settle(t, sessionId);
+    expect(status.status).toBe("failed");
+    expect(status.error).toMatchObject({ step: "validate", class: "permanent" });
+    expect(status.error?.message).toMatch(/WorkOS organization org_\w+ not found/);
+  });
+
+  test("a deploy callback that never arrives fails the step transiently at its deadline and the retry completes", async () => {
+    fakes.github.setCallbackMode("silent");
+    const t = setup(live, { STEP_DEADLINE_MS_DEPLOYAPP: "400" });
+    const { sessionId } = await sendCheckout(t);
+    // Once the first (silent) dispatch is out, later runs report normally.
+    for (let i = 0; i < 200 && fakes.github.dispatches().length === 0; i++) await sleep(25);
+    fakes.github.setCallbackMode("succeed");
+    const status = await settle(t, sessionId);
+    expect(status.status).toBe("ready");
+    const deploy = status.steps.find((s) => s.name === "deployApp")!;
+    expect(deploy.attempts).toBe(2);
+    expect(deploy.lastError).toMatchObject({ class: "transient", message: expect.stringContaining("deadline") });
+    expect(fakes.github.dispatches()).toHaveLength(2);
+  });
+
+  test("a response lost after the provider created the resource is adopted on retry: one resource exists", async () => {
+    fakes.cloudflare.inject({ method: "POST", path: /\/pages\/projects$/, dropResponse: true });
+    fakes.convex.inject({ method: "POST", path: /\/create_project$/, dropResponse: true });
+    fakes.workos.inject({ method: "POST", path: /\/organizations$/, dropResponse: true });
+    fakes.stripe.inject({ method: "POST", path: /\/v1\/webhook_endpoints$/, dropResponse: true });
+    const t = setup(live);
+    const { sessionId } = await sendCheckout(t);
+    const status = await settle(t, sessionId);
+    expect(status.status).toBe("ready");
+    for (const step of ["convexProject", "workosOrg", "pagesProject", "stripeEndpoint"]) {
+      expect(status.steps.find((s) => s.name === step)?.attempts).toBe(2);
+    }
+    expect(fakes.convex.projects()).toHaveLength(1);
+    expect(fakes.cloudflare.projects()).toHaveLength(1);
+    expect(fakes.workos.organizations()).toHaveLength(1);
+    expect(fakes.stripe.endpoints()).toHaveLength(1);
+  });
+});
