@@ -4,7 +4,7 @@
 import { Resend } from "resend";
 import { fail } from "../lib/errors";
 import { errorForStatus, networkError, sdkCall } from "./http";
-import type { ProviderEnv, ResendAdapter } from "./types";
+import { ProviderError, type ProviderEnv, type ResendAdapter } from "./types";
 
 export function liveResend(env: ProviderEnv): ResendAdapter {
   const { config } = env;
@@ -19,11 +19,19 @@ export function liveResend(env: ProviderEnv): ResendAdapter {
         "resend",
         "sendEmail",
         async () => {
-          const result = await resend.emails.send({ from, to, subject, html, text }, { idempotencyKey });
+          // The SDK has no timeout of its own; an abort comes back as a network failure.
+          const result = await resend.emails.send(
+            { from, to, subject, html, text },
+            { idempotencyKey, signal: AbortSignal.timeout(config.PROVIDER_TIMEOUT_MS) },
+          );
           if (result.error) {
             const { statusCode, name, message } = result.error as { statusCode: number | null; name: string; message: string };
             const headers = (result as { headers?: Record<string, string> | null }).headers;
             if (statusCode === null) throw networkError("resend", new Error(message));
+            if (name === "concurrent_idempotent_requests") {
+              // The first send under this key is still in progress: retrying later replays its answer.
+              throw new ProviderError("resend", "transient", `${statusCode}: ${message}`, undefined, name, statusCode);
+            }
             throw errorForStatus("resend", statusCode, message, { code: name, retryAfter: headers?.["retry-after"] ?? null });
           }
           return { id: result.data!.id };

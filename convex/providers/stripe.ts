@@ -28,6 +28,20 @@ function classify(error: unknown): ProviderError {
   return networkError("stripe", error);
 }
 
+/**
+ * Whether Stripe answered with an idempotent replay. With the fetch client, `lastResponse`
+ * is the fetch Response and its headers a Headers object (not the plain object the SDK's
+ * types describe), so read the header either way.
+ */
+function wasReplayed(response: { lastResponse?: { headers?: unknown } }): boolean {
+  const headers = response.lastResponse?.headers as { get?: unknown } | Record<string, string> | undefined;
+  const value =
+    typeof headers?.get === "function"
+      ? (headers as Headers).get("idempotent-replayed")
+      : (headers as Record<string, string> | undefined)?.["idempotent-replayed"];
+  return value === "true";
+}
+
 export function liveStripe(env: ProviderEnv): StripeAdapter {
   const { config } = env;
   const key = config.STRIPE_SECRET_KEY ?? fail("CONFIG_INVALID", "STRIPE_SECRET_KEY is not set");
@@ -56,17 +70,25 @@ export function liveStripe(env: ProviderEnv): StripeAdapter {
       ),
     );
 
+  async function stillExists(endpointId: string): Promise<boolean> {
+    try {
+      await call("retrieveWebhookEndpoint", () => stripe.webhookEndpoints.retrieve(endpointId));
+      return true;
+    } catch (error) {
+      if (hasStatus(error, 404)) return false;
+      throw error;
+    }
+  }
+
   return {
     async ensureWebhookEndpoint({ instanceId, url }) {
       let endpoint = await create(instanceId, url, `brain-webhook-endpoint-${instanceId}`);
-      if (endpoint.lastResponse?.headers?.["idempotent-replayed"] === "true") {
-        // A replay of an earlier create: make sure that endpoint was not deleted since.
-        try {
-          await call("retrieveWebhookEndpoint", () => stripe.webhookEndpoints.retrieve(endpoint.id));
-        } catch (error) {
-          if (!hasStatus(error, 404)) throw error;
-          endpoint = await create(instanceId, url, `brain-webhook-endpoint-${instanceId}-${Date.now()}`);
-        }
+      // A replay of an earlier create may name an endpoint deleted since (compensation, an
+      // operator). Then create again, keyed by the deleted endpoint, so a lost response of
+      // that create replays too; follow the chain if that one is gone as well.
+      for (let hop = 0; wasReplayed(endpoint) && !(await stillExists(endpoint.id)); hop++) {
+        if (hop >= 10) throw new ProviderError("stripe", "permanent", `too many deleted endpoints for ${instanceId}`);
+        endpoint = await create(instanceId, url, `brain-webhook-endpoint-${instanceId}-after-${endpoint.id}`);
       }
       if (!endpoint.secret) throw new ProviderError("stripe", "permanent", `endpoint ${endpoint.id} came without a secret`);
       return { endpointId: endpoint.id, secret: endpoint.secret };
