@@ -44,7 +44,8 @@ export function liveConvex(env: ProviderEnv): ConvexAdapter {
 
   async function prodDeployment(project: Project): Promise<Deployment> {
     const { body } = await call<Deployment[]>("listDeployments", "GET", `/projects/${project.id}/list_deployments`);
-    const prod = body.find((d) => d.deploymentType === "prod" && d.isDefault !== false) ?? body[0];
+    const prod =
+      body.find((d) => d.deploymentType === "prod" && d.isDefault !== false) ?? body.find((d) => d.deploymentType === "prod");
     if (prod) return prod;
     const { body: created } = await call<Deployment>("createDeployment", "POST", `/projects/${project.id}/create_deployment`, {
       type: "prod",

@@ -8,9 +8,13 @@ import type { GithubAdapter, ProviderEnv } from "./types";
 
 export const DEPLOY_WORKFLOW = "provision_backend.yml";
 
-const readError = (_status: number, body: unknown) => {
+// GitHub signals its rate limits with 403 (or 429) plus x-ratelimit-remaining: 0 or retry-after;
+// any other 403 is a permission problem.
+const readError = (status: number, body: unknown, headers: Headers) => {
   const b = (body ?? {}) as { message?: string };
-  return { message: b.message ?? "no message" };
+  const rateLimited =
+    status === 403 && (headers.get("x-ratelimit-remaining") === "0" || headers.get("retry-after") !== null);
+  return { message: b.message ?? "no message", rateLimited };
 };
 
 export function liveGithub(env: ProviderEnv): GithubAdapter {

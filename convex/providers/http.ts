@@ -41,6 +41,12 @@ export function retryAfterMs(value: string | null | undefined): number | undefin
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
 
+/** Milliseconds until an `x-ratelimit-reset` (unix seconds) header, if any. */
+function resetAfterMs(headers: Headers): number | undefined {
+  const reset = Number(headers.get("x-ratelimit-reset"));
+  return Number.isFinite(reset) && reset > 0 ? Math.max(0, reset * 1000 - Date.now()) : undefined;
+}
+
 /** A ProviderError for an HTTP status, with the provider's own message and code. */
 export function errorForStatus(
   provider: LiveProviderName,
@@ -81,7 +87,7 @@ export async function requestJson<T>(
   env: ProviderEnv,
   provider: LiveProviderName,
   request: JsonRequest,
-  readError: (status: number, body: unknown) => { message: string; code?: string },
+  readError: (status: number, body: unknown, headers: Headers) => { message: string; code?: string; rateLimited?: boolean },
 ): Promise<{ status: number; body: T }> {
   await awaitBudget(env, provider);
   const started = Date.now();
@@ -110,7 +116,12 @@ export async function requestJson<T>(
   }
   logCall(env, provider, request.operation, String(response.status), started);
   if (!response.ok) {
-    const { message, code } = readError(response.status, body);
+    const { message, code, rateLimited } = readError(response.status, body, response.headers);
+    if (rateLimited) {
+      // A provider that signals its limit with another status (GitHub: 403 + x-ratelimit-*).
+      const retryAfter = retryAfterMs(response.headers.get("retry-after")) ?? resetAfterMs(response.headers);
+      throw new ProviderError(provider, "rate_limited", `${response.status}: ${message}`, retryAfter ?? 60_000, code, response.status);
+    }
     throw errorForStatus(provider, response.status, message, { retryAfter: response.headers.get("retry-after"), code });
   }
   return { status: response.status, body: body as T };

@@ -1,0 +1,356 @@
+// Contract tests: the live Convex adapter (Management API + each deployment's own API)
+// against the local Convex fake. Real timers; a fresh fake set and backend per test.
+import { afterEach, beforeEach, describe, expect, test } from "vitest";
+import { liveConvex } from "../../convex/providers/convex";
+import { ProviderError, type ConvexAdapter } from "../../convex/providers/types";
+import { FAKE_CREDENTIALS } from "../fakes";
+import { adapterHarness, type AdapterHarness } from "./env";
+
+let h: AdapterHarness;
+let convex: ConvexAdapter;
+
+beforeEach(async () => {
+  h = await adapterHarness();
+  convex = liveConvex(h.env);
+});
+afterEach(async () => {
+  await h.close();
+});
+
+/** The ProviderError a call fails with (anything else, or success, fails the test). */
+async function providerError(promise: Promise<unknown>): Promise<ProviderError> {
+  const error: unknown = await promise.then(
+    () => new Error("expected the call to fail"),
+    (e: unknown) => e,
+  );
+  if (!(error instanceof ProviderError)) throw error;
+  return error;
+}
+
+/** The adapter with some settings changed (a wrong token, another URL...). */
+const convexWith = (overrides: Partial<AdapterHarness["env"]["config"]>) =>
+  liveConvex({ ...h.env, config: { ...h.env.config, ...overrides } });
+
+/** Requests the fake saw whose path ends with `suffix` (and method, when given). */
+const requestsTo = (suffix: string, method?: string) =>
+  h.fakes.convex.requests.filter((r) => r.path.endsWith(suffix) && (!method || r.method === method));
+
+/** Creates a project straight through the fake's API, as someone outside Brain would. */
+async function createOutsideBrain(projectName: string, deploymentType?: "prod" | "dev") {
+  const response = await fetch(`${h.fakes.convex.managementUrl}/teams/${FAKE_CREDENTIALS.convexTeamId}/create_project`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${FAKE_CREDENTIALS.convexToken}`, "content-type": "application/json" },
+    body: JSON.stringify({ projectName, ...(deploymentType ? { deploymentType } : {}) }),
+  });
+  expect(response.status).toBe(200);
+  return (await response.json()) as { id: number; deploymentName?: string; deploymentUrl?: string };
+}
+
+describe("live Convex adapter against the Convex fake", () => {
+  describe("ensureProject", () => {
+    test("creates a project with a prod deployment and returns the deployment's URL and a deploy key for it", async () => {
+      const project = await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
+
+      const [stored] = h.fakes.convex.projects();
+      expect(h.fakes.convex.projects()).toHaveLength(1);
+      expect(stored.name).toBe("brain-inst1");
+      const [deployment] = h.fakes.convex.deployments();
+      expect(deployment).toMatchObject({ projectId: stored.id, deploymentType: "prod", name: project.deploymentName });
+      expect(project).toEqual({
+        projectId: String(stored.id),
+        projectName: "brain-inst1",
+        deploymentName: deployment.name,
+        deploymentUrl: `${h.fakes.convex.url}/d/${deployment.name}`,
+        deployKey: expect.stringMatching(new RegExp(`^prod:${deployment.name}\\|`)),
+      });
+      expect(deployment.deployKeys).toEqual([{ name: "brain-inst1", key: project.deployKey }]);
+      // Every Management API call carries the team token.
+      expect(h.fakes.convex.requests.every((r) => r.headers.authorization === `Bearer ${FAKE_CREDENTIALS.convexToken}`)).toBe(true);
+    });
+
+    test("a second ensureProject under the same name adopts the project instead of creating a duplicate", async () => {
+      const first = await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
+      const second = await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
+
+      expect(h.fakes.convex.projects()).toHaveLength(1);
+      expect(requestsTo("/create_project", "POST")).toHaveLength(1);
+      expect(second).toMatchObject({
+        projectId: first.projectId,
+        deploymentName: first.deploymentName,
+        deploymentUrl: first.deploymentUrl,
+      });
+      // A deploy key cannot be read back, so the adopting run mints a fresh one.
+      expect(second.deployKey).not.toBe(first.deployKey);
+      expect(h.fakes.convex.deployments()[0].deployKeys.map((k) => k.key)).toEqual([first.deployKey, second.deployKey]);
+    });
+
+    test("the lookup before create matches the exact name, not projects whose names merely contain it", async () => {
+      await createOutsideBrain("brain-inst1-old", "prod");
+      await createOutsideBrain("Brain Inst1", "prod"); // slug brain-inst1: matches the search, not the name
+
+      const project = await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
+
+      expect(h.fakes.convex.projects().map((p) => p.name).sort()).toEqual(["Brain Inst1", "brain-inst1", "brain-inst1-old"]);
+      const created = h.fakes.convex.projects().find((p) => p.name === "brain-inst1")!;
+      expect(project.projectId).toBe(String(created.id));
+    });
+
+    test("adopting a project created elsewhere picks its prod deployment", async () => {
+      const outside = await createOutsideBrain("brain-inst2", "prod");
+
+      const project = await convex.ensureProject({ instanceId: "inst2", projectName: "brain-inst2" });
+
+      expect(requestsTo("/create_project", "POST")).toHaveLength(1); // only the outside one
+      expect(project).toMatchObject({
+        projectId: String(outside.id),
+        deploymentName: outside.deploymentName,
+        deploymentUrl: outside.deploymentUrl,
+      });
+    });
+
+    test("a create whose response is lost fails as transient, and the retry adopts the project it made", async () => {
+      h.fakes.convex.inject({ method: "POST", path: "/create_project", dropResponse: true });
+
+      const error = await providerError(convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" }));
+      expect(error).toMatchObject({ provider: "convex", kind: "transient" });
+      expect(error.message).toMatch(/^network error/);
+      expect(h.fakes.convex.projects()).toHaveLength(1); // the fake acted before the response was lost
+
+      const project = await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
+
+      expect(h.fakes.convex.projects()).toHaveLength(1);
+      expect(h.fakes.convex.deployments()).toHaveLength(1);
+      expect(requestsTo("/create_project", "POST")).toHaveLength(1);
+      expect(project.projectId).toBe(String(h.fakes.convex.projects()[0].id));
+      expect(project.deploymentName).toBe(h.fakes.convex.deployments()[0].name);
+    });
+
+    test("a create that fails with a 503 is one request, and the next attempt creates exactly one project", async () => {
+      h.fakes.convex.inject({ method: "POST", path: "/create_project", status: 503 });
+
+      const error = await providerError(convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" }));
+      expect(error).toMatchObject({ kind: "transient", status: 503 });
+      expect(requestsTo("/create_project", "POST")).toHaveLength(1);
+      expect(h.fakes.convex.projects()).toHaveLength(0);
+
+      await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
+      expect(requestsTo("/create_project", "POST")).toHaveLength(2);
+      expect(h.fakes.convex.projects()).toHaveLength(1);
+    });
+  });
+
+  describe("deployment environment", () => {
+    test("setEnvironment writes through the deployment URL the API returned, with the deploy key, and getEnvironment reads it back", async () => {
+      const project = await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
+      const variables = { BRAIN_INSTANCE_ID: "inst1", WORKOS_ORGANIZATION_ID: "org_123", STRIPE_WEBHOOK_SECRET: "whsec_abc" };
+
+      await convex.setEnvironment({
+        deploymentName: project.deploymentName,
+        deploymentUrl: project.deploymentUrl,
+        deployKey: project.deployKey,
+        variables,
+      });
+
+      expect(h.fakes.convex.envVars(project.deploymentName)).toEqual(variables);
+      expect(await convex.getEnvironment({ deploymentUrl: project.deploymentUrl, deployKey: project.deployKey })).toEqual(variables);
+      const deploymentCalls = h.fakes.convex.requests.filter((r) => r.path.startsWith(`/d/${project.deploymentName}/api/v1/`));
+      expect(deploymentCalls.map((r) => `${r.method} ${r.path}`)).toEqual([
+        `POST /d/${project.deploymentName}/api/v1/update_environment_variables`,
+        `GET /d/${project.deploymentName}/api/v1/list_environment_variables`,
+      ]);
+      // The deployment API gets the deploy key, never the team token.
+      for (const call of deploymentCalls) expect(call.headers.authorization).toBe(`Convex ${project.deployKey}`);
+      expect(deploymentCalls[0].body).toEqual({ changes: Object.entries(variables).map(([name, value]) => ({ name, value })) });
+    });
+
+    test("a deploy key minted for another deployment is refused as a permanent error with Convex's message", async () => {
+      const a = await convex.ensureProject({ instanceId: "a", projectName: "brain-a" });
+      const b = await convex.ensureProject({ instanceId: "b", projectName: "brain-b" });
+
+      const error = await providerError(convex.getEnvironment({ deploymentUrl: b.deploymentUrl, deployKey: a.deployKey }));
+
+      expect(error).toMatchObject({ provider: "convex", kind: "permanent", status: 401, providerCode: "BadAdminKey" });
+      expect(error.message).toBe("401: The provided admin key was invalid for this instance");
+    });
+
+    test("an invalid variable name is a permanent error carrying Convex's message, and nothing is written", async () => {
+      const project = await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
+
+      const error = await providerError(
+        convex.setEnvironment({ ...project, variables: { GOOD: "1", "1BAD": "2" } }),
+      );
+
+      expect(error).toMatchObject({ kind: "permanent", status: 400, providerCode: "EnvironmentVariableNameInvalid" });
+      expect(error.message).toMatch(/^400: The environment variable name 1BAD is invalid/);
+      expect(h.fakes.convex.envVars(project.deploymentName)).toEqual({});
+    });
+
+    test("the environment of a deployment that no longer exists is a permanent not-found error", async () => {
+      const project = await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
+      h.fakes.convex.deleteProjectOutOfBand(Number(project.projectId));
+
+      const error = await providerError(convex.getEnvironment({ deploymentUrl: project.deploymentUrl, deployKey: project.deployKey }));
+
+      expect(error).toMatchObject({ kind: "permanent", status: 404, providerCode: "DeploymentNotFound" });
+      expect(error.message).toBe(`404: Deployment ${project.deploymentName} not found`);
+    });
+  });
+
+  describe("probeDeployment", () => {
+    test("reports a deployment that exists and answers as ok, and one deleted out of band as not found", async () => {
+      const project = await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
+
+      expect(await convex.probeDeployment(project)).toEqual({ ok: true, detail: `Convex deployment ${project.deploymentName} answers` });
+
+      h.fakes.convex.deleteProjectOutOfBand(Number(project.projectId));
+      expect(await convex.probeDeployment(project)).toEqual({
+        ok: false,
+        detail: `Convex deployment ${project.deploymentName} not found`,
+      });
+    });
+
+    test("reports a deployment whose URL does not answer as not ok, without throwing", async () => {
+      const project = await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
+
+      const probe = await convex.probeDeployment({ deploymentName: project.deploymentName, deploymentUrl: "http://127.0.0.1:1" });
+
+      expect(probe.ok).toBe(false);
+      expect(probe.detail).toMatch(/does not answer/);
+    });
+
+    test("a Management API failure while probing is thrown as a classified error, not reported as down", async () => {
+      const project = await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
+      h.fakes.convex.inject({ method: "GET", path: `/v1/deployments/${project.deploymentName}`, status: 502 });
+
+      const error = await providerError(convex.probeDeployment(project));
+
+      expect(error).toMatchObject({ kind: "transient", status: 502 });
+    });
+  });
+
+  describe("listProjects", () => {
+    test("returns only Brain-owned projects, following the cursor over more than one page", async () => {
+      const owned: string[] = [];
+      for (let i = 0; i < 103; i++) {
+        const name = `brain-t${i}`;
+        owned.push(name);
+        await createOutsideBrain(name);
+        if (i % 40 === 0) {
+          await createOutsideBrain(`Brain Tenant ${i}`); // slug brain-tenant-<i> matches the search; the name is not ours
+          await createOutsideBrain(`my-brain-site-${i}`); // the name contains the prefix but does not start with it
+          await createOutsideBrain(`acme-${i}`);
+        }
+      }
+      const before = h.fakes.convex.requests.length;
+
+      const listed = await convex.listProjects();
+
+      expect(listed.map((p) => p.name).sort()).toEqual([...owned].sort());
+      const byName = new Map(h.fakes.convex.projects().map((p) => [p.name, String(p.id)]));
+      for (const project of listed) expect(project.id).toBe(byName.get(project.name));
+      const pages = h.fakes.convex.requests.slice(before);
+      expect(pages.length).toBeGreaterThanOrEqual(2);
+      expect(pages.every((r) => r.method === "GET" && r.path === `/v1/teams/${FAKE_CREDENTIALS.convexTeamId}/projects`)).toBe(true);
+    });
+
+    test("is empty when the team holds no Brain projects", async () => {
+      await createOutsideBrain("acme");
+      expect(await convex.listProjects()).toEqual([]);
+    });
+  });
+
+  describe("deleteProject", () => {
+    test("deletes the project and its deployments, and deleting it again is success", async () => {
+      const project = await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
+
+      await convex.deleteProject({ projectId: project.projectId });
+      expect(h.fakes.convex.projects()).toEqual([]);
+      expect(h.fakes.convex.deployments()).toEqual([]);
+
+      await expect(convex.deleteProject({ projectId: project.projectId })).resolves.toBeUndefined();
+      expect(requestsTo(`/projects/${project.projectId}/delete`, "POST")).toHaveLength(2);
+    });
+
+    test("a delete that fails with a 500 is thrown as transient and leaves the project in place", async () => {
+      const project = await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
+      h.fakes.convex.inject({ method: "POST", path: "/delete", status: 500 });
+
+      const error = await providerError(convex.deleteProject({ projectId: project.projectId }));
+
+      expect(error).toMatchObject({ kind: "transient", status: 500 });
+      expect(h.fakes.convex.projects()).toHaveLength(1);
+    });
+  });
+
+  describe("errors", () => {
+    test.each([
+      [500, "transient", "InternalServerError"],
+      [502, "transient", "BadGateway"],
+      [503, "transient", "ServiceUnavailable"],
+      [504, "transient", "GatewayTimeout"],
+      [408, "transient", "Http408"],
+      [400, "permanent", "BadRequest"],
+      [401, "permanent", "Unauthorized"],
+      [403, "permanent", "Forbidden"],
+      [404, "permanent", "NotFound"],
+      [422, "permanent", "Http422"],
+    ] as const)("a %i answer is a %s ProviderError with Convex's message and code, after exactly one request", async (status, kind, code) => {
+      h.fakes.convex.inject({ method: "GET", path: "/projects", status });
+
+      const error = await providerError(convex.listProjects());
+
+      expect(error).toMatchObject({ provider: "convex", kind, status, providerCode: code, message: `${status}: injected ${status}` });
+      expect(error.retryAfterMs).toBeUndefined();
+      expect(h.fakes.convex.requests).toHaveLength(1);
+    });
+
+    test("a 429 is rate_limited with retryAfterMs taken from Retry-After, after exactly one request", async () => {
+      h.fakes.convex.inject({ method: "GET", path: "/projects", status: 429, retryAfterSeconds: 1 });
+
+      const error = await providerError(convex.listProjects());
+
+      expect(error).toMatchObject({ provider: "convex", kind: "rate_limited", status: 429, retryAfterMs: 1000 });
+      expect(h.fakes.convex.requests).toHaveLength(1);
+    });
+
+    test("the fake's own rate limit answers a longer Retry-After, which the error carries instead of retrying", async () => {
+      h.fakes.convex.setRateLimit({ requests: 1, windowMs: 5_000 });
+      await convex.listProjects();
+
+      const error = await providerError(convex.listProjects());
+
+      expect(error).toMatchObject({ kind: "rate_limited", status: 429 });
+      // Retry-After counts whole seconds left in the fake's 5 s window (not the adapter's 1 s default).
+      expect(error.retryAfterMs).toBeGreaterThanOrEqual(4_000);
+      expect(error.retryAfterMs).toBeLessThanOrEqual(5_000);
+      expect(h.fakes.convex.requests).toHaveLength(2);
+    });
+
+    test("a wrong team token (401) and a team the token cannot reach (403) are permanent with Convex's messages", async () => {
+      const badToken = await providerError(convexWith({ CONVEX_TEAM_TOKEN: "not-the-token" }).listProjects());
+      expect(badToken).toMatchObject({ kind: "permanent", status: 401, providerCode: "Unauthorized" });
+      expect(badToken.message).toBe("401: The access token is missing, invalid or expired");
+
+      const otherTeam = await providerError(convexWith({ CONVEX_TEAM_ID: "9999" }).listProjects());
+      expect(otherTeam).toMatchObject({ kind: "permanent", status: 403, providerCode: "Forbidden" });
+      expect(otherTeam.message).toBe("403: The access token does not grant access to team 9999");
+    });
+
+    test("a request that outlives PROVIDER_TIMEOUT_MS is a transient error", async () => {
+      h.fakes.convex.inject({ method: "GET", path: "/projects", latencyMs: 1_000 });
+
+      const error = await providerError(convexWith({ PROVIDER_TIMEOUT_MS: 150 }).listProjects());
+
+      expect(error).toMatchObject({ provider: "convex", kind: "transient" });
+      expect(error.status).toBeUndefined();
+      expect(error.message).toMatch(/^network error: .*(timeout|aborted)/i);
+    });
+
+    test("an unreachable Management API is a transient network error", async () => {
+      const error = await providerError(convexWith({ CONVEX_MANAGEMENT_API_URL: "http://127.0.0.1:1/v1" }).listProjects());
+
+      expect(error).toMatchObject({ provider: "convex", kind: "transient" });
+      expect(error.message).toMatch(/^network error/);
+    });
+  });
+});
