@@ -80,6 +80,29 @@ export function liveStripe(env: ProviderEnv): StripeAdapter {
     }
   }
 
+  /** Brain's endpoints (metadata managedBy) that match, across every page. */
+  async function endpointsOf(match: (endpoint: Stripe.WebhookEndpoint) => boolean): Promise<Stripe.WebhookEndpoint[]> {
+    const found: Stripe.WebhookEndpoint[] = [];
+    let startingAfter: string | undefined;
+    for (let page = 0; page < 1000; page++) {
+      const list = await call("listWebhookEndpoints", () =>
+        stripe.webhookEndpoints.list({ limit: 100, ...(startingAfter ? { starting_after: startingAfter } : {}) }),
+      );
+      found.push(...list.data.filter((endpoint) => endpoint.metadata?.managedBy === managedBy && match(endpoint)));
+      if (!list.has_more || list.data.length === 0) break;
+      startingAfter = list.data[list.data.length - 1].id;
+    }
+    return found;
+  }
+
+  async function deleteEndpoint(endpointId: string): Promise<void> {
+    try {
+      await call("deleteWebhookEndpoint", () => stripe.webhookEndpoints.del(endpointId));
+    } catch (error) {
+      if (!hasStatus(error, 404)) throw error; // already gone is success
+    }
+  }
+
   return {
     async ensureWebhookEndpoint({ instanceId, url }) {
       let endpoint = await create(instanceId, url, `brain-webhook-endpoint-${instanceId}`);
@@ -91,6 +114,11 @@ export function liveStripe(env: ProviderEnv): StripeAdapter {
         endpoint = await create(instanceId, url, `brain-webhook-endpoint-${instanceId}-after-${endpoint.id}`);
       }
       if (!endpoint.secret) throw new ProviderError("stripe", "permanent", `endpoint ${endpoint.id} came without a secret`);
+      // Any other endpoint tagged with this instance is an earlier create whose answer (and
+      // secret) Brain never got, past the idempotency key's 24 hours: remove it, so one remains.
+      for (const stale of await endpointsOf((e) => e.metadata?.instanceId === instanceId && e.id !== endpoint.id)) {
+        await deleteEndpoint(stale.id);
+      }
       return { endpointId: endpoint.id, secret: endpoint.secret };
     },
 
@@ -107,27 +135,9 @@ export function liveStripe(env: ProviderEnv): StripeAdapter {
     },
 
     async listWebhookEndpoints(): Promise<OwnedResource[]> {
-      const owned: OwnedResource[] = [];
-      let startingAfter: string | undefined;
-      for (let page = 0; page < 1000; page++) {
-        const list = await call("listWebhookEndpoints", () =>
-          stripe.webhookEndpoints.list({ limit: 100, ...(startingAfter ? { starting_after: startingAfter } : {}) }),
-        );
-        for (const endpoint of list.data) {
-          if (endpoint.metadata?.managedBy === managedBy) owned.push({ id: endpoint.id, name: endpoint.url });
-        }
-        if (!list.has_more || list.data.length === 0) break;
-        startingAfter = list.data[list.data.length - 1].id;
-      }
-      return owned;
+      return (await endpointsOf(() => true)).map((endpoint) => ({ id: endpoint.id, name: endpoint.url }));
     },
 
-    async deleteWebhookEndpoint({ endpointId }) {
-      try {
-        await call("deleteWebhookEndpoint", () => stripe.webhookEndpoints.del(endpointId));
-      } catch (error) {
-        if (!hasStatus(error, 404)) throw error; // already gone is success
-      }
-    },
+    deleteWebhookEndpoint: ({ endpointId }) => deleteEndpoint(endpointId),
   };
 }

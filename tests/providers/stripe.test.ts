@@ -115,6 +115,20 @@ describe("ensureWebhookEndpoint", () => {
   });
 });
 
+describe("ensureWebhookEndpoint after the idempotency window", () => {
+  test("an older endpoint tagged with the instance (its secret never recorded) is removed, leaving exactly one", async () => {
+    const stale = await createEndpointDirectly(h.fakes.stripe, urlFor("inst_old"), { managedBy: "brain", instanceId: "inst_old" });
+    const foreign = await createEndpointDirectly(h.fakes.stripe, urlFor("inst_old"), { instanceId: "inst_old" });
+    const result = await liveStripe(h.env).ensureWebhookEndpoint({ instanceId: "inst_old", url: urlFor("inst_old") });
+    const ids = h.fakes.stripe.endpoints().map((e) => e.id);
+    expect(ids).toContain(result.endpointId);
+    expect(ids).not.toContain(stale.id);
+    // Not Brain's (no managedBy): never touched.
+    expect(ids).toContain(foreign.id);
+    expect(ids).toHaveLength(2);
+  });
+});
+
 describe("probeWebhookEndpoint", () => {
   test("reports an enabled endpoint as ok, a disabled one and a missing one as not ok", async () => {
     const stripe = liveStripe(h.env);
