@@ -104,6 +104,32 @@ http.route({
   }),
 });
 
+http.route({
+  pathPrefix: "/cancel-provisioning/",
+  method: "POST",
+  handler: route("/cancel-provisioning", async (ctx, request, config) => {
+    const denied = await requireAdmin(ctx, config, request);
+    if (denied) return denied;
+    const jobId = pathParam(request, "/cancel-provisioning/");
+    if (!jobId) return jsonError("INVALID_ID", "expected /cancel-provisioning/<jobId>");
+    const result = await ctx.runMutation(internal.provisioning.cancelJob, { jobId, actor: ADMIN_ACTOR });
+    if (result.kind === "refused") return jsonError(result.code, result.message);
+    return json(202, { jobId: result.jobId, status: "failed", error: { class: "cancelled" } });
+  }),
+});
+
+http.route({
+  path: "/admin/dead-letter",
+  method: "GET",
+  handler: route("/admin/dead-letter", async (ctx, request, config) => {
+    const denied = await requireAdmin(ctx, config, request);
+    if (denied) return denied;
+    const jobs = await ctx.runQuery(internal.provisioning.listDeadLetter, { now: Date.now() });
+    await ctx.runMutation(internal.audit.recordAdminCall, { actor: ADMIN_ACTOR, action: "admin.dead_letter_listed", detail: `${jobs.length} jobs` });
+    return json(200, { jobs });
+  }),
+});
+
 const CallbackBody = z.object({
   jobId: z.string().min(1).max(100),
   step: z.literal("deployApp"),
@@ -172,6 +198,8 @@ const ROUTES: { path: string; prefix: boolean; method: (typeof METHODS)[number] 
   { path: "/instance-health/", prefix: true, method: "GET" },
   { path: "/retry-provisioning/", prefix: true, method: "POST" },
   { path: "/provisioning-callback", prefix: false, method: "POST" },
+  { path: "/cancel-provisioning/", prefix: true, method: "POST" },
+  { path: "/admin/dead-letter", prefix: false, method: "GET" },
 ];
 for (const known of ROUTES) {
   for (const method of METHODS.filter((m) => m !== known.method)) {

@@ -10,6 +10,7 @@ import {
   vInstanceResources,
   vJobError,
   vJobStatus,
+  vFailureClass,
   vStepContext,
   vStepName,
   vStepOutcome,
@@ -17,7 +18,7 @@ import {
   type StepName,
   type StepOutcome,
 } from "./lib/validators";
-import { recordOutcome, retryFailedJob } from "./model/jobs";
+import { admitNextJob, cancelJob as cancelRunningJob, recordOutcome, retryFailedJob } from "./model/jobs";
 import { buildStatusView, vStatusView } from "./model/status";
 
 /** Workpool completion of one step attempt: the action's outcome, or how it died. */
@@ -43,7 +44,7 @@ export const expireWaitingStep = internalMutation({
     const state = job?.steps.find((s) => s.name === context.step);
     if (!state || state.status !== "waiting" || state.attempts !== context.attempt) return null;
     await recordOutcome(ctx, loadConfig(), context, {
-      kind: "transient",
+      kind: "deadline",
       message: `${context.step}: no report arrived before the step's deadline`,
     });
     return null;
@@ -144,6 +145,8 @@ export const getStepInput = internalQuery({
     const job = await ctx.db.get("provisioningJobs", args.jobId);
     const state = job?.steps.find((s) => s.name === args.step);
     if (!job || !state || state.attempts !== args.attempt) return null;
+    // A failed or cancelled job starts nothing new, not even a retry already queued.
+    if (job.status !== "running") return null;
     if (state.status !== "running" && state.status !== "retrying") return null;
     const instance = await ctx.db.get("instances", job.instanceId);
     if (!instance) return null;
@@ -168,11 +171,58 @@ export const retryJob = internalMutation({
     v.object({ kind: v.literal("retried"), jobId: v.id("provisioningJobs"), retryCount: v.number() }),
     v.object({
       kind: v.literal("refused"),
-      code: v.union(v.literal("NOT_FOUND"), v.literal("JOB_NOT_FAILED")),
+      code: v.union(v.literal("NOT_FOUND"), v.literal("JOB_NOT_FAILED"), v.literal("COMPENSATION_IN_PROGRESS")),
       message: v.string(),
     }),
   ),
-  handler: async (ctx, args) => retryFailedJob(ctx, args.jobId, args.actor),
+  handler: async (ctx, args) => retryFailedJob(ctx, loadConfig(), args.jobId, args.actor),
+});
+
+/** Manual cancel of a job in progress (admin API, dashboard): it stops between steps and compensates. */
+export const cancelJob = internalMutation({
+  args: { jobId: v.string(), actor: v.string() },
+  returns: v.union(
+    v.object({ kind: v.literal("cancelled"), jobId: v.id("provisioningJobs") }),
+    v.object({
+      kind: v.literal("refused"),
+      code: v.union(v.literal("NOT_FOUND"), v.literal("JOB_NOT_IN_PROGRESS")),
+      message: v.string(),
+    }),
+  ),
+  handler: async (ctx, args) => cancelRunningJob(ctx, loadConfig(), args.jobId, args.actor),
+});
+
+/**
+ * Watchdog (cron, every minute): any step past its deadline counts as a dead attempt
+ * (class `deadline`) and is retried under the policy; a late result from that attempt is
+ * then stale and changes nothing. Running jobs are at most MAX_ACTIVE_JOBS, so one pass
+ * reads a bounded set. It also admits queued jobs if a slot is free.
+ */
+export const runWatchdog = internalMutation({
+  args: {},
+  returns: v.object({ expired: v.number() }),
+  handler: async (ctx) => {
+    const config = loadConfig();
+    const now = Date.now();
+    const running = await ctx.db
+      .query("provisioningJobs")
+      .withIndex("by_status", (q) => q.eq("status", "running"))
+      .take(Math.max(config.MAX_ACTIVE_JOBS, 100));
+    let expired = 0;
+    for (const job of running) {
+      for (const state of job.steps) {
+        const live = state.status === "running" || state.status === "retrying" || state.status === "waiting";
+        if (!live || state.deadlineAt === undefined || state.deadlineAt > now) continue;
+        const result = await recordOutcome(ctx, config, { jobId: job._id, step: state.name, attempt: state.attempts }, {
+          kind: "deadline",
+          message: `${state.name} attempt ${state.attempts} passed its deadline without reporting`,
+        }, "system:watchdog");
+        if (result === "recorded") expired++;
+      }
+    }
+    if (running.length < config.MAX_ACTIVE_JOBS) await admitNextJob(ctx, config);
+    return { expired };
+  },
 });
 
 /** The public status view of the instance bought in one checkout session, or null if unknown. */
@@ -180,6 +230,46 @@ export const getStatusBySession = internalQuery({
   args: { sessionId: v.string() },
   returns: v.union(v.null(), vStatusView),
   handler: async (ctx, args) => buildStatusView(ctx, args.sessionId),
+});
+
+/**
+ * Dead letter: jobs that failed for good (permanent error or attempts exhausted) and have been
+ * neither retried nor cleaned up yet, oldest first, with how long each has waited.
+ */
+export const listDeadLetter = internalQuery({
+  args: { now: v.number(), limit: v.optional(v.number()) },
+  returns: v.array(
+    v.object({
+      jobId: v.id("provisioningJobs"),
+      instanceId: v.id("instances"),
+      step: vStepName,
+      class: vFailureClass,
+      message: v.string(),
+      failedAt: v.number(),
+      waitingMs: v.number(),
+    }),
+  ),
+  handler: async (ctx, { now, limit }) => {
+    const jobs = await ctx.db
+      .query("provisioningJobs")
+      .withIndex("by_status_and_compensationStatus", (q) => q.eq("status", "failed").eq("compensationStatus", "scheduled"))
+      .take(Math.min(limit ?? 200, 1000));
+    return jobs
+      .filter((job) => job.error && job.error.class !== "cancelled")
+      .map((job) => {
+        const failedAt = job.finishedAt ?? job.updatedAt;
+        return {
+          jobId: job._id,
+          instanceId: job.instanceId,
+          step: job.error!.step,
+          class: job.error!.class,
+          message: job.error!.message,
+          failedAt,
+          waitingMs: Math.max(0, now - failedAt),
+        };
+      })
+      .sort((a, b) => a.failedAt - b.failedAt);
+  },
 });
 
 const vJobSummary = v.object({

@@ -8,6 +8,8 @@ import {
   vInstanceStatus,
   vJobError,
   vJobStatus,
+  vOrphanScan,
+  vCompensationStatus,
   vProviderName,
   vStepState,
   vStripeEventOutcome,
@@ -74,12 +76,38 @@ export default defineSchema({
     correlationId: v.string(),
     trigger: v.string(),
     error: v.optional(vJobError),
+    /** Cleanup of a failed job's partial resources: scheduled for `compensateAt`, running, or done. */
+    compensationStatus: v.optional(vCompensationStatus),
+    compensateAt: v.optional(v.number()),
+    compensatedAt: v.optional(v.number()),
     createdAt: v.number(),
     updatedAt: v.number(),
     finishedAt: v.optional(v.number()),
   })
     .index("by_instanceId", ["instanceId"])
-    .index("by_status", ["status"]),
+    // Admission and the watchdog need running/queued jobs in creation order, which the
+    // compound index below does not give.
+    // eslint-disable-next-line @convex-dev/no-duplicate-indexes
+    .index("by_status", ["status"])
+    .index("by_status_and_compensationStatus", ["status", "compensationStatus"]),
+
+  // One deletion of a failed job's resource (compensation). Written by cleanup.ts; a failed
+  // deletion stays pending with its next attempt time, and the cleanup cron retries it.
+  cleanupTasks: defineTable({
+    jobId: v.id("provisioningJobs"),
+    instanceId: v.id("instances"),
+    provider: v.union(v.literal("convex"), v.literal("workos"), v.literal("cloudflare"), v.literal("stripe")),
+    resourceId: v.string(),
+    /** Undo order: newest-made first. */
+    order: v.number(),
+    status: v.union(v.literal("pending"), v.literal("done")),
+    attempts: v.number(),
+    lastError: v.optional(v.string()),
+    nextAttemptAt: v.number(),
+    doneAt: v.optional(v.number()),
+  })
+    .index("by_jobId_and_status", ["jobId", "status"])
+    .index("by_status_and_nextAttemptAt", ["status", "nextAttemptAt"]),
 
   // Append-only: written by audit.append from every job transition and admin call;
   // read by operators. No function updates or deletes it.
@@ -142,4 +170,8 @@ export default defineSchema({
     message: v.optional(v.string()),
     retryAfterMs: v.optional(v.number()),
   }).index("by_operation", ["operation"]),
+
+  // Orphan scans (hourly cron, operators, the admin API): only the newest few are kept.
+  // Written by orphans.recordOrphanScan; read by orphans.getLastOrphanScan (dashboard).
+  orphanScans: defineTable(vOrphanScan).index("by_scannedAt", ["scannedAt"]),
 });

@@ -201,7 +201,7 @@ describe("live providers only", () => {
     expect(status.status).toBe("ready");
     const deploy = status.steps.find((s) => s.name === "deployApp")!;
     expect(deploy.attempts).toBe(2);
-    expect(deploy.lastError).toMatchObject({ class: "transient", message: expect.stringContaining("deadline") });
+    expect(deploy.lastError).toMatchObject({ class: "deadline", message: expect.stringContaining("deadline") });
     expect(fakes.github.dispatches()).toHaveLength(2);
   });
 

@@ -114,6 +114,30 @@ export async function drain(t: TestBackend, maxIterations = 10_000) {
   await t.finishAllScheduledFunctions(vi.runAllTimers, maxIterations);
 }
 
+/**
+ * Runs scheduled work on fake timers for `simulatedMs` of simulated time only (a second at a
+ * time), so work scheduled further ahead (a cleanup after CLEANUP_DELAY_MS) stays pending.
+ */
+export async function drainFor(t: TestBackend, simulatedMs = 2 * 60 * 60_000) {
+  const { vi } = await import("vitest");
+  const start = Date.now();
+  class HorizonReached extends Error {}
+  try {
+    await t.finishAllScheduledFunctions(() => {
+      if (Date.now() - start >= simulatedMs) throw new HorizonReached();
+      vi.advanceTimersByTime(1000);
+    }, 1_000_000);
+  } catch (error) {
+    if (!(error instanceof HorizonReached)) throw error;
+  }
+}
+
+/** Runs the checkout's job to a terminal status without running cleanups scheduled a day later. */
+export async function settleCheckout(t: TestBackend, sessionId: string) {
+  await drainFor(t);
+  return (await statusOf(t, sessionId)).body;
+}
+
 export async function statusOf(t: TestBackend, sessionId: string) {
   const response = await t.fetch(`/status?session_id=${encodeURIComponent(sessionId)}`, {
     headers: { Accept: "application/json" },

@@ -3,7 +3,7 @@ import type { WorkId } from "@convex-dev/workpool";
 import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { STEP_NEEDS } from "../convex/model/dag";
-import { adminHeaders, drain, sendCheckout, setupBackend, statusOf, type TestBackend } from "./harness";
+import { adminHeaders, drain, sendCheckout, settleCheckout, setupBackend, statusOf, type TestBackend } from "./harness";
 
 beforeEach(() => vi.useFakeTimers());
 afterEach(() => vi.useRealTimers());
@@ -219,14 +219,14 @@ describe("step failures", () => {
     const t = setupBackend();
     await injectFault(t, "deployApp", "permanent", 1);
     const { sessionId } = await sendCheckout(t);
-    await drain(t);
-    const failed = await statusOf(t, sessionId);
-    expect(failed.body.status).toBe("failed");
-    const before = await jobFor(t, failed.body.jobId!);
+    const failed = await settleCheckout(t, sessionId);
+    expect(failed.status).toBe("failed");
+    const before = await jobFor(t, failed.jobId!);
+    expect(before.compensationStatus).toBe("scheduled");
 
-    const response = await t.fetch(`/retry-provisioning/${failed.body.jobId}`, { method: "POST", headers: adminHeaders() });
+    const response = await t.fetch(`/retry-provisioning/${failed.jobId}`, { method: "POST", headers: adminHeaders() });
     expect(response.status).toBe(202);
-    expect(await response.json()).toMatchObject({ jobId: failed.body.jobId, retryCount: 1 });
+    expect(await response.json()).toMatchObject({ jobId: failed.jobId, retryCount: 1 });
     await drain(t);
 
     const { body } = await statusOf(t, sessionId);
@@ -234,13 +234,19 @@ describe("step failures", () => {
     expect(body.error).toBeUndefined();
     const after = await jobFor(t, body.jobId!);
     expect(after.retryCount).toBe(1);
+    expect(after.compensationStatus).toBeUndefined();
     // Steps that had succeeded were not run again; only deployApp and what follows it ran.
     for (const name of ["convexProject", "workosOrg", "pagesProject", "configureBackend", "configureSite"]) {
       expect(after.steps.find((s) => s.name === name)?.attempts).toBe(before.steps.find((s) => s.name === name)?.attempts);
     }
     expect(after.steps.find((s) => s.name === "deployApp")?.attempts).toBe(2);
+    // The cleanup scheduled at the failure found the job retried and did nothing.
+    const instance = await t.run(async (ctx) => ctx.db.get("instances", body.instanceId as Id<"instances">));
+    expect(instance?.status).toBe("active");
+    expect(instance?.resources.pagesProjectName).toBeDefined();
     const actions = await auditActions(t, body.jobId!);
     expect(actions).toEqual(expect.arrayContaining(["job.failed", "job.retried", "job.succeeded"]));
+    expect(actions).not.toContain("job.compensation_started");
     const retried = (await t.query(internal.audit.listForJob, { jobId: body.jobId as Id<"provisioningJobs"> })).find(
       (r) => r.action === "job.retried",
     );

@@ -14,6 +14,7 @@ import type {
   FunctionReference,
 } from "convex/server";
 import type * as audit from "../audit.js";
+import type * as cleanup from "../cleanup.js";
 import type * as http from "../http.js";
 import type * as lib_backoff from "../lib/backoff.js";
 import type * as lib_config from "../lib/config.js";
@@ -24,6 +25,7 @@ import type * as lib_log from "../lib/log.js";
 import type * as lib_validators from "../lib/validators.js";
 import type * as model_audit from "../model/audit.js";
 import type * as model_checkout from "../model/checkout.js";
+import type * as model_cleanup from "../model/cleanup.js";
 import type * as model_dag from "../model/dag.js";
 import type * as model_health from "../model/health.js";
 import type * as model_jobs from "../model/jobs.js";
@@ -63,6 +65,7 @@ import type * as stripe from "../stripe.js";
  */
 declare const fullApi: ApiFromModules<{
   audit: typeof audit;
+  cleanup: typeof cleanup;
   http: typeof http;
   "lib/backoff": typeof lib_backoff;
   "lib/config": typeof lib_config;
@@ -73,6 +76,7 @@ declare const fullApi: ApiFromModules<{
   "lib/validators": typeof lib_validators;
   "model/audit": typeof model_audit;
   "model/checkout": typeof model_checkout;
+  "model/cleanup": typeof model_cleanup;
   "model/dag": typeof model_dag;
   "model/health": typeof model_health;
   "model/jobs": typeof model_jobs;

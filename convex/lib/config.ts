@@ -27,7 +27,21 @@ export const EnvSchema = z.object({
   RETRY_MAX_DELAY_MS: int(0).default(30_000),
   RETRY_JITTER: z.coerce.number().min(0).max(1).default(0.2),
   SANDBOX_LATENCY_MS: int(0).max(600_000).default(200),
+  // How long a running step may go without reporting before the watchdog re-dispatches it;
+  // STEP_DEADLINE_MS_<STEP> overrides one step kind (deployApp waits for its workflow run).
+  STEP_DEADLINE_MS: int(1).default(5 * 60_000),
+  STEP_DEADLINE_MS_CONVEXPROJECT: int(1).optional(),
+  STEP_DEADLINE_MS_WORKOSORG: int(1).optional(),
+  STEP_DEADLINE_MS_PAGESPROJECT: int(1).optional(),
+  STEP_DEADLINE_MS_WORKOSUSER: int(1).optional(),
+  STEP_DEADLINE_MS_STRIPEENDPOINT: int(1).optional(),
+  STEP_DEADLINE_MS_CONFIGUREBACKEND: int(1).optional(),
+  STEP_DEADLINE_MS_CONFIGURESITE: int(1).optional(),
   STEP_DEADLINE_MS_DEPLOYAPP: int(1).default(15 * 60_000),
+  STEP_DEADLINE_MS_VALIDATE: int(1).optional(),
+  STEP_DEADLINE_MS_ACTIVATE: int(1).optional(),
+  /** Delay before a job that failed for good has its partial resources removed (0: at once). */
+  CLEANUP_DELAY_MS: int(0).default(24 * 60 * 60_000),
   ENCRYPTION_KEY: z
     .string()
     .regex(/^[A-Za-z0-9+/]{43}=$/, "must be 32 bytes, base64-encoded (openssl rand -base64 32)")
@@ -111,6 +125,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (anyLive && config.ENCRYPTION_KEY === undefined) missing.push("ENCRYPTION_KEY (needed in live mode)");
   if (missing.length > 0) return fail("CONFIG_INVALID", `missing environment: ${missing.join(", ")}`);
   return config;
+}
+
+/** The deadline of one attempt of `step`: its own override, else STEP_DEADLINE_MS. */
+export function stepDeadlineMs(config: Config, step: string): number {
+  const override = config[`STEP_DEADLINE_MS_${step.toUpperCase()}` as keyof Config];
+  return typeof override === "number" ? override : config.STEP_DEADLINE_MS;
 }
 
 export function retryPolicy(config: Config): RetryPolicy {

@@ -22,7 +22,8 @@ export type StepName = Infer<typeof vStepName>;
 export const vProviderName = literals("convex", "workos", "cloudflare", "stripe", "github", "resend", "brain");
 export type ProviderName = Infer<typeof vProviderName>;
 
-export const vFailureClass = literals("transient", "rate_limited", "permanent");
+/** How a step attempt failed: the three adapter classes, a missed deadline, or an operator's cancel. */
+export const vFailureClass = literals("transient", "rate_limited", "permanent", "deadline", "cancelled");
 export type FailureClass = Infer<typeof vFailureClass>;
 
 export const vStepStatus = literals("pending", "running", "retrying", "waiting", "succeeded", "failed");
@@ -58,6 +59,8 @@ export const vStepState = v.object({
   startedAt: v.optional(v.number()),
   finishedAt: v.optional(v.number()),
   nextAttemptAt: v.optional(v.number()),
+  /** When the current attempt counts as dead if it has not reported (the watchdog re-dispatches it). */
+  deadlineAt: v.optional(v.number()),
   lastError: v.optional(vStepError),
 });
 export type StepState = Infer<typeof vStepState>;
@@ -92,8 +95,12 @@ export const vStepOutcome = v.union(
   v.object({ kind: v.literal("transient"), message: v.string() }),
   v.object({ kind: v.literal("rate_limited"), message: v.string(), retryAfterMs: v.number() }),
   v.object({ kind: v.literal("permanent"), message: v.string(), providerCode: v.optional(v.string()) }),
+  v.object({ kind: v.literal("deadline"), message: v.string() }),
 );
 export type StepOutcome = Infer<typeof vStepOutcome>;
+
+export const vCompensationStatus = literals("scheduled", "running", "done");
+export type CompensationStatus = Infer<typeof vCompensationStatus>;
 
 export const vStepContext = v.object({
   jobId: v.id("provisioningJobs"),
@@ -140,3 +147,45 @@ export const vHealthReport = v.object({
   resources: v.array(vResourceCheck),
 });
 export type HealthReport = Infer<typeof vHealthReport>;
+
+/** Providers an orphan scan lists: those where Brain creates a resource per instance. */
+export const vOrphanProvider = literals("convex", "workos", "cloudflare", "stripe");
+export type OrphanProvider = Infer<typeof vOrphanProvider>;
+
+/** A Brain-tagged resource no live instance references. `resourceId` is what the adapter's delete takes. */
+export const vOrphan = v.object({ provider: vOrphanProvider, resourceId: v.string(), name: v.string() });
+export type Orphan = Infer<typeof vOrphan>;
+
+/** An orphan cleanup: on a dry run only `wouldDelete` is filled; otherwise `deleted` and `failed`. */
+export const vOrphanCleanup = v.object({
+  dryRun: v.boolean(),
+  deleted: v.array(vOrphan),
+  wouldDelete: v.array(vOrphan),
+  failed: v.array(v.object({ provider: vOrphanProvider, resourceId: v.string(), name: v.string(), message: v.string() })),
+});
+export type OrphanCleanup = Infer<typeof vOrphanCleanup>;
+
+/** What an orphan scan needs to know of the instance a resource names (null: no such instance). */
+export const vInstanceRef = v.object({
+  status: vInstanceStatus,
+  /** The resource id the instance records per provider, when recorded. */
+  recorded: v.object({
+    convex: v.optional(v.string()),
+    workos: v.optional(v.string()),
+    cloudflare: v.optional(v.string()),
+    stripe: v.optional(v.string()),
+  }),
+  /** A failed instance whose job's compensation has finished: nothing of it should remain. */
+  cleanedUp: v.boolean(),
+});
+export type InstanceRef = Infer<typeof vInstanceRef>;
+
+/** One stored orphan scan (the newest few are kept for the dashboard). */
+export const vOrphanScan = v.object({
+  scannedAt: v.number(),
+  actor: v.string(),
+  /** Orphans found; `orphans` holds at most the first 500 of them. */
+  total: v.number(),
+  orphans: v.array(vOrphan),
+});
+export type OrphanScan = Infer<typeof vOrphanScan>;

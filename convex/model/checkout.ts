@@ -36,7 +36,7 @@ export async function provisionCheckout(
   const job = { instanceId, correlationId: origin.correlationId, trigger: origin.actor };
   const overCap = await pagesCapExceeded(ctx, config);
   if (overCap) {
-    const jobId = await startFailedJob(ctx, { ...job, step: "pagesProject", message: overCap });
+    const jobId = await startFailedJob(ctx, config, { ...job, step: "pagesProject", message: overCap });
     return { outcome: "needs_attention", detail: `job ${jobId}: ${overCap}` };
   }
   const jobId = await startProvisionJob(ctx, config, job);

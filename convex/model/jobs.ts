@@ -5,9 +5,9 @@ import { internal } from "../_generated/api";
 import type { Doc, Id } from "../_generated/dataModel";
 import type { MutationCtx } from "../_generated/server";
 import { retryDelayMs } from "../lib/backoff";
-import { loadConfig, retryPolicy, type Config } from "../lib/config";
+import { retryPolicy, stepDeadlineMs, type Config } from "../lib/config";
 import { log } from "../lib/log";
-import type { StepName, StepOutcome, StepState, StepContext } from "../lib/validators";
+import type { JobError, StepName, StepOutcome, StepState, StepContext } from "../lib/validators";
 import { appendAudit } from "./audit";
 import { initialSteps, readySteps, STEP_PROVIDER } from "./dag";
 import { poolFor } from "./pools";
@@ -28,8 +28,8 @@ function stepOf(job: Job, name: StepName): StepState {
 
 const completedCount = (steps: StepState[]) => steps.filter((s) => s.status === "succeeded").length;
 
-async function enqueueStep(ctx: MutationCtx, context: StepContext, runAfterMs: number): Promise<void> {
-  await poolFor(loadConfig(), STEP_PROVIDER[context.step]).enqueueAction(ctx, internal.steps.runStep, context, {
+async function enqueueStep(ctx: MutationCtx, config: Config, context: StepContext, runAfterMs: number): Promise<void> {
+  await poolFor(config, STEP_PROVIDER[context.step]).enqueueAction(ctx, internal.steps.runStep, context, {
     onComplete: internal.provisioning.onStepComplete,
     context,
     retry: false,
@@ -37,14 +37,25 @@ async function enqueueStep(ctx: MutationCtx, context: StepContext, runAfterMs: n
   });
 }
 
-/** Marks every ready step running and enqueues it. Returns the updated steps. */
-async function dispatchReady(ctx: MutationCtx, job: Job, steps: StepState[], now: number): Promise<StepState[]> {
+/** Marks every ready step running (with its deadline) and enqueues it. Returns the updated steps. */
+async function dispatchReady(
+  ctx: MutationCtx,
+  config: Config,
+  job: Job,
+  steps: StepState[],
+  now: number,
+): Promise<StepState[]> {
   let next = steps;
   for (const name of readySteps(steps)) {
     const state = next.find((s) => s.name === name)!;
     const attempt = state.attempts + 1;
-    next = setStep(next, name, { status: "running", attempts: attempt, startedAt: state.startedAt ?? now });
-    await enqueueStep(ctx, { jobId: job._id, step: name, attempt }, 0);
+    next = setStep(next, name, {
+      status: "running",
+      attempts: attempt,
+      startedAt: state.startedAt ?? now,
+      deadlineAt: now + stepDeadlineMs(config, name),
+    });
+    await enqueueStep(ctx, config, { jobId: job._id, step: name, attempt }, 0);
     await appendAudit(ctx, { actor: SYSTEM, action: "step.started", jobId: job._id, instanceId: job.instanceId, detail: `${name} attempt ${attempt}` });
   }
   return next;
@@ -84,14 +95,14 @@ export async function startProvisionJob(
   await appendAudit(ctx, { actor: args.trigger, action: admitted ? "job.created" : "job.queued", jobId, instanceId: args.instanceId });
   if (admitted) {
     const job = (await ctx.db.get("provisioningJobs", jobId))!;
-    await ctx.db.patch("provisioningJobs", jobId, { steps: await dispatchReady(ctx, job, steps, now) });
+    await ctx.db.patch("provisioningJobs", jobId, { steps: await dispatchReady(ctx, config, job, steps, now) });
   }
   log("info", admitted ? "job.created" : "job.queued", { correlationId: args.correlationId, jobId, instanceId: args.instanceId });
   return jobId;
 }
 
 /** When a job leaves `running`, the oldest queued job (if any) takes its place. */
-async function admitNextJob(ctx: MutationCtx): Promise<void> {
+export async function admitNextJob(ctx: MutationCtx, config: Config): Promise<void> {
   const next = await ctx.db
     .query("provisioningJobs")
     .withIndex("by_status", (q) => q.eq("status", "queued"))
@@ -99,7 +110,7 @@ async function admitNextJob(ctx: MutationCtx): Promise<void> {
   if (!next) return;
   const now = Date.now();
   await appendAudit(ctx, { actor: SYSTEM, action: "job.admitted", jobId: next._id, instanceId: next.instanceId });
-  const steps = await dispatchReady(ctx, { ...next, status: "running" }, next.steps, now);
+  const steps = await dispatchReady(ctx, config, { ...next, status: "running" }, next.steps, now);
   await ctx.db.patch("provisioningJobs", next._id, { status: "running", steps, updatedAt: now });
 }
 
@@ -109,6 +120,7 @@ async function admitNextJob(ctx: MutationCtx): Promise<void> {
  */
 export async function startFailedJob(
   ctx: MutationCtx,
+  config: Config,
   args: { instanceId: Id<"instances">; correlationId: string; trigger: string; step: StepName; message: string },
 ): Promise<Id<"provisioningJobs">> {
   const now = Date.now();
@@ -120,22 +132,20 @@ export async function startFailedJob(
   const jobId = await ctx.db.insert("provisioningJobs", {
     instanceId: args.instanceId,
     kind: "provision",
-    status: "failed",
+    status: "running",
     steps,
     totalSteps: steps.length,
     currentStep: 0,
     retryCount: 0,
     correlationId: args.correlationId,
     trigger: args.trigger,
-    error: { step: args.step, class: "permanent", message: args.message },
     createdAt: now,
     updatedAt: now,
-    finishedAt: now,
   });
-  await ctx.db.patch("instances", args.instanceId, { status: "failed" });
   await appendAudit(ctx, { actor: args.trigger, action: "job.created", jobId, instanceId: args.instanceId });
-  await appendAudit(ctx, { actor: SYSTEM, action: "job.failed", jobId, instanceId: args.instanceId, detail: `${args.step} (permanent): ${args.message}` });
-  log("warn", "job.failed", { correlationId: args.correlationId, jobId, step: args.step, class: "permanent" });
+  const job = (await ctx.db.get("provisioningJobs", jobId))!;
+  const error = { step: args.step, class: "permanent" as const, message: args.message };
+  await ctx.db.patch("provisioningJobs", jobId, await failJob(ctx, config, job, error, SYSTEM, config.CLEANUP_DELAY_MS));
   return jobId;
 }
 
@@ -170,48 +180,60 @@ export async function recordOutcome(
   if (outcome.kind === "succeeded" || outcome.kind === "waiting") {
     await mergeResources(ctx, job.instanceId, outcome.resources);
     if (outcome.kind === "waiting") {
-      steps = setStep(steps, context.step, { status: "waiting", nextAttemptAt: undefined });
+      steps = setStep(steps, context.step, { status: "waiting", nextAttemptAt: undefined, deadlineAt: now + outcome.deadlineMs });
       await ctx.scheduler.runAfter(outcome.deadlineMs, internal.provisioning.expireWaitingStep, context);
       await audit("step.waiting", `${context.step} attempt ${context.attempt}: waiting up to ${outcome.deadlineMs} ms for its report`);
     } else {
-      steps = setStep(steps, context.step, { status: "succeeded", finishedAt: now, nextAttemptAt: undefined });
+      steps = setStep(steps, context.step, { status: "succeeded", finishedAt: now, nextAttemptAt: undefined, deadlineAt: undefined });
       await audit("step.succeeded", `${context.step} attempt ${context.attempt}`);
       if (context.step === "activate") {
         Object.assign(patch, { status: "succeeded", finishedAt: now });
         await activateInstance(ctx, job.instanceId, now);
         await audit("job.succeeded");
-        await admitNextJob(ctx);
+        await admitNextJob(ctx, config);
       } else if (job.status === "running") {
-        steps = await dispatchReady(ctx, job, steps, now);
+        steps = await dispatchReady(ctx, config, job, steps, now);
+      } else if (job.compensationStatus === "running" || job.compensationStatus === "done") {
+        // A step still running when the job failed (or was cancelled) made something after
+        // the cleanup took its inventory: clean that up too.
+        Object.assign(patch, { compensationStatus: "scheduled", compensateAt: now });
+        await ctx.scheduler.runAfter(0, internal.cleanup.startCompensation, { jobId: job._id, retryCount: job.retryCount });
+        await audit("job.compensation_scheduled", `late result of ${context.step}`);
       }
     }
   } else {
     const error = { class: outcome.kind, message: outcome.message, at: now };
     const policy = retryPolicy(config);
     const attemptsThisRun = state.attempts - (state.attemptsBeforeRetry ?? 0);
+    const idle = { nextAttemptAt: undefined, deadlineAt: undefined };
     if (job.status !== "running") {
-      // The job already failed on another step; record this failure, schedule nothing.
-      steps = setStep(steps, context.step, { status: "failed", finishedAt: now, lastError: error, nextAttemptAt: undefined });
+      // The job already failed (or was cancelled); record this failure, schedule nothing.
+      steps = setStep(steps, context.step, { status: "failed", finishedAt: now, lastError: error, ...idle });
       await audit("step.failed", `${context.step}: ${outcome.message}`);
     } else if (outcome.kind !== "permanent" && attemptsThisRun < policy.maxAttempts) {
       const retryAfter = outcome.kind === "rate_limited" ? outcome.retryAfterMs : undefined;
       const delay = retryDelayMs(policy, attemptsThisRun, retryAfter);
       const attempt = state.attempts + 1;
-      steps = setStep(steps, context.step, { status: "retrying", attempts: attempt, lastError: error, nextAttemptAt: now + delay });
-      await enqueueStep(ctx, { jobId: job._id, step: context.step, attempt }, delay);
+      steps = setStep(steps, context.step, {
+        status: "retrying",
+        attempts: attempt,
+        lastError: error,
+        nextAttemptAt: now + delay,
+        deadlineAt: now + delay + stepDeadlineMs(config, context.step),
+      });
+      await enqueueStep(ctx, config, { jobId: job._id, step: context.step, attempt }, delay);
       await audit("step.retry_scheduled", `${context.step} attempt ${attempt} in ${delay} ms after ${outcome.kind}: ${outcome.message}`);
     } else {
       const message =
         outcome.kind === "permanent"
           ? outcome.message
           : `${outcome.message} (gave up after ${attemptsThisRun} attempts)`;
-      steps = setStep(steps, context.step, { status: "failed", finishedAt: now, lastError: error, nextAttemptAt: undefined });
-      Object.assign(patch, { status: "failed", finishedAt: now, error: { step: context.step, class: outcome.kind, message } });
-      await ctx.db.patch("instances", job.instanceId, { status: "failed" });
+      steps = setStep(steps, context.step, { status: "failed", finishedAt: now, lastError: error, ...idle });
       await audit("step.failed", `${context.step}: ${message}`);
-      await audit("job.failed", `${context.step} (${outcome.kind}): ${message}`);
-      await admitNextJob(ctx);
-      log("warn", "job.failed", { correlationId: job.correlationId, jobId: job._id, step: context.step, class: outcome.kind });
+      Object.assign(
+        patch,
+        await failJob(ctx, config, job, { step: context.step, class: outcome.kind, message }, actor, config.CLEANUP_DELAY_MS),
+      );
     }
   }
 
@@ -222,6 +244,57 @@ export async function recordOutcome(
     updatedAt: now,
   });
   return "recorded";
+}
+
+/**
+ * The job fails for good: the instance is failed, the next queued job is admitted, and the
+ * partial resources are scheduled for cleanup after `cleanupDelayMs` (unless retried first).
+ * Returns the job fields to patch.
+ */
+async function failJob(
+  ctx: MutationCtx,
+  config: Config,
+  job: Job,
+  error: JobError,
+  actor: string,
+  cleanupDelayMs: number,
+): Promise<Partial<Job>> {
+  const now = Date.now();
+  await ctx.db.patch("instances", job.instanceId, { status: "failed" });
+  await appendAudit(ctx, { actor, action: "job.failed", jobId: job._id, instanceId: job.instanceId, detail: `${error.step} (${error.class}): ${error.message}` });
+  await ctx.scheduler.runAfter(cleanupDelayMs, internal.cleanup.startCompensation, { jobId: job._id, retryCount: job.retryCount });
+  await admitNextJob(ctx, config);
+  log("warn", "job.failed", { correlationId: job.correlationId, jobId: job._id, step: error.step, class: error.class });
+  return { status: "failed", finishedAt: now, error, compensationStatus: "scheduled", compensateAt: now + cleanupDelayMs };
+}
+
+export type CancelResult =
+  | { kind: "cancelled"; jobId: Id<"provisioningJobs"> }
+  | { kind: "refused"; code: "NOT_FOUND" | "JOB_NOT_IN_PROGRESS"; message: string };
+
+/**
+ * Stops a job between steps: nothing new starts, the job fails with class `cancelled`, and its
+ * partial resources are removed at once. A step still running finishes; if it made something,
+ * its result schedules one more cleanup.
+ */
+export async function cancelJob(ctx: MutationCtx, config: Config, rawJobId: string, actor: string): Promise<CancelResult> {
+  const jobId = ctx.db.normalizeId("provisioningJobs", rawJobId);
+  const job = jobId ? await ctx.db.get("provisioningJobs", jobId) : null;
+  if (!jobId || !job) {
+    await appendAudit(ctx, { actor, action: "job.cancel_refused", detail: `no job ${rawJobId.slice(0, 64)}` });
+    return { kind: "refused", code: "NOT_FOUND", message: `no provisioning job ${rawJobId}` };
+  }
+  if (job.status !== "running" && job.status !== "queued") {
+    await appendAudit(ctx, { actor, action: "job.cancel_refused", jobId, instanceId: job.instanceId, detail: `job is ${job.status}` });
+    return { kind: "refused", code: "JOB_NOT_IN_PROGRESS", message: `job ${jobId} is ${job.status}; only a job in progress can be cancelled` };
+  }
+  const inFlight = job.steps.find((s) => s.status === "running" || s.status === "retrying" || s.status === "waiting");
+  const step = inFlight?.name ?? job.steps.find((s) => s.status !== "succeeded")?.name ?? "activate";
+  const now = Date.now();
+  // Steps waiting for a retry will find the job no longer running and record themselves failed.
+  const fields = await failJob(ctx, config, job, { step, class: "cancelled", message: `cancelled by ${actor}` }, actor, 0);
+  await ctx.db.patch("provisioningJobs", jobId, { ...fields, updatedAt: now });
+  return { kind: "cancelled", jobId };
 }
 
 async function mergeResources(ctx: MutationCtx, instanceId: Id<"instances">, resources: Doc<"instances">["resources"]) {
@@ -252,10 +325,11 @@ async function activateInstance(ctx: MutationCtx, instanceId: Id<"instances">, n
  */
 export type RetryResult =
   | { kind: "retried"; jobId: Id<"provisioningJobs">; retryCount: number }
-  | { kind: "refused"; code: "NOT_FOUND" | "JOB_NOT_FAILED"; message: string };
+  | { kind: "refused"; code: "NOT_FOUND" | "JOB_NOT_FAILED" | "COMPENSATION_IN_PROGRESS"; message: string };
 
 export async function retryFailedJob(
   ctx: MutationCtx,
+  config: Config,
   rawJobId: string,
   actor: string,
 ): Promise<RetryResult> {
@@ -270,22 +344,34 @@ export async function retryFailedJob(
     await appendAudit(ctx, { actor, action: "job.retry_refused", jobId, instanceId: job.instanceId, detail: `job is ${job.status}` });
     return { kind: "refused", code: "JOB_NOT_FAILED", message: `job ${jobId} is ${job.status}; only a failed job can be retried` };
   }
+  if (job.compensationStatus === "running") {
+    await appendAudit(ctx, { actor, action: "job.retry_refused", jobId, instanceId: job.instanceId, detail: "compensation in progress" });
+    return { kind: "refused", code: "COMPENSATION_IN_PROGRESS", message: `job ${jobId} is being cleaned up; retry once that finishes` };
+  }
   const now = Date.now();
-  let steps = job.steps.map((s): StepState =>
-    s.status === "failed"
-      ? { name: s.name, status: "pending", attempts: s.attempts, attemptsBeforeRetry: s.attempts, startedAt: s.startedAt }
-      : s,
-  );
+  // After compensation nothing remains, so every step runs again (same deterministic names).
+  const compensated = job.compensationStatus === "done";
+  const reset = (s: StepState): StepState => ({
+    name: s.name,
+    status: "pending",
+    attempts: s.attempts,
+    attemptsBeforeRetry: s.attempts,
+    startedAt: s.startedAt,
+  });
+  let steps = job.steps.map((s): StepState => (s.status === "failed" || compensated ? reset(s) : s));
   const retryCount = job.retryCount + 1;
   await appendAudit(ctx, { actor, action: "job.retried", jobId, instanceId: job.instanceId, detail: `retry ${retryCount}` });
   await ctx.db.patch("instances", job.instanceId, { status: "provisioning" });
-  steps = await dispatchReady(ctx, { ...job, status: "running" }, steps, now);
+  // The scheduled cleanup sees the new retryCount and does nothing.
+  steps = await dispatchReady(ctx, config, { ...job, status: "running", retryCount }, steps, now);
   await ctx.db.patch("provisioningJobs", jobId, {
     status: "running",
     steps,
     retryCount,
     error: undefined,
     finishedAt: undefined,
+    compensationStatus: undefined,
+    compensateAt: undefined,
     currentStep: completedCount(steps),
     updatedAt: now,
   });

@@ -1,0 +1,143 @@
+// Compensation of failed jobs and the retry of deletions that failed. A job that fails for
+// good schedules startCompensation (after CLEANUP_DELAY_MS, or at once when cancelled);
+// a manual retry before then makes it a no-op (the job's retryCount moved on).
+import { v } from "convex/values";
+import { internal } from "./_generated/api";
+import { internalAction, internalMutation, internalQuery } from "./_generated/server";
+import { backoffDelayMs } from "./lib/backoff";
+import { loadConfig } from "./lib/config";
+import { log } from "./lib/log";
+import { appendAudit } from "./model/audit";
+import { deleteResource, FIELDS_OF, planCleanup } from "./model/cleanup";
+import { outcomeForError } from "./providers/classify";
+import { providersFor } from "./providers";
+
+const ACTOR = "system:cleanup";
+const vCleanupProvider = v.union(v.literal("convex"), v.literal("workos"), v.literal("cloudflare"), v.literal("stripe"));
+
+export const startCompensation = internalMutation({
+  args: { jobId: v.id("provisioningJobs"), retryCount: v.number() },
+  returns: v.null(),
+  handler: async (ctx, { jobId, retryCount }) => {
+    const job = await ctx.db.get("provisioningJobs", jobId);
+    if (!job || job.status !== "failed" || job.retryCount !== retryCount || job.compensationStatus !== "scheduled") {
+      return null; // retried, or already under way
+    }
+    const pending = await planCleanup(ctx, job);
+    await appendAudit(ctx, { actor: ACTOR, action: "job.compensation_started", jobId, instanceId: job.instanceId, detail: `${pending} resources` });
+    await ctx.db.patch("provisioningJobs", jobId, { compensationStatus: "running", updatedAt: Date.now() });
+    await ctx.scheduler.runAfter(0, internal.cleanup.runCleanup, { jobId });
+    return null;
+  },
+});
+
+export const listPendingTasks = internalQuery({
+  args: { jobId: v.id("provisioningJobs") },
+  returns: v.array(v.object({ taskId: v.id("cleanupTasks"), provider: vCleanupProvider, resourceId: v.string(), order: v.number() })),
+  handler: async (ctx, { jobId }) => {
+    const tasks = await ctx.db
+      .query("cleanupTasks")
+      .withIndex("by_jobId_and_status", (q) => q.eq("jobId", jobId).eq("status", "pending"))
+      .take(20);
+    return tasks
+      .sort((a, b) => a.order - b.order)
+      .map((t) => ({ taskId: t._id, provider: t.provider, resourceId: t.resourceId, order: t.order }));
+  },
+});
+
+/** Deletes the job's pending resources newest first, recording each result, then closes the compensation. */
+export const runCleanup = internalAction({
+  args: { jobId: v.id("provisioningJobs") },
+  returns: v.null(),
+  handler: async (ctx, { jobId }) => {
+    const config = loadConfig();
+    const providers = providersFor({ ctx, config, correlationId: `cleanup:${jobId}` });
+    for (const task of await ctx.runQuery(internal.cleanup.listPendingTasks, { jobId })) {
+      let error: string | undefined;
+      try {
+        await deleteResource(providers, task.provider, task.resourceId);
+      } catch (e) {
+        const { outcome } = outcomeForError(e);
+        error = "message" in outcome ? outcome.message : String(e);
+      }
+      await ctx.runMutation(internal.cleanup.recordCleanupResult, { taskId: task.taskId, error });
+    }
+    await ctx.runMutation(internal.cleanup.finishCompensation, { jobId });
+    return null;
+  },
+});
+
+export const recordCleanupResult = internalMutation({
+  args: { taskId: v.id("cleanupTasks"), error: v.optional(v.string()) },
+  returns: v.null(),
+  handler: async (ctx, { taskId, error }) => {
+    const task = await ctx.db.get("cleanupTasks", taskId);
+    if (!task || task.status !== "pending") return null;
+    const now = Date.now();
+    const what = `${task.provider} ${task.resourceId}`;
+    if (error !== undefined) {
+      const attempts = task.attempts + 1;
+      const delay = backoffDelayMs({ maxAttempts: Infinity, baseDelayMs: 60_000, maxDelayMs: 60 * 60_000, jitter: 0.2 }, attempts);
+      await ctx.db.patch("cleanupTasks", taskId, { attempts, lastError: error, nextAttemptAt: now + delay });
+      await appendAudit(ctx, { actor: ACTOR, action: "resource.delete_failed", jobId: task.jobId, instanceId: task.instanceId, detail: `${what}: ${error}` });
+      log("warn", "cleanup.delete_failed", { correlationId: task.jobId, provider: task.provider, attempts });
+      return null;
+    }
+    await ctx.db.patch("cleanupTasks", taskId, { status: "done", attempts: task.attempts + 1, doneAt: now, lastError: undefined });
+    const instance = await ctx.db.get("instances", task.instanceId);
+    if (instance) {
+      const resources = { ...instance.resources };
+      for (const field of FIELDS_OF[task.provider]) delete resources[field];
+      await ctx.db.patch("instances", task.instanceId, { resources });
+    }
+    await appendAudit(ctx, { actor: ACTOR, action: "resource.deleted", jobId: task.jobId, instanceId: task.instanceId, detail: what });
+    return null;
+  },
+});
+
+export const finishCompensation = internalMutation({
+  args: { jobId: v.id("provisioningJobs") },
+  returns: v.null(),
+  handler: async (ctx, { jobId }) => {
+    const job = await ctx.db.get("provisioningJobs", jobId);
+    if (!job || job.compensationStatus !== "running") return null;
+    const pending = await ctx.db
+      .query("cleanupTasks")
+      .withIndex("by_jobId_and_status", (q) => q.eq("jobId", jobId).eq("status", "pending"))
+      .first();
+    if (pending) return null; // the cleanup cron retries what failed
+    const now = Date.now();
+    await ctx.db.patch("provisioningJobs", jobId, { compensationStatus: "done", compensatedAt: now, updatedAt: now });
+    await appendAudit(ctx, { actor: ACTOR, action: "job.compensated", jobId, instanceId: job.instanceId });
+    return null;
+  },
+});
+
+/** Cron: re-runs the cleanup of every job with a deletion due for another attempt. */
+export const retryPendingCleanups = internalMutation({
+  args: {},
+  returns: v.number(),
+  handler: async (ctx) => {
+    const due = await ctx.db
+      .query("cleanupTasks")
+      .withIndex("by_status_and_nextAttemptAt", (q) => q.eq("status", "pending").lte("nextAttemptAt", Date.now()))
+      .take(100);
+    const jobIds = [...new Set(due.map((t) => t.jobId))];
+    for (const jobId of jobIds) await ctx.scheduler.runAfter(0, internal.cleanup.runCleanup, { jobId });
+    return jobIds.length;
+  },
+});
+
+/** Operator (dead letter): clean up a failed job's partial resources now instead of after the delay. */
+export const compensateNow = internalMutation({
+  args: { jobId: v.id("provisioningJobs"), actor: v.string() },
+  returns: v.boolean(),
+  handler: async (ctx, { jobId, actor }) => {
+    const job = await ctx.db.get("provisioningJobs", jobId);
+    if (!job || job.status !== "failed" || job.compensationStatus !== "scheduled") return false;
+    await ctx.db.patch("provisioningJobs", jobId, { compensateAt: Date.now() });
+    await appendAudit(ctx, { actor, action: "job.compensation_requested", jobId, instanceId: job.instanceId });
+    await ctx.scheduler.runAfter(0, internal.cleanup.startCompensation, { jobId, retryCount: job.retryCount });
+    return true;
+  },
+});

@@ -1,0 +1,223 @@
+// Durable execution and recovery: compensation of failed jobs, cancellation, the watchdog,
+// and the dead-letter list. Sandbox providers, fake timers.
+import type { WorkId } from "@convex-dev/workpool";
+import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import { internal } from "../convex/_generated/api";
+import type { Id } from "../convex/_generated/dataModel";
+import { adminHeaders, drain, drainFor, sendCheckout, settleCheckout, setupBackend, statusOf, type TestBackend } from "./harness";
+
+beforeEach(() => vi.useFakeTimers());
+afterEach(() => vi.useRealTimers());
+
+const jobOf = (t: TestBackend, jobId: string) =>
+  t.run(async (ctx) => (await ctx.db.get("provisioningJobs", jobId as Id<"provisioningJobs">))!);
+
+async function sandboxResources(t: TestBackend) {
+  return t.run(async (ctx) =>
+    (await ctx.db.query("sandboxResources").collect())
+      .filter((r) => ["project", "deployment", "organization", "pagesProject", "webhookEndpoint"].includes(r.kind))
+      .map((r) => `${r.provider}:${r.kind}`)
+      .sort(),
+  );
+}
+
+async function auditRows(t: TestBackend, jobId: string) {
+  return t.query(internal.audit.listForJob, { jobId: jobId as Id<"provisioningJobs"> });
+}
+
+const inject = (t: TestBackend, operation: string, kind: "transient" | "permanent", times = 1) =>
+  t.mutation(internal.sandbox.injectFault, { operation, kind, times });
+
+describe("compensation", () => {
+  test("a job that fails for good has its partial resources removed newest first and the instance ends failed", async () => {
+    const t = setupBackend({ env: { CLEANUP_DELAY_MS: "0" } });
+    await inject(t, "configureBackend", "permanent");
+    const { sessionId } = await sendCheckout(t);
+    await drain(t);
+    const status = (await statusOf(t, sessionId)).body;
+    expect(status.status).toBe("failed");
+    expect(status.error).toMatchObject({ step: "configureBackend", class: "permanent" });
+    const job = await jobOf(t, status.jobId!);
+    expect(job.compensationStatus).toBe("done");
+    expect(await sandboxResources(t)).toEqual([]);
+    const instance = await t.run(async (ctx) => ctx.db.get("instances", status.instanceId as Id<"instances">));
+    expect(instance?.status).toBe("failed");
+    expect(instance?.resources).toEqual({});
+    const deleted = (await auditRows(t, status.jobId!)).filter((r) => r.action === "resource.deleted").map((r) => r.detail!.split(" ")[0]);
+    expect(deleted).toHaveLength(4);
+    // stripeEndpoint finished after convexProject, so its endpoint goes first.
+    expect(deleted.indexOf("stripe")).toBeLessThan(deleted.indexOf("convex"));
+  });
+
+  test("nothing is removed before CLEANUP_DELAY_MS, and a retry before then cancels the cleanup", async () => {
+    const t = setupBackend({ env: { CLEANUP_DELAY_MS: String(60 * 60_000) } });
+    await inject(t, "deployApp", "permanent");
+    const { sessionId } = await sendCheckout(t);
+    const failed = await settleCheckout(t, sessionId);
+    expect(failed.status).toBe("failed");
+    expect((await jobOf(t, failed.jobId!)).compensationStatus).toBe("scheduled");
+    expect((await sandboxResources(t)).length).toBeGreaterThan(0);
+    await t.fetch(`/retry-provisioning/${failed.jobId}`, { method: "POST", headers: adminHeaders() });
+    await drain(t); // runs the cleanup scheduled for an hour later too: it must do nothing
+    expect((await statusOf(t, sessionId)).body.status).toBe("ready");
+    expect((await auditRows(t, failed.jobId!)).map((r) => r.action)).not.toContain("job.compensation_started");
+  });
+
+  test("a compensated job can be retried and provisions again under the same names", async () => {
+    const t = setupBackend({ env: { CLEANUP_DELAY_MS: "0" } });
+    await inject(t, "convex.getEnvironment", "permanent");
+    const { sessionId } = await sendCheckout(t);
+    await drain(t);
+    const failed = (await statusOf(t, sessionId)).body;
+    expect((await jobOf(t, failed.jobId!)).compensationStatus).toBe("done");
+    const response = await t.fetch(`/retry-provisioning/${failed.jobId}`, { method: "POST", headers: adminHeaders() });
+    expect(response.status).toBe(202);
+    await drain(t);
+    const ready = (await statusOf(t, sessionId)).body;
+    expect(ready.status).toBe("ready");
+    expect(ready.steps.every((s) => s.status === "succeeded")).toBe(true);
+    expect(await sandboxResources(t)).toEqual([
+      "cloudflare:pagesProject",
+      "convex:deployment",
+      "convex:project",
+      "stripe:webhookEndpoint",
+      "workos:organization",
+    ]);
+  });
+
+  test("a resource already deleted by hand counts as deleted", async () => {
+    const t = setupBackend({ env: { CLEANUP_DELAY_MS: String(60_000) } });
+    await inject(t, "deployApp", "permanent");
+    const { sessionId } = await sendCheckout(t);
+    const failed = await settleCheckout(t, sessionId);
+    await t.run(async (ctx) => {
+      for (const row of await ctx.db.query("sandboxResources").collect()) {
+        if (row.kind === "pagesProject") await ctx.db.delete("sandboxResources", row._id);
+      }
+    });
+    await drain(t);
+    expect((await jobOf(t, failed.jobId!)).compensationStatus).toBe("done");
+    expect(await sandboxResources(t)).toEqual([]);
+  });
+
+  test("a deletion that fails stays pending and the cleanup cron retries it until it succeeds", async () => {
+    const t = setupBackend({ env: { CLEANUP_DELAY_MS: "0" } });
+    await inject(t, "stripeEndpoint", "permanent");
+    await inject(t, "cloudflare.deletePagesProject", "transient", 1);
+    const { sessionId } = await sendCheckout(t);
+    await drain(t);
+    const failed = (await statusOf(t, sessionId)).body;
+    const job = await jobOf(t, failed.jobId!);
+    expect(job.compensationStatus).toBe("running");
+    expect(await sandboxResources(t)).toEqual(["cloudflare:pagesProject"]);
+    expect((await auditRows(t, failed.jobId!)).map((r) => r.action)).toContain("resource.delete_failed");
+
+    vi.advanceTimersByTime(2 * 60 * 60_000);
+    expect(await t.mutation(internal.cleanup.retryPendingCleanups, {})).toBe(1);
+    await drain(t);
+    expect((await jobOf(t, failed.jobId!)).compensationStatus).toBe("done");
+    expect(await sandboxResources(t)).toEqual([]);
+  });
+});
+
+describe("cancellation", () => {
+  test("cancelling a job mid-step stops it, fails it as cancelled and removes everything, late results included", async () => {
+    const t = setupBackend();
+    const { sessionId } = await sendCheckout(t);
+    vi.advanceTimersByTime(1);
+    await t.finishInProgressScheduledFunctions(); // job created, first steps dispatched
+    const { body } = await statusOf(t, sessionId);
+    const response = await t.fetch(`/cancel-provisioning/${body.jobId}`, { method: "POST", headers: adminHeaders() });
+    expect(response.status).toBe(202);
+    await drain(t);
+    const status = (await statusOf(t, sessionId)).body;
+    expect(status.status).toBe("failed");
+    expect(status.error).toMatchObject({ class: "cancelled", message: "cancelled by admin-api" });
+    expect(status.steps.filter((s) => s.name === "activate" || s.name === "deployApp").every((s) => s.attempts === 0)).toBe(true);
+    // The three steps running at cancel time still made their resources; cleanup removed them.
+    expect(await sandboxResources(t)).toEqual([]);
+    expect((await jobOf(t, body.jobId!)).compensationStatus).toBe("done");
+    const actions = (await auditRows(t, body.jobId!)).map((r) => r.action);
+    expect(actions).toContain("job.failed");
+    expect(actions).toContain("job.compensated");
+  });
+
+  test("cancelling a finished or unknown job is refused", async () => {
+    const t = setupBackend();
+    const { sessionId } = await sendCheckout(t);
+    await drain(t);
+    const { body } = await statusOf(t, sessionId);
+    const finished = await t.fetch(`/cancel-provisioning/${body.jobId}`, { method: "POST", headers: adminHeaders() });
+    expect(finished.status).toBe(409);
+    expect(await finished.json()).toMatchObject({ error: { code: "JOB_NOT_IN_PROGRESS" } });
+    const unknown = await t.fetch("/cancel-provisioning/nope", { method: "POST", headers: adminHeaders() });
+    expect(unknown.status).toBe(404);
+    const unauthorized = await t.fetch(`/cancel-provisioning/${body.jobId}`, { method: "POST" });
+    expect(unauthorized.status).toBe(401);
+  });
+});
+
+describe("watchdog", () => {
+  test("a step whose action died is re-dispatched after its deadline and a late result from it changes nothing", async () => {
+    const t = setupBackend();
+    const { sessionId } = await sendCheckout(t);
+    await drain(t);
+    const { body } = await statusOf(t, sessionId);
+    const jobId = body.jobId as Id<"provisioningJobs">;
+    // As if validate's attempt 1 had been dispatched and its action died without reporting.
+    await t.run(async (ctx) => {
+      const job = (await ctx.db.get("provisioningJobs", jobId))!;
+      const steps = job.steps.map((s) =>
+        s.name === "validate"
+          ? { name: s.name, status: "running" as const, attempts: 1, startedAt: Date.now(), deadlineAt: Date.now() + 1000 }
+          : s.name === "activate"
+            ? { name: s.name, status: "pending" as const, attempts: 0 }
+            : s,
+      );
+      await ctx.db.patch("provisioningJobs", jobId, { status: "running", steps, currentStep: 8 });
+    });
+    expect(await t.mutation(internal.provisioning.runWatchdog, {})).toEqual({ expired: 0 });
+    vi.advanceTimersByTime(1001);
+    expect(await t.mutation(internal.provisioning.runWatchdog, {})).toEqual({ expired: 1 });
+    const retried = (await jobOf(t, jobId)).steps.find((s) => s.name === "validate")!;
+    expect(retried).toMatchObject({ status: "retrying", attempts: 2, lastError: { class: "deadline" } });
+    // The dead attempt reports after all: stale.
+    await t.mutation(internal.provisioning.onStepComplete, {
+      workId: "dead-attempt" as WorkId,
+      context: { jobId, step: "validate", attempt: 1 },
+      result: { kind: "success", returnValue: { kind: "permanent", message: "late" } },
+    });
+    expect((await jobOf(t, jobId)).steps.find((s) => s.name === "validate")).toMatchObject({ status: "retrying", attempts: 2 });
+    await drain(t);
+    expect((await statusOf(t, sessionId)).body.status).toBe("ready");
+  });
+});
+
+describe("dead letter", () => {
+  test("lists jobs failed for good until they are retried or cleaned up", async () => {
+    const t = setupBackend();
+    await inject(t, "workosOrg", "permanent");
+    const { sessionId } = await sendCheckout(t);
+    const failed = await settleCheckout(t, sessionId);
+    vi.advanceTimersByTime(5_000);
+    const response = await t.fetch("/admin/dead-letter", { headers: adminHeaders() });
+    expect(response.status).toBe(200);
+    const { jobs } = (await response.json()) as { jobs: { jobId: string; waitingMs: number }[] };
+    expect(jobs).toEqual([
+      {
+        jobId: failed.jobId,
+        instanceId: failed.instanceId,
+        step: "workosOrg",
+        class: "permanent",
+        message: expect.stringContaining("injected permanent fault"),
+        failedAt: expect.any(Number),
+        waitingMs: expect.any(Number),
+      },
+    ]);
+    expect(jobs[0].waitingMs).toBeGreaterThanOrEqual(5_000);
+    expect(await t.mutation(internal.cleanup.compensateNow, { jobId: failed.jobId as Id<"provisioningJobs">, actor: "operator" })).toBe(true);
+    await drainFor(t, 60_000);
+    expect(((await (await t.fetch("/admin/dead-letter", { headers: adminHeaders() })).json()) as { jobs: unknown[] }).jobs).toEqual([]);
+    expect((await t.fetch("/admin/dead-letter")).status).toBe(401);
+  });
+});
