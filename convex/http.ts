@@ -13,6 +13,7 @@ import { checkInstanceHealth } from "./model/health";
 import { renderStatusPage } from "./model/statusPage";
 import { verifyStripeWebhook } from "./model/stripeWebhook";
 import { requireAdmin } from "./security";
+import { registerOrphanRoutes } from "./adminRoutes";
 
 const http = httpRouter();
 const ADMIN_ACTOR = "admin-api";
@@ -130,6 +131,18 @@ http.route({
   }),
 });
 
+http.route({
+  path: "/admin/circuits",
+  method: "GET",
+  handler: route("/admin/circuits", async (ctx, request, config) => {
+    const denied = await requireAdmin(ctx, config, request);
+    if (denied) return denied;
+    const circuits = await ctx.runQuery(internal.monitoring.listCircuits, { now: Date.now() });
+    await ctx.runMutation(internal.audit.recordAdminCall, { actor: ADMIN_ACTOR, action: "admin.circuits_listed" });
+    return json(200, { circuits });
+  }),
+});
+
 const CallbackBody = z.object({
   jobId: z.string().min(1).max(100),
   step: z.literal("deployApp"),
@@ -190,6 +203,8 @@ http.route({
   }),
 });
 
+registerOrphanRoutes(http);
+
 // Known paths asked with the wrong method answer in the JSON error shape too.
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
 const ROUTES: { path: string; prefix: boolean; method: (typeof METHODS)[number] }[] = [
@@ -198,8 +213,11 @@ const ROUTES: { path: string; prefix: boolean; method: (typeof METHODS)[number] 
   { path: "/instance-health/", prefix: true, method: "GET" },
   { path: "/retry-provisioning/", prefix: true, method: "POST" },
   { path: "/provisioning-callback", prefix: false, method: "POST" },
+  { path: "/admin/orphans", prefix: false, method: "GET" },
+  { path: "/admin/orphans/cleanup", prefix: false, method: "POST" },
   { path: "/cancel-provisioning/", prefix: true, method: "POST" },
   { path: "/admin/dead-letter", prefix: false, method: "GET" },
+  { path: "/admin/circuits", prefix: false, method: "GET" },
 ];
 for (const known of ROUTES) {
   for (const method of METHODS.filter((m) => m !== known.method)) {

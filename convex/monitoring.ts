@@ -5,6 +5,7 @@ import { internalAction, internalMutation, internalQuery } from "./_generated/se
 import { loadConfig } from "./lib/config";
 import { vHealthReport, vInstanceResources, vInstanceStatus } from "./lib/validators";
 import { appendAudit } from "./model/audit";
+import { listCircuits as listProviderCircuits } from "./model/circuits";
 import { checkInstanceHealth as runHealthCheck } from "./model/health";
 
 /** An instance's resources by an id that may come from a URL (null when malformed or unknown). */
@@ -48,6 +49,20 @@ export const recordHealthCheck = internalMutation({
     });
     return null;
   },
+});
+
+/** Each provider's circuit breaker: closed, open (steps wait) or half-open (next attempt probes). */
+export const listCircuits = internalQuery({
+  args: { now: v.number() },
+  returns: v.array(
+    v.object({
+      provider: v.string(),
+      state: v.union(v.literal("closed"), v.literal("open"), v.literal("half_open")),
+      failures: v.number(),
+      openedAt: v.optional(v.number()),
+    }),
+  ),
+  handler: async (ctx, { now }) => listProviderCircuits(ctx, loadConfig(), now),
 });
 
 /** Dashboard / operator: check one instance's resources now. */

@@ -140,6 +140,15 @@ export default defineSchema({
     cachedAt: v.number(),
   }).index("by_email", ["email"]),
 
+  // One circuit breaker per provider. Written by the job engine as step outcomes arrive
+  // (model/circuits.ts); read by dispatch and GET /admin/circuits.
+  circuits: defineTable({
+    provider: v.string(),
+    failures: v.number(),
+    openedAt: v.optional(v.number()),
+    updatedAt: v.number(),
+  }).index("by_provider", ["provider"]),
+
   // Signatures of provisioning callbacks already accepted, so a replay changes nothing.
   // Written by provisioning.recordDeployCallback; read by the same.
   callbackReceipts: defineTable({

@@ -221,3 +221,42 @@ describe("dead letter", () => {
     expect((await t.fetch("/admin/dead-letter")).status).toBe(401);
   });
 });
+
+describe("circuit breaker", () => {
+  test("an outage longer than the retry budget opens the circuit; steps wait instead of failing and it closes on recovery", async () => {
+    const t = setupBackend({ env: { CIRCUIT_FAILURE_THRESHOLD: "3", CIRCUIT_COOLDOWN_MS: "60000", RETRY_MAX_ATTEMPTS: "4" } });
+    // Eight failures in a row: twice the step's budget of four attempts.
+    await inject(t, "pagesProject", "transient", 8);
+    const { sessionId } = await sendCheckout(t);
+    await drainFor(t, 90_000);
+    const during = await (await t.fetch("/admin/circuits", { headers: adminHeaders() })).json();
+    expect(during.circuits.find((c: { provider: string }) => c.provider === "cloudflare")).toMatchObject({
+      state: "open",
+      failures: expect.any(Number),
+      openedAt: expect.any(Number),
+    });
+    expect(during.circuits.find((c: { provider: string }) => c.provider === "workos")).toMatchObject({ state: "closed", failures: 0 });
+    expect((await statusOf(t, sessionId)).body.status).toBe("provisioning");
+    await drain(t);
+    const done = (await statusOf(t, sessionId)).body;
+    expect(done.status).toBe("ready");
+    expect(done.steps.find((s) => s.name === "pagesProject")?.attempts).toBe(9);
+    const after = await (await t.fetch("/admin/circuits", { headers: adminHeaders() })).json();
+    expect(after.circuits.find((c: { provider: string }) => c.provider === "cloudflare")).toEqual({
+      provider: "cloudflare",
+      state: "closed",
+      failures: 0,
+    });
+    expect((await t.fetch("/admin/circuits")).status).toBe(401);
+  });
+
+  test("without an open circuit the same outage exhausts the step's attempts and fails the job", async () => {
+    const t = setupBackend({ env: { CIRCUIT_FAILURE_THRESHOLD: "100", RETRY_MAX_ATTEMPTS: "4", CLEANUP_DELAY_MS: "0" } });
+    await inject(t, "pagesProject", "transient", 8);
+    const { sessionId } = await sendCheckout(t);
+    await drain(t);
+    const done = (await statusOf(t, sessionId)).body;
+    expect(done.status).toBe("failed");
+    expect(done.error).toMatchObject({ step: "pagesProject", class: "transient", message: expect.stringContaining("gave up after 4 attempts") });
+  });
+});

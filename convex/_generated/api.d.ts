@@ -25,6 +25,7 @@ import type * as lib_log from "../lib/log.js";
 import type * as lib_validators from "../lib/validators.js";
 import type * as model_audit from "../model/audit.js";
 import type * as model_checkout from "../model/checkout.js";
+import type * as model_circuits from "../model/circuits.js";
 import type * as model_cleanup from "../model/cleanup.js";
 import type * as model_dag from "../model/dag.js";
 import type * as model_health from "../model/health.js";
@@ -76,6 +77,7 @@ declare const fullApi: ApiFromModules<{
   "lib/validators": typeof lib_validators;
   "model/audit": typeof model_audit;
   "model/checkout": typeof model_checkout;
+  "model/circuits": typeof model_circuits;
   "model/cleanup": typeof model_cleanup;
   "model/dag": typeof model_dag;
   "model/health": typeof model_health;

@@ -40,6 +40,10 @@ export const EnvSchema = z.object({
   STEP_DEADLINE_MS_DEPLOYAPP: int(1).default(15 * 60_000),
   STEP_DEADLINE_MS_VALIDATE: int(1).optional(),
   STEP_DEADLINE_MS_ACTIVATE: int(1).optional(),
+  /** Consecutive transient failures of a provider that open its circuit. */
+  CIRCUIT_FAILURE_THRESHOLD: int(1).default(5),
+  /** How long an open circuit waits before one probe attempt. */
+  CIRCUIT_COOLDOWN_MS: int(0).default(30_000),
   /** Delay before a job that failed for good has its partial resources removed (0: at once). */
   CLEANUP_DELAY_MS: int(0).default(24 * 60 * 60_000),
   ENCRYPTION_KEY: z

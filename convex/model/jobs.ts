@@ -9,6 +9,7 @@ import { retryPolicy, stepDeadlineMs, type Config } from "../lib/config";
 import { log } from "../lib/log";
 import type { JobError, StepName, StepOutcome, StepState, StepContext } from "../lib/validators";
 import { appendAudit } from "./audit";
+import { circuitWaitMs, recordCircuit } from "./circuits";
 import { initialSteps, readySteps, STEP_PROVIDER } from "./dag";
 import { poolFor } from "./pools";
 
@@ -49,13 +50,16 @@ async function dispatchReady(
   for (const name of readySteps(steps)) {
     const state = next.find((s) => s.name === name)!;
     const attempt = state.attempts + 1;
+    // With the provider's circuit open, the step waits for the cool-down instead of failing.
+    const wait = await circuitWaitMs(ctx, config, STEP_PROVIDER[name], now);
     next = setStep(next, name, {
       status: "running",
       attempts: attempt,
       startedAt: state.startedAt ?? now,
-      deadlineAt: now + stepDeadlineMs(config, name),
+      nextAttemptAt: wait > 0 ? now + wait : undefined,
+      deadlineAt: now + wait + stepDeadlineMs(config, name),
     });
-    await enqueueStep(ctx, config, { jobId: job._id, step: name, attempt }, 0);
+    await enqueueStep(ctx, config, { jobId: job._id, step: name, attempt }, wait);
     await appendAudit(ctx, { actor: SYSTEM, action: "step.started", jobId: job._id, instanceId: job.instanceId, detail: `${name} attempt ${attempt}` });
   }
   return next;
@@ -176,6 +180,11 @@ export async function recordOutcome(
     appendAudit(ctx, { actor, action, jobId: job._id, instanceId: job.instanceId, detail });
   let steps = job.steps;
   const patch: Partial<Job> = {};
+  // A permanent error or a rate limit means the provider answered: it says nothing about its health.
+  const circuit =
+    outcome.kind === "permanent" || outcome.kind === "rate_limited"
+      ? { tripped: false }
+      : await recordCircuit(ctx, config, STEP_PROVIDER[context.step], outcome.kind === "transient" || outcome.kind === "deadline", now);
 
   if (outcome.kind === "succeeded" || outcome.kind === "waiting") {
     await mergeResources(ctx, job.instanceId, outcome.resources);
@@ -210,13 +219,16 @@ export async function recordOutcome(
       // The job already failed (or was cancelled); record this failure, schedule nothing.
       steps = setStep(steps, context.step, { status: "failed", finishedAt: now, lastError: error, ...idle });
       await audit("step.failed", `${context.step}: ${outcome.message}`);
-    } else if (outcome.kind !== "permanent" && attemptsThisRun < policy.maxAttempts) {
+    } else if (outcome.kind !== "permanent" && (circuit.tripped || attemptsThisRun < policy.maxAttempts)) {
       const retryAfter = outcome.kind === "rate_limited" ? outcome.retryAfterMs : undefined;
-      const delay = retryDelayMs(policy, attemptsThisRun, retryAfter);
+      const circuitWait = await circuitWaitMs(ctx, config, STEP_PROVIDER[context.step], now);
+      const delay = Math.max(retryDelayMs(policy, attemptsThisRun, retryAfter), circuitWait);
       const attempt = state.attempts + 1;
       steps = setStep(steps, context.step, {
         status: "retrying",
         attempts: attempt,
+        // While the provider's circuit is open, a failure does not burn the step's budget.
+        ...(circuit.tripped ? { attemptsBeforeRetry: (state.attemptsBeforeRetry ?? 0) + 1 } : {}),
         lastError: error,
         nextAttemptAt: now + delay,
         deadlineAt: now + delay + stepDeadlineMs(config, context.step),
