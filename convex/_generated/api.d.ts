@@ -13,8 +13,10 @@ import type {
   FilterApi,
   FunctionReference,
 } from "convex/server";
+import type * as adminRoutes from "../adminRoutes.js";
 import type * as audit from "../audit.js";
 import type * as cleanup from "../cleanup.js";
+import type * as crons from "../crons.js";
 import type * as http from "../http.js";
 import type * as lib_backoff from "../lib/backoff.js";
 import type * as lib_config from "../lib/config.js";
@@ -30,6 +32,8 @@ import type * as model_cleanup from "../model/cleanup.js";
 import type * as model_dag from "../model/dag.js";
 import type * as model_health from "../model/health.js";
 import type * as model_jobs from "../model/jobs.js";
+import type * as model_orphanScan from "../model/orphanScan.js";
+import type * as model_orphans from "../model/orphans.js";
 import type * as model_pools from "../model/pools.js";
 import type * as model_rateLimiter from "../model/rateLimiter.js";
 import type * as model_status from "../model/status.js";
@@ -37,7 +41,9 @@ import type * as model_statusPage from "../model/statusPage.js";
 import type * as model_steps from "../model/steps.js";
 import type * as model_stripeWebhook from "../model/stripeWebhook.js";
 import type * as monitoring from "../monitoring.js";
+import type * as orphans from "../orphans.js";
 import type * as providerCache from "../providerCache.js";
+import type * as providers_chaos from "../providers/chaos.js";
 import type * as providers_classify from "../providers/classify.js";
 import type * as providers_cloudflare from "../providers/cloudflare.js";
 import type * as providers_convex from "../providers/convex.js";
@@ -45,6 +51,7 @@ import type * as providers_github from "../providers/github.js";
 import type * as providers_http from "../providers/http.js";
 import type * as providers_index from "../providers/index.js";
 import type * as providers_operations from "../providers/operations.js";
+import type * as providers_owned from "../providers/owned.js";
 import type * as providers_resend from "../providers/resend.js";
 import type * as providers_sandbox from "../providers/sandbox.js";
 import type * as providers_stripe from "../providers/stripe.js";
@@ -65,8 +72,10 @@ import type * as stripe from "../stripe.js";
  * ```
  */
 declare const fullApi: ApiFromModules<{
+  adminRoutes: typeof adminRoutes;
   audit: typeof audit;
   cleanup: typeof cleanup;
+  crons: typeof crons;
   http: typeof http;
   "lib/backoff": typeof lib_backoff;
   "lib/config": typeof lib_config;
@@ -82,6 +91,8 @@ declare const fullApi: ApiFromModules<{
   "model/dag": typeof model_dag;
   "model/health": typeof model_health;
   "model/jobs": typeof model_jobs;
+  "model/orphanScan": typeof model_orphanScan;
+  "model/orphans": typeof model_orphans;
   "model/pools": typeof model_pools;
   "model/rateLimiter": typeof model_rateLimiter;
   "model/status": typeof model_status;
@@ -89,7 +100,9 @@ declare const fullApi: ApiFromModules<{
   "model/steps": typeof model_steps;
   "model/stripeWebhook": typeof model_stripeWebhook;
   monitoring: typeof monitoring;
+  orphans: typeof orphans;
   providerCache: typeof providerCache;
+  "providers/chaos": typeof providers_chaos;
   "providers/classify": typeof providers_classify;
   "providers/cloudflare": typeof providers_cloudflare;
   "providers/convex": typeof providers_convex;
@@ -97,6 +110,7 @@ declare const fullApi: ApiFromModules<{
   "providers/http": typeof providers_http;
   "providers/index": typeof providers_index;
   "providers/operations": typeof providers_operations;
+  "providers/owned": typeof providers_owned;
   "providers/resend": typeof providers_resend;
   "providers/sandbox": typeof providers_sandbox;
   "providers/stripe": typeof providers_stripe;

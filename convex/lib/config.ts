@@ -27,6 +27,9 @@ export const EnvSchema = z.object({
   RETRY_MAX_DELAY_MS: int(0).default(30_000),
   RETRY_JITTER: z.coerce.number().min(0).max(1).default(0.2),
   SANDBOX_LATENCY_MS: int(0).max(600_000).default(200),
+  /** Share of sandbox provider calls that fail transiently at random (chaos rehearsals). */
+  SANDBOX_FAULT_RATE: z.coerce.number().min(0).max(1).default(0),
+  SANDBOX_FAULT_SEED: int(0).default(1),
   // How long a running step may go without reporting before the watchdog re-dispatches it;
   // STEP_DEADLINE_MS_<STEP> overrides one step kind (deployApp waits for its workflow run).
   STEP_DEADLINE_MS: int(1).default(5 * 60_000),

@@ -1,6 +1,9 @@
 // JSON responses for the HTTP routes. Every error body is
 // { "error": { "code": "SCREAMING_SNAKE", "message": "..." } } with the code's status.
-import { HTTP_STATUS, type ErrorCode } from "./errors";
+import { httpAction, type ActionCtx } from "../_generated/server";
+import { loadConfig, type Config } from "./config";
+import { HTTP_STATUS, isBrainError, type ErrorCode } from "./errors";
+import { log } from "./log";
 
 export function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
   return new Response(JSON.stringify(body), {
@@ -21,4 +24,17 @@ export function wantsJson(request: Request): boolean {
 export function pathParam(request: Request, prefix: string): string | null {
   const rest = decodeURIComponent(new URL(request.url).pathname.slice(prefix.length));
   return rest.length > 0 && !rest.includes("/") ? rest : null;
+}
+
+/** Wraps a handler so configuration and unexpected errors still answer in the JSON error shape. */
+export function route(name: string, handler: (ctx: ActionCtx, request: Request, config: Config) => Promise<Response>) {
+  return httpAction(async (ctx, request) => {
+    try {
+      return await handler(ctx, request, loadConfig());
+    } catch (error) {
+      if (isBrainError(error)) return jsonError(error.data.code, error.data.message);
+      log("error", "http.unexpected", { correlationId: crypto.randomUUID(), route: name, error: String(error) });
+      return jsonError("INTERNAL", "unexpected error; see the deployment's logs");
+    }
+  });
 }

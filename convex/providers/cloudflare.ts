@@ -5,6 +5,7 @@
 import Cloudflare from "cloudflare";
 import { fail } from "../lib/errors";
 import { errorForStatus, networkError, sdkCall } from "./http";
+import { instanceIdFromName, ownedResource } from "./owned";
 import { hasStatus, ProviderError, type CloudflareAdapter, type OwnedResource, type ProviderEnv } from "./types";
 
 const ALREADY_EXISTS = 8000002;
@@ -105,7 +106,8 @@ export function liveCloudflare(env: ProviderEnv): CloudflareAdapter {
         );
         const items = result.result as Project[];
         for (const project of items) {
-          if (project.name.startsWith(prefix)) owned.push({ id: project.name, name: project.name });
+          if (!project.name.startsWith(prefix)) continue;
+          owned.push(ownedResource(project.name, project.name, instanceIdFromName(config.RESOURCE_PREFIX, project.name)));
         }
         if (items.length === 0 || !result.hasNextPage()) break;
       }

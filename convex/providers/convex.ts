@@ -4,6 +4,7 @@
 // deterministic project name: a retry after a lost response adopts the project.
 import { fail } from "../lib/errors";
 import { awaitBudget, requestJson } from "./http";
+import { instanceIdFromName, ownedResource } from "./owned";
 import { hasStatus, type ConvexAdapter, type OwnedResource, type ProviderEnv } from "./types";
 
 type Project = { id: number; name: string; slug: string; prodDeploymentName?: string | null };
@@ -138,7 +139,7 @@ export function liveConvex(env: ProviderEnv): ConvexAdapter {
       const prefix = `${config.RESOURCE_PREFIX}-`;
       return (await searchProjects(prefix))
         .filter((p) => p.name.startsWith(prefix))
-        .map((p) => ({ id: String(p.id), name: p.name }));
+        .map((p) => ownedResource(String(p.id), p.name, instanceIdFromName(config.RESOURCE_PREFIX, p.name)));
     },
 
     async deleteProject({ projectId }) {

@@ -4,7 +4,9 @@
 import { internal } from "../_generated/api";
 import type { ProviderName } from "../lib/validators";
 import { log } from "../lib/log";
+import { chaosFault } from "./chaos";
 import type { OperationName } from "./operations";
+import { instanceIdFromName, ownedResource } from "./owned";
 import {
   ProviderError,
   type ProviderEnv,
@@ -30,7 +32,21 @@ async function call(env: ProviderEnv, call: Call): Promise<Resource | null> {
   // reads (probes) answer at once, so a health check over HTTP is never held up by it.
   const writes = call.action === "ensure" || call.action === "update";
   if (writes && env.config.SANDBOX_LATENCY_MS > 0) await sleep(env.config.SANDBOX_LATENCY_MS);
+  // Random faults (SANDBOX_FAULT_RATE) hit calls that create or change something.
+  const chaos = writes
+    ? chaosFault(env.config.SANDBOX_FAULT_RATE, env.config.SANDBOX_FAULT_SEED, `${env.correlationId}:${call.operation}:${call.name}`)
+    : null;
+  if (chaos === "server_error") throw new ProviderError(provider, "transient", "503: simulated server error");
+  if (chaos === "rate_limited") throw new ProviderError(provider, "rate_limited", "429: simulated rate limit", 1_000);
+  if (chaos === "timeout") {
+    await sleep(env.config.PROVIDER_TIMEOUT_MS);
+    throw new ProviderError(provider, "transient", `network error: simulated timeout after ${env.config.PROVIDER_TIMEOUT_MS} ms`);
+  }
   const result = await env.ctx.runMutation(internal.sandbox.applyOperation, { ...call, provider });
+  // The provider acted, but its answer never arrived.
+  if (chaos === "response_lost" && result.result !== "fault") {
+    throw new ProviderError(provider, "transient", "network error: simulated response lost after the provider acted");
+  }
   const outcome = result.result === "fault" ? result.fault.kind : "ok";
   if (result.result === "list") throw new Error("unexpected list result");
   log(outcome === "ok" ? "info" : "warn", "provider.call", {
@@ -144,7 +160,7 @@ export function sandboxProviders(env: ProviderEnv): Providers {
         const projects = await list(env, "convex.listProjects", "project");
         return projects
           .filter((p) => p.name.startsWith(`${env.config.RESOURCE_PREFIX}-`))
-          .map((p) => ({ id: p.externalId, name: p.name }));
+          .map((p) => ownedResource(p.externalId, p.name, instanceIdFromName(env.config.RESOURCE_PREFIX, p.name)));
       },
       async deleteProject({ projectId }) {
         const project = await call(env, { operation: "convex.deleteProject", kind: "project", name: projectId, action: "delete" });
@@ -197,7 +213,8 @@ export function sandboxProviders(env: ProviderEnv): Providers {
         const orgs = await list(env, "workos.listOrganizations", "organization");
         return orgs
           .filter((o) => o.attributes.managedBy === env.config.RESOURCE_PREFIX)
-          .map((o) => ({ id: o.externalId, name: o.attributes.displayName ?? o.name }));
+          // The simulated organization's name is its WorkOS externalId: the instance id.
+          .map((o) => ownedResource(o.externalId, o.attributes.displayName ?? o.name, o.name || o.attributes.instanceId));
       },
       deleteOrganization: ({ organizationId }) =>
         remove(env, "workos.deleteOrganization", "organization", organizationId),
@@ -230,7 +247,7 @@ export function sandboxProviders(env: ProviderEnv): Providers {
         const projects = await list(env, "cloudflare.listPagesProjects", "pagesProject");
         return projects
           .filter((p) => p.name.startsWith(`${env.config.RESOURCE_PREFIX}-`))
-          .map((p) => ({ id: p.name, name: p.name }));
+          .map((p) => ownedResource(p.name, p.name, instanceIdFromName(env.config.RESOURCE_PREFIX, p.name)));
       },
       async deletePagesProject({ projectName }) {
         const project = await call(env, {
@@ -261,7 +278,8 @@ export function sandboxProviders(env: ProviderEnv): Providers {
         const endpoints = await list(env, "stripe.listWebhookEndpoints", "webhookEndpoint");
         return endpoints
           .filter((e) => e.attributes.managedBy === env.config.RESOURCE_PREFIX)
-          .map((e) => ({ id: e.externalId, name: e.attributes.url ?? e.name }));
+          // The simulated endpoint's name is the instance its metadata names.
+          .map((e) => ownedResource(e.externalId, e.attributes.url ?? e.name, e.attributes.instanceId ?? e.name));
       },
       deleteWebhookEndpoint: ({ endpointId }) =>
         remove(env, "stripe.deleteWebhookEndpoint", "webhookEndpoint", endpointId),

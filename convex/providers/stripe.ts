@@ -5,6 +5,7 @@
 import Stripe from "stripe";
 import { fail } from "../lib/errors";
 import { errorForStatus, networkError, sdkCall } from "./http";
+import { ownedResource } from "./owned";
 import { hasStatus, ProviderError, type OwnedResource, type ProviderEnv, type StripeAdapter } from "./types";
 
 /** The events a tenant deployment handles itself (its own subscriptions and invoices). */
@@ -135,7 +136,9 @@ export function liveStripe(env: ProviderEnv): StripeAdapter {
     },
 
     async listWebhookEndpoints(): Promise<OwnedResource[]> {
-      return (await endpointsOf(() => true)).map((endpoint) => ({ id: endpoint.id, name: endpoint.url }));
+      return (await endpointsOf(() => true)).map((endpoint) =>
+        ownedResource(endpoint.id, endpoint.url, endpoint.metadata?.instanceId),
+      );
     },
 
     deleteWebhookEndpoint: ({ endpointId }) => deleteEndpoint(endpointId),

@@ -34,8 +34,12 @@ export function hasStatus(error: unknown, status: number): error is ProviderErro
 /** Result of asking a provider whether a resource exists and answers. */
 export type ResourceProbe = { ok: boolean; detail: string };
 
-/** A resource Brain owns in a provider account (by name prefix or managedBy metadata). */
-export type OwnedResource = { id: string; name: string };
+/**
+ * A resource Brain owns in a provider account (by name prefix or managedBy metadata).
+ * `id` is what the adapter's delete takes. `instanceId` is the instance it was made for,
+ * read from the resource itself (name, externalId or metadata); absent when unreadable.
+ */
+export type OwnedResource = { id: string; name: string; instanceId?: string };
 
 export interface ConvexAdapter {
   /** Creates the tenant's project and prod deployment, or adopts the one already under that name. */

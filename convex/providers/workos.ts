@@ -6,6 +6,7 @@ import { WorkOS } from "@workos-inc/node";
 import { internal } from "../_generated/api";
 import { fail } from "../lib/errors";
 import { errorForStatus, networkError, sdkCall } from "./http";
+import { ownedResource } from "./owned";
 import { hasStatus, type OwnedResource, type ProviderEnv, type WorkosAdapter } from "./types";
 
 function classify(error: unknown) {
@@ -131,7 +132,9 @@ export function liveWorkos(env: ProviderEnv): WorkosAdapter {
           workos.organizations.listOrganizations({ limit: 100, ...(after ? { after } : {}) }),
         );
         for (const org of list.data) {
-          if (org.metadata?.managedBy === managedBy) owned.push({ id: org.id, name: org.name });
+          if (org.metadata?.managedBy !== managedBy) continue;
+          // ensureOrganization keys the organization by externalId = instance id.
+          owned.push(ownedResource(org.id, org.name, org.externalId || org.metadata?.instanceId));
         }
         after = list.listMetadata?.after ?? undefined;
         if (!after) break;

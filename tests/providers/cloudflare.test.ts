@@ -217,6 +217,8 @@ describe("live Cloudflare Pages adapter against the Cloudflare fake", () => {
 
       expect(listed.map((p) => p.name).sort()).toEqual([...owned].sort());
       for (const project of listed) expect(project.id).toBe(project.name);
+      // The instance each was made for, read from the name brain-<instanceId>.
+      for (const project of listed) expect(project.instanceId).toBe(project.name.slice("brain-".length));
       const pages = h.fakes.cloudflare.requests.slice(before);
       expect(pages.length).toBeGreaterThanOrEqual(2);
       expect(pages.every((r) => r.method === "GET" && r.path === PROJECTS_PATH)).toBe(true);

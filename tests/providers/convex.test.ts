@@ -248,6 +248,8 @@ describe("live Convex adapter against the Convex fake", () => {
       expect(listed.map((p) => p.name).sort()).toEqual([...owned].sort());
       const byName = new Map(h.fakes.convex.projects().map((p) => [p.name, String(p.id)]));
       for (const project of listed) expect(project.id).toBe(byName.get(project.name));
+      // The instance each was made for, read from the name brain-<instanceId>.
+      for (const project of listed) expect(project.instanceId).toBe(project.name.slice("brain-".length));
       const pages = h.fakes.convex.requests.slice(before);
       expect(pages.length).toBeGreaterThanOrEqual(2);
       expect(pages.every((r) => r.method === "GET" && r.path === `/v1/teams/${FAKE_CREDENTIALS.convexTeamId}/projects`)).toBe(true);

@@ -164,13 +164,13 @@ describe("listWebhookEndpoints", () => {
     // Stripe caps an account at 16 endpoints; a roomier fake makes a second page possible.
     const big = await startStripeFake({ secretKey: FAKE_CREDENTIALS.stripeKey, maxEndpoints: 500 });
     try {
-      const managed: { id: string; name: string }[] = [];
+      const managed: { id: string; name: string; instanceId?: string }[] = [];
       for (let i = 0; i < 150; i++) {
         const url = `https://t${i}.tenants.example.com/stripe/webhook`;
         const mine = i % 3 !== 2; // 100 Brain-owned, 50 not, interleaved
         const metadata: Record<string, string> = mine ? { managedBy: "brain", instanceId: `inst_${i}` } : i % 2 === 0 ? { managedBy: "other" } : {};
         const endpoint = await createEndpointDirectly(big, url, metadata);
-        if (mine) managed.push({ id: endpoint.id, name: url });
+        if (mine) managed.push({ id: endpoint.id, name: url, instanceId: `inst_${i}` });
       }
       const stripe = liveStripe({ ...h.env, config: { ...h.env.config, STRIPE_API_URL: big.url } });
 

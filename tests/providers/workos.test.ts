@@ -279,9 +279,22 @@ describe("listOrganizations", () => {
     const owned = await liveWorkos(h.env).listOrganizations();
 
     expect(owned.map((o) => o.id).sort()).toEqual([...managed].sort());
-    expect(owned).toContainEqual({ id: managed[0], name: "Org 0" });
+    expect(owned).toContainEqual({ id: managed[0], name: "Org 0", instanceId: "ext_0" });
     const pages = since(mark, "GET", ORGS);
     expect(pages).toHaveLength(2);
+  });
+
+  test("reads each organization's instance from its externalId, else from its instanceId metadata", async () => {
+    const keyed = await createOrganizationDirectly({ name: "Keyed", external_id: "inst_x", metadata: { managedBy: "brain", instanceId: "inst_x" } });
+    const tagged = await createOrganizationDirectly({ name: "Tagged", metadata: { managedBy: "brain", instanceId: "inst_m" } });
+    const bare = await createOrganizationDirectly({ name: "Bare", metadata: { managedBy: "brain" } });
+
+    const owned = await liveWorkos(h.env).listOrganizations();
+
+    expect(owned).toHaveLength(3);
+    expect(owned).toContainEqual({ id: keyed.id, name: "Keyed", instanceId: "inst_x" });
+    expect(owned).toContainEqual({ id: tagged.id, name: "Tagged", instanceId: "inst_m" });
+    expect(owned).toContainEqual({ id: bare.id, name: "Bare" });
   });
 
   test("returns nothing when the account has only organizations Brain does not own", async () => {

@@ -1,0 +1,60 @@
+// Admin routes for orphaned provider resources: scan now, and clean up (a dry run unless the
+// body says { "dryRun": false }). Bearer token only, every call audited, JSON both ways.
+// Resources not tagged as Brain's are never listed, so no route here can touch them.
+import type { HttpRouter } from "convex/server";
+import { z } from "zod";
+import { internal } from "./_generated/api";
+import type { ActionCtx } from "./_generated/server";
+import { json, jsonError, route } from "./lib/http";
+import { cleanupOrphans, scanAndRecord } from "./model/orphanScan";
+import { requireAdmin } from "./security";
+
+const ADMIN_ACTOR = "admin-api";
+
+/** Unknown keys are refused: a misspelt `dryrun: false` must not quietly become a dry run. */
+const CleanupBody = z.strictObject({ dryRun: z.boolean().optional() });
+
+/** `{ dryRun }` from the body (empty: a dry run), or the message to answer 400 with. */
+async function readCleanupBody(request: Request): Promise<{ dryRun: boolean } | { error: string }> {
+  const text = await request.text();
+  if (text.trim() === "") return { dryRun: true };
+  let payload: unknown;
+  try {
+    payload = JSON.parse(text);
+  } catch {
+    return { error: "body is not JSON" };
+  }
+  const parsed = CleanupBody.safeParse(payload);
+  if (!parsed.success) return { error: 'body must be { "dryRun": boolean } (dryRun defaults to true)' };
+  return { dryRun: parsed.data.dryRun ?? true };
+}
+
+const auditRefusal = (ctx: ActionCtx, action: string, detail: string) =>
+  ctx.runMutation(internal.audit.recordAdminCall, { actor: ADMIN_ACTOR, action, detail });
+
+export function registerOrphanRoutes(http: HttpRouter): void {
+  http.route({
+    path: "/admin/orphans",
+    method: "GET",
+    handler: route("/admin/orphans", async (ctx, request, config) => {
+      const denied = await requireAdmin(ctx, config, request);
+      if (denied) return denied;
+      return json(200, await scanAndRecord(ctx, config, ADMIN_ACTOR, true));
+    }),
+  });
+
+  http.route({
+    path: "/admin/orphans/cleanup",
+    method: "POST",
+    handler: route("/admin/orphans/cleanup", async (ctx, request, config) => {
+      const denied = await requireAdmin(ctx, config, request);
+      if (denied) return denied;
+      const body = await readCleanupBody(request);
+      if ("error" in body) {
+        await auditRefusal(ctx, "orphans.cleanup_refused", body.error);
+        return jsonError("BAD_REQUEST", body.error);
+      }
+      return json(200, await cleanupOrphans(ctx, config, { dryRun: body.dryRun, actor: ADMIN_ACTOR }));
+    }),
+  });
+}
