@@ -6,6 +6,13 @@ import { SCAN_CRON_ACTOR } from "./orphans";
 
 const crons = cronJobs();
 
+// Re-dispatches any step past its deadline (a dead action), and admits queued jobs if a slot
+// is free. Bounds the time from an action dying to its re-dispatch by deadline + 1 minute.
+crons.interval("watchdog: re-dispatch steps past their deadline", { minutes: 1 }, internal.provisioning.runWatchdog, {});
+
+// Retries deletions of compensation that failed (each waits out its own backoff).
+crons.interval("retry failed cleanup deletions", { minutes: 5 }, internal.cleanup.retryPendingCleanups, {});
+
 crons.hourly("scan for orphaned provider resources", { minuteUTC: 17 }, internal.orphans.scanOrphans, {
   actor: SCAN_CRON_ACTOR,
 });

@@ -47,9 +47,10 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 const { result } = output;
+if (output.stuckJobs?.length) console.log(`  stuck jobs (first 3): ${JSON.stringify(output.stuckJobs)}`);
 const ok = result.ready === result.checkouts && result.stuck === 0 && result.leaked === 0 && result.duplicated === 0;
 console.log(
-  `  ${output.faultedJobs} of ${result.checkouts} jobs met at least one fault; ${(output.simulatedMs / 60_000).toFixed(1)} simulated minutes in ${((Date.now() - started) / 1000).toFixed(1)} s of wall time`,
+  `  ${output.faultedJobs} of ${result.checkouts} jobs met at least one fault; the watchdog re-dispatched ${output.watchdogRescues} step attempts that never ran; ${(output.simulatedMs / 60_000).toFixed(1)} simulated minutes in ${((Date.now() - started) / 1000).toFixed(1)} s of wall time`,
 );
 console.log(`  ${ok ? "PASS" : "FAIL"}: ready ${result.ready}/${result.checkouts}, stuck ${result.stuck}, leaked ${result.leaked}, duplicated ${result.duplicated}`);
 console.log(JSON.stringify(result));
