@@ -7,7 +7,7 @@ import { internal } from "../_generated/api";
 import { fail } from "../lib/errors";
 import { errorForStatus, networkError, sdkCall } from "./http";
 import { ownedResource } from "./owned";
-import { hasStatus, type OwnedResource, type ProviderEnv, type WorkosAdapter } from "./types";
+import { hasStatus, ProviderError, type OwnedResource, type ProviderEnv, type WorkosAdapter } from "./types";
 
 function classify(error: unknown) {
   const e = error as { status?: unknown; message?: string; code?: string; retryAfter?: number | null };
@@ -46,6 +46,16 @@ export function liveWorkos(env: ProviderEnv): WorkosAdapter {
     return userId;
   }
 
+  async function organizationExists(organizationId: string): Promise<boolean> {
+    try {
+      await call("getOrganization", () => workos.organizations.getOrganization(organizationId));
+      return true;
+    } catch (error) {
+      if (hasStatus(error, 404)) return false;
+      throw error;
+    }
+  }
+
   return {
     async ensureOrganization({ instanceId, name }) {
       try {
@@ -56,13 +66,23 @@ export function liveWorkos(env: ProviderEnv): WorkosAdapter {
       } catch (error) {
         if (!hasStatus(error, 404)) throw error;
       }
-      try {
-        const created = await call("createOrganization", () =>
+      const create = (idempotencyKey: string) =>
+        call("createOrganization", () =>
           workos.organizations.createOrganization(
             { name, externalId: instanceId, metadata: { managedBy, instanceId } },
-            { idempotencyKey: `brain-org-${instanceId}` },
+            { idempotencyKey },
           ),
         );
+      try {
+        let created = await create(`brain-org-${instanceId}`);
+        // The lookup above found nothing, so an organization returned here is either new or a
+        // replay (same idempotency key) of one deleted since, by compensation or an operator.
+        // A replayed one no longer exists: create again, keyed by the deleted one, so a lost
+        // response of that create replays too; follow the chain if that one is gone as well.
+        for (let hop = 0; !(await organizationExists(created.id)); hop++) {
+          if (hop >= 10) throw new ProviderError("workos", "permanent", `too many deleted organizations for ${instanceId}`);
+          created = await create(`brain-org-${instanceId}-after-${created.id}`);
+        }
         return { organizationId: created.id };
       } catch (error) {
         // Another attempt created it between our lookup and create: adopt it.

@@ -1,0 +1,1068 @@
+// The chaos suite (issue 4): one row per failure a real deployment sees, each run on the
+// sandbox providers (fake timers, simulated time) and live against the provider fakes (real
+// timers, the real SDKs), and each ending with the same invariants, checked by one function:
+//   1. every paid checkout ends with exactly one active instance, or a failed job whose
+//      partial resources are gone (compensation ran);
+//   2. no resource exists twice, and no Brain-tagged resource outlives its instance;
+//   3. no job is left running or queued, and no step of a finished job is still in flight;
+//   4. the audit log holds every transition: job.created, a dispatch record (step.started or
+//      the step.retry_scheduled that queued it) for every attempt
+//      recorded on the job's steps, a job.retried per manual retry, the compensation, and a
+//      terminal job.succeeded / job.failed matching the job.
+import type { WorkId } from "@convex-dev/workpool";
+import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
+import { internal } from "../convex/_generated/api";
+import type { Doc, Id } from "../convex/_generated/dataModel";
+import { resourceName } from "../convex/model/steps";
+import { FAKE_CREDENTIALS, startFakes, type Fakes } from "./fakes";
+import {
+  adminHeaders,
+  checkoutEvent,
+  drain,
+  signedStripeRequest,
+  setupBackend,
+  statusOf,
+  type CheckoutOptions,
+  type StatusBody,
+  type TestBackend,
+} from "./harness";
+
+type ModeName = "sandbox" | "live";
+type Job = Doc<"provisioningJobs">;
+type StepState = Job["steps"][number];
+type StepName = StepState["name"];
+type JobId = Id<"provisioningJobs">;
+
+const PREFIX = "brain";
+const DAY_MS = 24 * 60 * 60_000;
+const LIVE_STEP_STATUSES = new Set(["running", "retrying", "waiting"]);
+
+/** Short retries everywhere and compensation at once, unless a row says otherwise. */
+const BASE_ENV = { RETRY_BASE_DELAY_MS: "20", RETRY_MAX_DELAY_MS: "200", RETRY_JITTER: "0", CLEANUP_DELAY_MS: "0" };
+
+// ---------------------------------------------------------------------------------------
+// Fault injection, one vocabulary for both modes.
+
+type FaultTarget = "convexProject" | "workosOrg" | "pagesProject" | "stripeEndpoint" | "configureBackend" | "deployApp";
+type Fault =
+  | { target: FaultTarget; kind: "transient" | "permanent"; times?: number }
+  | { target: FaultTarget; kind: "rate_limited"; times?: number; retryAfterMs: number }
+  /** Live: the provider acts, then the connection drops. Sandbox: not expressible (a sandbox fault fires before acting); a transient. */
+  | { target: FaultTarget; kind: "lost_response"; times?: number }
+  /** Live only: the provider answers this much later (a timeout when over PROVIDER_TIMEOUT_MS). */
+  | { target: FaultTarget; kind: "slow"; latencyMs: number; times?: number };
+
+/** The provider write each target step makes, on the live fakes (reads before it are left alone). */
+function liveTarget(fakes: Fakes, target: FaultTarget) {
+  switch (target) {
+    case "convexProject":
+      return { fake: fakes.convex, method: "POST", path: /\/create_project$/ };
+    case "workosOrg":
+      return { fake: fakes.workos, method: "POST", path: /\/organizations$/ };
+    case "pagesProject":
+      return { fake: fakes.cloudflare, method: "POST", path: /\/pages\/projects$/ };
+    case "stripeEndpoint":
+      return { fake: fakes.stripe, method: "POST", path: /\/v1\/webhook_endpoints$/ };
+    case "configureBackend":
+      return { fake: fakes.convex, method: "POST", path: /\/update_environment_variables$/ };
+    case "deployApp":
+      return { fake: fakes.github, method: "POST", path: /\/dispatches$/ };
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// The per-test harness: the same verbs in both modes.
+
+type Resource = {
+  provider: "convex" | "convexDeployment" | "workos" | "cloudflare" | "stripe";
+  id: string;
+  name: string;
+  /** The instance it was made for, when that is a known instance. */
+  owner: string | null;
+  /** Tagged as Brain's (name prefix, or managedBy metadata): the only ones Brain may touch. */
+  brain: boolean;
+};
+
+type Harness = {
+  mode: ModeName;
+  t: TestBackend;
+  /** The live fakes (throws in sandbox mode). */
+  fakes(): Fakes;
+  inject(fault: Fault): Promise<void>;
+  /** Sends a signed checkout event (a fresh paid checkout.session.completed unless told otherwise). */
+  checkout(options?: CheckoutOptions): Promise<{ event: ReturnType<typeof checkoutEvent>; sessionId: string; response: Response }>;
+  deliver(event: unknown): Promise<Response>;
+  /** Lets Brain run (simulated time in sandbox, real time live) until `predicate` holds. */
+  waitUntil(
+    label: string,
+    predicate: () => Promise<boolean>,
+    /** Sandbox only: simulated ms between looks, and a factor it grows by after each look. */
+    options?: { budgetMs?: number; tickMs?: number; growTick?: number },
+  ): Promise<void>;
+  /** Until the checkout's status is ready or failed. */
+  settle(sessionId: string): Promise<StatusBody>;
+  /** Until nothing is in flight: no job running, no step in flight, no compensation due or running. */
+  quiesce(): Promise<void>;
+  /** Moves the clock on (sandbox: fires whatever falls due; live: Date.now only). */
+  jumpClock(ms: number): Promise<void>;
+  job(jobId: string): Promise<Job>;
+  jobOfSession(sessionId: string): Promise<Job | null>;
+  instance(instanceId: string): Promise<Doc<"instances">>;
+  resources(): Promise<Resource[]>;
+  admin(path: string, init?: { method?: string; body?: unknown }): Promise<{ status: number; body: any }>;
+};
+
+/** The status page's status, with the job's error and steps in the message when it is not the expected one. */
+function expectStatus(status: StatusBody, expected: StatusBody["status"]) {
+  const steps = status.steps.map((s) => `${s.name}:${s.status}/${s.attempts}${s.lastError ? ` (${s.lastError.class}: ${s.lastError.message})` : ""}`);
+  expect(status.status, `error ${JSON.stringify(status.error)}; steps ${steps.join(", ")}`).toBe(expected);
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const stepOf = (job: Job, name: StepName) => job.steps.find((s) => s.name === name)!;
+
+/**
+ * Sandbox: runs scheduled work for `ms` of simulated time, `stepMs` at a time. At the horizon,
+ * work in flight still gets some real event-loop turns (with the clock stopped) to get as far
+ * as it can without time passing, so small steps do not starve it.
+ */
+async function runFor(t: TestBackend, ms: number, stepMs: number) {
+  const start = Date.now();
+  let spareTurns = 0;
+  class HorizonReached extends Error {}
+  try {
+    await t.finishAllScheduledFunctions(() => {
+      const elapsed = Date.now() - start;
+      if (elapsed < ms) vi.advanceTimersByTime(Math.min(stepMs, ms - elapsed));
+      else if (++spareTurns > 20) throw new HorizonReached();
+    }, 1_000_000);
+  } catch (error) {
+    if (!(error instanceof HorizonReached)) throw error;
+  }
+  // Nothing was running: time still passes (deadlines are wall-clock).
+  const left = ms - (Date.now() - start);
+  if (left > 0) vi.advanceTimersByTime(left);
+}
+
+function createHarness(mode: ModeName, t: TestBackend, fakes: Fakes | undefined): Harness {
+  const live = (): Fakes => {
+    if (!fakes) throw new Error("live fakes are only there in live mode");
+    return fakes;
+  };
+  const deliver = (event: unknown) =>
+    t.fetch("/stripe/webhook", signedStripeRequest(event, { timestamp: Math.floor(Date.now() / 1000) }));
+
+  const h: Harness = {
+    mode,
+    t,
+    fakes: live,
+
+    async inject(fault) {
+      const times = fault.times ?? 1;
+      if (mode === "sandbox") {
+        if (fault.kind === "slow") throw new Error("the sandbox cannot slow one operation; use SANDBOX_LATENCY_MS");
+        const kind = fault.kind === "lost_response" ? "transient" : fault.kind;
+        await t.mutation(internal.sandbox.injectFault, {
+          operation: fault.target,
+          kind,
+          times,
+          ...(fault.kind === "rate_limited" ? { retryAfterMs: fault.retryAfterMs } : {}),
+        });
+        return;
+      }
+      const { fake, method, path } = liveTarget(live(), fault.target);
+      switch (fault.kind) {
+        case "transient":
+          return fake.inject({ method, path, status: 503, times });
+        case "permanent":
+          return fake.inject({ method, path, status: fault.target === "deployApp" ? 422 : 400, times });
+        case "rate_limited":
+          return fake.inject({ method, path, status: 429, retryAfterSeconds: Math.ceil(fault.retryAfterMs / 1000), times });
+        case "lost_response":
+          return fake.inject({ method, path, dropResponse: true, times });
+        case "slow":
+          return fake.inject({ method, path, latencyMs: fault.latencyMs, times });
+      }
+    },
+
+    async checkout(options = {}) {
+      const event = checkoutEvent(options);
+      const response = await deliver(event);
+      return { event, sessionId: event.data.object.id, response };
+    },
+
+    deliver,
+
+    async waitUntil(label, predicate, options = {}) {
+      if (mode === "sandbox") {
+        const budget = options.budgetMs ?? 30 * 60_000;
+        let tick = options.tickMs ?? 100;
+        const start = Date.now();
+        for (;;) {
+          if (await predicate()) return;
+          if (Date.now() - start > budget) {
+            throw new Error(`sandbox: still waiting for ${label} after ${budget} simulated ms; ${await describeJobs(t)}`);
+          }
+          await runFor(t, tick, Math.min(tick, Math.max(50, tick / 10)));
+          tick = Math.min(tick * (options.growTick ?? 1), 60_000);
+        }
+      }
+      const budget = options.budgetMs ?? 20_000;
+      const start = Date.now();
+      for (;;) {
+        if (await predicate()) return;
+        if (Date.now() - start > budget) throw new Error(`live: still waiting for ${label} after ${budget} ms; ${await describeJobs(t)}`);
+        await sleep(20);
+      }
+    },
+
+    async settle(sessionId) {
+      let last: StatusBody | undefined;
+      await h.waitUntil(
+        `checkout ${sessionId} to be ready or failed`,
+        async () => {
+          const { status, body } = await statusOf(t, sessionId);
+          last = body;
+          return status === 200 && (body.status === "ready" || body.status === "failed");
+        },
+        { tickMs: 250, growTick: 1.5 },
+      );
+      return last!;
+    },
+
+    async quiesce() {
+      if (mode === "sandbox") {
+        await drain(t);
+        return;
+      }
+      // Live: poll until two looks in a row find nothing in flight (or give up and let the
+      // invariants say what is still moving).
+      const start = Date.now();
+      let calm = 0;
+      while (Date.now() - start < 20_000 && calm < 2) {
+        const busy = await inFlight(t);
+        calm = busy.length === 0 ? calm + 1 : 0;
+        await sleep(calm > 0 ? 150 : 25);
+      }
+      await live().github.settle();
+    },
+
+    async jumpClock(ms) {
+      if (mode === "sandbox") {
+        vi.advanceTimersByTime(ms);
+        await drain(t);
+        return;
+      }
+      const now = Date.now.bind(Date);
+      vi.spyOn(Date, "now").mockImplementation(() => now() + ms);
+    },
+
+    job: (jobId) => t.run(async (ctx) => (await ctx.db.get("provisioningJobs", jobId as JobId))!),
+
+    jobOfSession: (sessionId) =>
+      t.run(async (ctx) => {
+        const instance = await ctx.db
+          .query("instances")
+          .withIndex("by_checkoutSessionId", (q) => q.eq("checkoutSessionId", sessionId))
+          .unique();
+        if (!instance) return null;
+        return await ctx.db
+          .query("provisioningJobs")
+          .withIndex("by_instanceId", (q) => q.eq("instanceId", instance._id))
+          .first();
+      }),
+
+    instance: (instanceId) => t.run(async (ctx) => (await ctx.db.get("instances", instanceId as Id<"instances">))!),
+
+    async resources() {
+      const instanceIds = await t.run(async (ctx) => (await ctx.db.query("instances").collect()).map((i) => i._id as string));
+      const known = new Set(instanceIds);
+      const byName = new Map(instanceIds.map((id) => [resourceName(PREFIX, id), id]));
+      const tagged = (name: string) => name.startsWith(`${PREFIX}-`);
+      const found: Resource[] = [];
+      if (mode === "sandbox") {
+        const rows = await t.run(async (ctx) => ctx.db.query("sandboxResources").collect());
+        const projects = rows.filter((r) => r.provider === "convex" && r.kind === "project");
+        for (const r of projects) {
+          found.push({ provider: "convex", id: r.externalId, name: r.name, owner: byName.get(r.name) ?? null, brain: tagged(r.name) });
+        }
+        for (const r of rows.filter((row) => row.provider === "convex" && row.kind === "deployment")) {
+          const project = projects.find((p) => p.externalId === r.attributes.projectId);
+          const owner = project ? (byName.get(project.name) ?? null) : null;
+          found.push({ provider: "convexDeployment", id: r.name, name: r.name, owner, brain: project ? tagged(project.name) : true });
+        }
+        for (const r of rows) {
+          if (r.provider === "workos" && r.kind === "organization") {
+            found.push({ provider: "workos", id: r.externalId, name: r.name, owner: known.has(r.name) ? r.name : null, brain: r.attributes.managedBy === PREFIX });
+          } else if (r.provider === "cloudflare" && r.kind === "pagesProject") {
+            found.push({ provider: "cloudflare", id: r.name, name: r.name, owner: byName.get(r.name) ?? null, brain: tagged(r.name) });
+          } else if (r.provider === "stripe" && r.kind === "webhookEndpoint") {
+            found.push({ provider: "stripe", id: r.externalId, name: r.name, owner: known.has(r.name) ? r.name : null, brain: r.attributes.managedBy === PREFIX });
+          }
+        }
+        return found;
+      }
+      const f = live();
+      const projects = f.convex.projects();
+      for (const p of projects) {
+        found.push({ provider: "convex", id: String(p.id), name: p.name, owner: byName.get(p.name) ?? null, brain: tagged(p.name) });
+      }
+      for (const d of f.convex.deployments()) {
+        const project = projects.find((p) => p.id === d.projectId);
+        const owner = project ? (byName.get(project.name) ?? null) : null;
+        found.push({ provider: "convexDeployment", id: d.name, name: d.name, owner, brain: project ? tagged(project.name) : true });
+      }
+      for (const o of f.workos.organizations()) {
+        const owner = o.external_id && known.has(o.external_id) ? o.external_id : null;
+        found.push({ provider: "workos", id: o.id, name: o.name, owner, brain: o.metadata.managedBy === PREFIX });
+      }
+      for (const p of f.cloudflare.projects()) {
+        found.push({ provider: "cloudflare", id: p.name, name: p.name, owner: byName.get(p.name) ?? null, brain: tagged(p.name) });
+      }
+      for (const e of f.stripe.endpoints()) {
+        const instanceId = e.metadata.instanceId;
+        const owner = instanceId && known.has(instanceId) ? instanceId : null;
+        found.push({ provider: "stripe", id: e.id, name: e.url, owner, brain: e.metadata.managedBy === PREFIX });
+      }
+      return found;
+    },
+
+    async admin(path, init = {}) {
+      const response = await t.fetch(path, {
+        method: init.method ?? "GET",
+        headers: { ...adminHeaders(), ...(init.body !== undefined ? { "content-type": "application/json" } : {}) },
+        ...(init.body !== undefined ? { body: JSON.stringify(init.body) } : {}),
+      });
+      const text = await response.text();
+      return { status: response.status, body: text ? JSON.parse(text) : null };
+    },
+  };
+  return h;
+}
+
+/** Every job in one line each, for failure messages. */
+async function describeJobs(t: TestBackend): Promise<string> {
+  const jobs = await t.run(async (ctx) => ctx.db.query("provisioningJobs").collect());
+  if (jobs.length === 0) return "no jobs";
+  return jobs
+    .map((job) => {
+      const steps = job.steps.map((s) => `${s.name}:${s.status}/${s.attempts}${s.lastError ? `(${s.lastError.class})` : ""}`).join(" ");
+      const error = job.error ? ` error ${job.error.step} ${job.error.class}: ${job.error.message}` : "";
+      return `job ${job._id} ${job.status}${job.compensationStatus ? ` compensation ${job.compensationStatus}` : ""}${error} [${steps}]`;
+    })
+    .join("; ");
+}
+
+/** What is still moving (empty when Brain is at rest). */
+async function inFlight(t: TestBackend): Promise<string[]> {
+  const jobs = await t.run(async (ctx) => ctx.db.query("provisioningJobs").collect());
+  const now = Date.now();
+  const busy: string[] = [];
+  for (const job of jobs) {
+    if (job.status === "running" || job.status === "queued") busy.push(`job ${job._id} ${job.status}`);
+    for (const s of job.steps) if (LIVE_STEP_STATUSES.has(s.status)) busy.push(`job ${job._id} step ${s.name} ${s.status}`);
+    if (job.compensationStatus === "running") busy.push(`job ${job._id} compensation running`);
+    if (job.compensationStatus === "scheduled" && (job.compensateAt ?? 0) <= now + 5_000) busy.push(`job ${job._id} compensation due`);
+  }
+  return busy;
+}
+
+// ---------------------------------------------------------------------------------------
+// The invariants, the same for every row and mode. Every violation is collected, so a
+// failure names all of them at once.
+
+const PROVIDERS = ["convex", "convexDeployment", "workos", "cloudflare", "stripe"] as const;
+
+function recordedId(instance: Doc<"instances">, provider: Resource["provider"]): string | undefined {
+  const r = instance.resources;
+  switch (provider) {
+    case "convex":
+      return r.convexProjectId;
+    case "convexDeployment":
+      return r.convexDeploymentName;
+    case "workos":
+      return r.workosOrganizationId;
+    case "cloudflare":
+      return r.pagesProjectName;
+    case "stripe":
+      return r.stripeEndpointId;
+  }
+}
+
+async function checkInvariants(h: Harness, paidSessions: string[]) {
+  const { t } = h;
+  const violations: string[] = [];
+  const instances = await t.run(async (ctx) => ctx.db.query("instances").collect());
+  const jobs = await t.run(async (ctx) => ctx.db.query("provisioningJobs").collect());
+  const resources = await h.resources();
+  const ownedBy = (instanceId: string) => resources.filter((r) => r.brain && r.owner === instanceId);
+  const activeInstances = new Set<string>();
+
+  // 1. Every paid checkout: exactly one instance, and it is active, or its job failed and
+  //    nothing it made is left.
+  for (const sessionId of paidSessions) {
+    const mine = instances.filter((i) => i.checkoutSessionId === sessionId);
+    if (mine.length !== 1) {
+      violations.push(`checkout ${sessionId}: ${mine.length} instances, expected exactly 1`);
+      continue;
+    }
+    const instance = mine[0];
+    const instanceJobs = jobs.filter((j) => j.instanceId === instance._id);
+    if (instanceJobs.length !== 1) violations.push(`instance ${instance._id}: ${instanceJobs.length} jobs, expected 1`);
+    const job = instanceJobs[0];
+    if (!job) continue;
+    const page = (await statusOf(t, sessionId)).body;
+    if (job.status === "succeeded") {
+      activeInstances.add(instance._id);
+      if (instance.status !== "active") violations.push(`instance ${instance._id}: job succeeded but the instance is ${instance.status}`);
+      if (page.status !== "ready") violations.push(`checkout ${sessionId}: job succeeded but the status page says ${page.status}`);
+      for (const provider of PROVIDERS) {
+        const held = ownedBy(instance._id).filter((r) => r.provider === provider);
+        const recorded = recordedId(instance, provider);
+        if (held.length !== 1) violations.push(`active instance ${instance._id}: ${held.length} ${provider} resources, expected 1`);
+        else if (held[0].id !== recorded) violations.push(`active instance ${instance._id}: ${provider} resource ${held[0].id} is not the recorded ${recorded}`);
+      }
+    } else if (job.status === "failed") {
+      if (job.compensationStatus !== "done") violations.push(`failed job ${job._id}: compensation is ${job.compensationStatus ?? "not scheduled"}, expected done`);
+      if (instance.status !== "failed") violations.push(`instance ${instance._id}: job failed but the instance is ${instance.status}`);
+      if (page.status !== "failed") violations.push(`checkout ${sessionId}: job failed but the status page says ${page.status}`);
+      for (const r of ownedBy(instance._id)) violations.push(`failed instance ${instance._id}: ${r.provider} ${r.id} still exists`);
+      for (const provider of PROVIDERS) {
+        const recorded = recordedId(instance, provider);
+        if (recorded !== undefined) violations.push(`failed instance ${instance._id}: still records ${provider} ${recorded}`);
+      }
+    } else {
+      violations.push(`checkout ${sessionId}: job ${job._id} ended ${job.status}, expected succeeded or failed`);
+    }
+  }
+  const unpaid = instances.filter((i) => !paidSessions.includes(i.checkoutSessionId));
+  for (const i of unpaid) violations.push(`instance ${i._id} exists for ${i.checkoutSessionId}, which is not a paid checkout of this scenario`);
+
+  // 2. No resource twice; no Brain-tagged resource without an active instance (a leak).
+  const seen = new Map<string, number>();
+  for (const r of resources.filter((x) => x.brain)) {
+    if (r.owner === null || !activeInstances.has(r.owner)) {
+      violations.push(`leaked ${r.provider} ${r.id} (${r.name}): ${r.owner ? `instance ${r.owner} is not active` : "no instance owns it"}`);
+    }
+    if (r.owner !== null) seen.set(`${r.provider} of ${r.owner}`, (seen.get(`${r.provider} of ${r.owner}`) ?? 0) + 1);
+  }
+  for (const [what, count] of seen) if (count > 1) violations.push(`${count} x ${what}: a resource exists twice`);
+
+  // 3. Nothing left running or queued, no step of a finished job still in flight.
+  for (const job of jobs) {
+    if (job.status === "running" || job.status === "queued") violations.push(`job ${job._id} left ${job.status}`);
+    for (const s of job.steps) {
+      if (LIVE_STEP_STATUSES.has(s.status)) violations.push(`job ${job._id} (${job.status}): step ${s.name} left ${s.status} at attempt ${s.attempts}`);
+    }
+  }
+
+  // 4. The audit log holds every transition.
+  for (const job of jobs) {
+    const rows = await t.query(internal.audit.listForJob, { jobId: job._id, limit: 2000 });
+    const count = (action: string) => rows.filter((r) => r.action === action).length;
+    if (count("job.created") !== 1) violations.push(`job ${job._id}: ${count("job.created")} job.created entries, expected 1`);
+    // Every attempt was dispatched on the record: by step.started (a first dispatch, or after a
+    // manual retry) or by the step.retry_scheduled that queued it ("<step> attempt <n> in <ms> ms ...").
+    const started = new Set(rows.filter((r) => r.action === "step.started").map((r) => r.detail));
+    const queued = new Set(
+      rows.filter((r) => r.action === "step.retry_scheduled").map((r) => /^(\w+ attempt \d+) in /.exec(r.detail ?? "")?.[1]),
+    );
+    for (const s of job.steps) {
+      for (let attempt = 1; attempt <= s.attempts; attempt++) {
+        const key = `${s.name} attempt ${attempt}`;
+        if (!started.has(key) && !queued.has(key)) violations.push(`job ${job._id}: no dispatch record for ${key}`);
+      }
+    }
+    const terminal = rows.filter((r) => r.action === "job.succeeded" || r.action === "job.failed").at(-1);
+    const expected = job.status === "succeeded" ? "job.succeeded" : job.status === "failed" ? "job.failed" : null;
+    if (expected && terminal?.action !== expected) violations.push(`job ${job._id} is ${job.status} but its last terminal audit entry is ${terminal?.action ?? "missing"}`);
+    if (count("job.retried") !== job.retryCount) violations.push(`job ${job._id}: retryCount ${job.retryCount} but ${count("job.retried")} job.retried entries`);
+    if (job.compensationStatus === "done" && (count("job.compensation_started") === 0 || count("job.compensated") === 0)) {
+      violations.push(`job ${job._id}: compensated without job.compensation_started / job.compensated entries`);
+    }
+  }
+
+  expect(violations).toEqual([]);
+}
+
+// ---------------------------------------------------------------------------------------
+// The scenarios. `sandbox` and `live` say how each mode injects the failure.
+
+type Row = {
+  name: string;
+  sandbox: string;
+  live: string;
+  env?: (mode: ModeName) => Record<string, string>;
+  /** Drives the scenario; returns the paid checkout sessions the invariants cover. */
+  run: (h: Harness) => Promise<string[]>;
+};
+
+const ROWS: Row[] = [
+  {
+    name: "a webhook delivered again, also concurrently, provisions one instance and every repeat answers duplicate",
+    sandbox: "the same signed event id sent four times (one, two at once, one after processing)",
+    live: "same",
+    async run(h) {
+      const event = checkoutEvent();
+      const first = await h.deliver(event);
+      const concurrent = await Promise.all([h.deliver(event), h.deliver(event)]);
+      const sessionId = event.data.object.id;
+      await h.waitUntil("the job to start", async () => (await h.jobOfSession(sessionId)) !== null);
+      const late = await h.deliver(event);
+      const answers = await Promise.all([first, ...concurrent, late].map(async (r) => [r.status, await r.json()]));
+      expect(answers).toEqual([
+        [200, { received: true, duplicate: false }],
+        [200, { received: true, duplicate: true }],
+        [200, { received: true, duplicate: true }],
+        [200, { received: true, duplicate: true }],
+      ]);
+      expectStatus(await h.settle(sessionId), "ready");
+      return [sessionId];
+    },
+  },
+  {
+    name: "async_payment_succeeded arriving before checkout.session.completed provisions the session once",
+    sandbox: "async_payment_succeeded, then completed with payment_status unpaid, same session",
+    live: "same",
+    async run(h) {
+      const paid = checkoutEvent({ type: "checkout.session.async_payment_succeeded" });
+      const sessionId = paid.data.object.id;
+      const completed = checkoutEvent({ sessionId, paymentStatus: "unpaid", customerId: paid.data.object.customer });
+      expect((await h.deliver(paid)).status).toBe(200);
+      expect((await h.deliver(completed)).status).toBe(200);
+      const status = await h.settle(sessionId);
+      expectStatus(status, "ready");
+      await h.quiesce();
+      const outcomes = await Promise.all(
+        [paid, completed].map(async (e) => (await h.t.query(internal.stripe.getStripeEvent, { eventId: e.id }))?.outcome),
+      );
+      expect(outcomes).toEqual(["provisioning_started", "awaiting_payment"]);
+      expect((await statusOf(h.t, sessionId)).body.status).toBe("ready");
+      return [sessionId];
+    },
+  },
+  {
+    name: "a provider answering 5xx is retried until it recovers and the job reaches ready",
+    sandbox: "injectFault workosOrg transient x2",
+    live: "WorkOS POST /organizations answers 503 twice",
+    async run(h) {
+      await h.inject({ target: "workosOrg", kind: "transient", times: 2 });
+      const { sessionId } = await h.checkout();
+      const status = await h.settle(sessionId);
+      expectStatus(status, "ready");
+      expect(status.steps.find((s) => s.name === "workosOrg")).toMatchObject({ attempts: 3, lastError: { class: "transient" } });
+      return [sessionId];
+    },
+  },
+  {
+    name: "a 429 with retry-after is retried no sooner than the provider asked",
+    sandbox: "injectFault pagesProject rate_limited x1, retryAfterMs 1000",
+    live: "Cloudflare POST /pages/projects answers 429 with Retry-After: 1",
+    async run(h) {
+      await h.inject({ target: "pagesProject", kind: "rate_limited", retryAfterMs: 1000 });
+      const { sessionId } = await h.checkout();
+      const status = await h.settle(sessionId);
+      expectStatus(status, "ready");
+      expect(status.steps.find((s) => s.name === "pagesProject")).toMatchObject({ attempts: 2, lastError: { class: "rate_limited" } });
+      const rows = await h.t.query(internal.audit.listForJob, { jobId: status.jobId as JobId });
+      const retry = rows.find((r) => r.action === "step.retry_scheduled" && r.detail?.startsWith("pagesProject attempt 2 in "));
+      expect(Number(/ in (\d+) ms/.exec(retry?.detail ?? "")?.[1])).toBeGreaterThanOrEqual(1000);
+      return [sessionId];
+    },
+  },
+  {
+    name: "a provider call that times out is retried and what the slow call made is adopted, not duplicated",
+    sandbox: "SANDBOX_LATENCY_MS 400 over STEP_DEADLINE_MS_PAGESPROJECT 200: the watchdog expires attempt 1 (class deadline) while it runs",
+    live: "Cloudflare POST /pages/projects answers after 1200 ms, PROVIDER_TIMEOUT_MS 500 (the project is still made)",
+    env: (mode): Record<string, string> =>
+      mode === "sandbox" ? { SANDBOX_LATENCY_MS: "400", STEP_DEADLINE_MS_PAGESPROJECT: "200" } : { PROVIDER_TIMEOUT_MS: "500" },
+    async run(h) {
+      if (h.mode === "live") await h.inject({ target: "pagesProject", kind: "slow", latencyMs: 1200 });
+      const { sessionId } = await h.checkout();
+      if (h.mode === "sandbox") {
+        await h.waitUntil(
+          "pagesProject attempt 1 to pass its deadline while running",
+          async () => {
+            const job = await h.jobOfSession(sessionId);
+            const pages = job && stepOf(job, "pagesProject");
+            return !!pages && pages.status === "running" && pages.attempts === 1 && (pages.deadlineAt ?? Infinity) <= Date.now();
+          },
+          { tickMs: 50 },
+        );
+        expect(await h.t.mutation(internal.provisioning.runWatchdog, {})).toEqual({ expired: 1 });
+      }
+      const status = await h.settle(sessionId);
+      expectStatus(status, "ready");
+      expect(status.steps.find((s) => s.name === "pagesProject")).toMatchObject({
+        attempts: 2,
+        lastError: { class: h.mode === "sandbox" ? "deadline" : "transient" },
+      });
+      return [sessionId];
+    },
+  },
+  {
+    name: "a create whose response was lost is retried and adopts what the provider made",
+    sandbox: "not expressible (a sandbox fault fires before the create): injectFault transient x1 on the four creating steps",
+    live: "dropResponse once on each create: Convex create_project, WorkOS organizations, Cloudflare pages/projects, Stripe webhook_endpoints",
+    async run(h) {
+      const creates: FaultTarget[] = ["convexProject", "workosOrg", "pagesProject", "stripeEndpoint"];
+      for (const target of creates) await h.inject({ target, kind: "lost_response" });
+      const { sessionId } = await h.checkout();
+      const status = await h.settle(sessionId);
+      expectStatus(status, "ready");
+      for (const name of creates) expect(status.steps.find((s) => s.name === name)?.attempts).toBe(2);
+      return [sessionId];
+    },
+  },
+  {
+    name: "a permanent 4xx mid-job fails the job naming the step, and compensation removes every partial resource",
+    sandbox: "injectFault configureBackend permanent",
+    live: "Convex POST update_environment_variables answers 400",
+    async run(h) {
+      await h.inject({ target: "configureBackend", kind: "permanent" });
+      const { sessionId } = await h.checkout();
+      const status = await h.settle(sessionId);
+      expectStatus(status, "failed");
+      expect(status.error).toMatchObject({ step: "configureBackend", class: "permanent" });
+      expect(status.steps.find((s) => s.name === "configureBackend")?.attempts).toBe(1);
+      await h.quiesce();
+      const rows = await h.t.query(internal.audit.listForJob, { jobId: status.jobId as JobId });
+      expect(rows.filter((r) => r.action === "resource.deleted")).toHaveLength(4);
+      return [sessionId];
+    },
+  },
+  {
+    name: "a step whose action died is re-dispatched by the watchdog after its deadline and the job completes",
+    sandbox: "after ready, validate is marked dispatched again (running, attempt n+1, step.started audited) with a past deadline and no action behind it; runWatchdog",
+    live: "same",
+    async run(h) {
+      const { sessionId } = await h.checkout();
+      const ready = await h.settle(sessionId);
+      expectStatus(ready, "ready");
+      const jobId = ready.jobId as JobId;
+      const before = stepOf(await h.job(jobId), "validate").attempts;
+      // As if Brain had dispatched validate's next attempt and its action died without a word.
+      await h.t.run(async (ctx) => {
+        const job = (await ctx.db.get("provisioningJobs", jobId))!;
+        const now = Date.now();
+        const attempt = before + 1;
+        const steps = job.steps.map((s): StepState =>
+          s.name === "validate"
+            ? { name: s.name, status: "running", attempts: attempt, startedAt: now - 10, deadlineAt: now - 1 }
+            : s.name === "activate"
+              ? { name: s.name, status: "pending", attempts: s.attempts }
+              : s,
+        );
+        await ctx.db.patch("provisioningJobs", jobId, { status: "running", steps, currentStep: 8, finishedAt: undefined });
+        await ctx.db.patch("instances", job.instanceId, { status: "provisioning" });
+        await ctx.db.insert("auditLogs", {
+          at: now - 10,
+          actor: "system:job-engine",
+          action: "step.started",
+          jobId,
+          instanceId: job.instanceId,
+          detail: `validate attempt ${attempt}`,
+        });
+      });
+      expect(await h.t.mutation(internal.provisioning.runWatchdog, {})).toEqual({ expired: 1 });
+      expect(stepOf(await h.job(jobId), "validate")).toMatchObject({ status: "retrying", attempts: before + 2, lastError: { class: "deadline" } });
+      await h.waitUntil("the job to finish again", async () => (await h.job(jobId)).status !== "running");
+      const done = (await statusOf(h.t, sessionId)).body;
+      expectStatus(done, "ready");
+      expect(done.steps.find((s) => s.name === "validate")?.attempts).toBe(before + 2);
+      return [sessionId];
+    },
+  },
+  {
+    name: "a late result from an attempt the watchdog superseded changes nothing, and the re-dispatch completes the job",
+    sandbox: "SANDBOX_LATENCY_MS 300; pagesProject attempt 1's deadline set in the past while it runs; runWatchdog; then attempt 1's results (success with other resources, permanent, action failed) via onStepComplete",
+    live: "Cloudflare POST /pages/projects answers after 600 ms; the same deadline, watchdog and late results, and attempt 1's real result arrives late too",
+    env: (mode) => ({ RETRY_BASE_DELAY_MS: "1000", RETRY_MAX_DELAY_MS: "1000", ...(mode === "sandbox" ? { SANDBOX_LATENCY_MS: "300" } : {}) }),
+    async run(h) {
+      if (h.mode === "live") await h.inject({ target: "pagesProject", kind: "slow", latencyMs: 600 });
+      const { sessionId } = await h.checkout();
+      let jobId: JobId | undefined;
+      await h.waitUntil(
+        "pagesProject attempt 1 to be running",
+        async () => {
+          const job = await h.jobOfSession(sessionId);
+          jobId = job?._id;
+          const pages = job && stepOf(job, "pagesProject");
+          return !!pages && pages.status === "running" && pages.attempts === 1;
+        },
+        { tickMs: 10 },
+      );
+      await h.t.run(async (ctx) => {
+        const job = (await ctx.db.get("provisioningJobs", jobId!))!;
+        const steps = job.steps.map((s) => (s.name === "pagesProject" ? { ...s, deadlineAt: Date.now() - 1 } : s));
+        await ctx.db.patch("provisioningJobs", jobId!, { steps });
+      });
+      expect(await h.t.mutation(internal.provisioning.runWatchdog, {})).toEqual({ expired: 1 });
+      const superseded = stepOf(await h.job(jobId!), "pagesProject");
+      expect(superseded).toMatchObject({ status: "retrying", attempts: 2, lastError: { class: "deadline" } });
+      const instanceId = (await h.job(jobId!)).instanceId;
+      const context = { jobId: jobId!, step: "pagesProject" as const, attempt: 1 };
+      const late = [
+        { kind: "success" as const, returnValue: { kind: "succeeded" as const, resources: { pagesProjectName: "brain-late", pagesSubdomain: "late.pages.dev" } } },
+        { kind: "success" as const, returnValue: { kind: "permanent" as const, message: "late permanent failure" } },
+        { kind: "failed" as const, error: "late action failure" },
+      ];
+      for (const result of late) {
+        await h.t.mutation(internal.provisioning.onStepComplete, { workId: "late-attempt" as WorkId, context, result });
+      }
+      const after = await h.job(jobId!);
+      expect(after.status).toBe("running");
+      expect(stepOf(after, "pagesProject")).toEqual(superseded);
+      expect((await h.instance(instanceId)).resources.pagesProjectName).toBeUndefined();
+      const status = await h.settle(sessionId);
+      expectStatus(status, "ready");
+      expect(status.steps.find((s) => s.name === "pagesProject")?.attempts).toBe(2);
+      expect((await h.instance(instanceId)).resources.pagesProjectName).toBe(resourceName(PREFIX, instanceId));
+      return [sessionId];
+    },
+  },
+  {
+    name: "a manual retry while an automatic retry is still queued runs that attempt once and reaches ready",
+    sandbox: "injectFault pagesProject rate_limited (retryAfterMs 1000) and stripeEndpoint permanent; POST /retry-provisioning once the job failed and pagesProject still waits for its retry; CLEANUP_DELAY_MS 600000",
+    live: "Cloudflare POST /pages/projects 429 Retry-After: 1 and Stripe POST /v1/webhook_endpoints 400; the same retry",
+    env: () => ({ CLEANUP_DELAY_MS: "600000" }),
+    async run(h) {
+      await h.inject({ target: "pagesProject", kind: "rate_limited", retryAfterMs: 1000 });
+      await h.inject({ target: "stripeEndpoint", kind: "permanent" });
+      const { sessionId } = await h.checkout();
+      let job: Job | null = null;
+      await h.waitUntil(
+        "the job to fail while pagesProject waits for its automatic retry",
+        async () => {
+          job = await h.jobOfSession(sessionId);
+          return job?.status === "failed";
+        },
+        { tickMs: 20 },
+      );
+      const failed = job! as Job;
+      expect(failed.error).toMatchObject({ step: "stripeEndpoint", class: "permanent" });
+      expect(stepOf(failed, "pagesProject")).toMatchObject({ status: "retrying", attempts: 2 });
+      const retry = await h.admin(`/retry-provisioning/${failed._id}`, { method: "POST" });
+      expect(retry).toMatchObject({ status: 202, body: { retryCount: 1 } });
+      const status = await h.settle(sessionId);
+      expectStatus(status, "ready");
+      // The queued automatic attempt ran once; the manual retry did not start another.
+      expect(status.steps.find((s) => s.name === "pagesProject")?.attempts).toBe(2);
+      expect(status.steps.find((s) => s.name === "stripeEndpoint")?.attempts).toBe(2);
+      return [sessionId];
+    },
+  },
+  {
+    name: "two concurrent manual retries start one run: one answers 202, the other 409",
+    sandbox: "injectFault stripeEndpoint permanent; compensation done; two POST /retry-provisioning at once",
+    live: "Stripe POST /v1/webhook_endpoints answers 400; the same",
+    async run(h) {
+      await h.inject({ target: "stripeEndpoint", kind: "permanent" });
+      const { sessionId } = await h.checkout();
+      const failed = await h.settle(sessionId);
+      expectStatus(failed, "failed");
+      const jobId = failed.jobId!;
+      await h.waitUntil("the compensation to finish", async () => (await h.job(jobId)).compensationStatus === "done");
+      const answers = await Promise.all([1, 2].map(() => h.admin(`/retry-provisioning/${jobId}`, { method: "POST" })));
+      expect(answers.map((a) => a.status).sort()).toEqual([202, 409]);
+      expect(answers.find((a) => a.status === 409)?.body).toMatchObject({ error: { code: "JOB_NOT_FAILED" } });
+      const status = await h.settle(sessionId);
+      expectStatus(status, "ready");
+      expect((await h.job(jobId)).retryCount).toBe(1);
+      return [sessionId];
+    },
+  },
+  {
+    name: "cancelling mid-step fails the job as cancelled and removes everything, including what in-flight steps made after",
+    sandbox: "SANDBOX_LATENCY_MS 200; POST /cancel-provisioning while the first three steps run",
+    live: "Convex, WorkOS and Cloudflare creates answer after 400 ms; POST /cancel-provisioning while they are in flight",
+    env: (mode): Record<string, string> => (mode === "sandbox" ? { SANDBOX_LATENCY_MS: "200" } : {}),
+    async run(h) {
+      if (h.mode === "live") {
+        for (const target of ["convexProject", "workosOrg", "pagesProject"] as const) await h.inject({ target, kind: "slow", latencyMs: 400 });
+      }
+      const { sessionId } = await h.checkout();
+      let jobId: string | undefined;
+      await h.waitUntil(
+        "the first steps to be running",
+        async () => {
+          const job = await h.jobOfSession(sessionId);
+          jobId = job?._id;
+          return !!job && job.steps.filter((s) => s.status === "running").length === 3;
+        },
+        { tickMs: 10 },
+      );
+      const cancel = await h.admin(`/cancel-provisioning/${jobId}`, { method: "POST" });
+      expect(cancel).toMatchObject({ status: 202, body: { status: "failed", error: { class: "cancelled" } } });
+      await h.quiesce();
+      const status = (await statusOf(h.t, sessionId)).body;
+      expectStatus(status, "failed");
+      expect(status.error).toMatchObject({ class: "cancelled", message: "cancelled by admin-api" });
+      for (const name of ["deployApp", "activate"]) expect(status.steps.find((s) => s.name === name)?.attempts).toBe(0);
+      return [sessionId];
+    },
+  },
+  {
+    name: "an outage longer than the retry budget opens the circuit, its steps wait instead of failing, and it closes on recovery",
+    sandbox: "injectFault pagesProject transient x8; RETRY_MAX_ATTEMPTS 4, CIRCUIT_FAILURE_THRESHOLD 3, CIRCUIT_COOLDOWN_MS 60000",
+    live: "Cloudflare POST /pages/projects answers 503 eight times; the same limits, CIRCUIT_COOLDOWN_MS 500",
+    env: (mode) => ({
+      RETRY_MAX_ATTEMPTS: "4",
+      CIRCUIT_FAILURE_THRESHOLD: "3",
+      CIRCUIT_COOLDOWN_MS: mode === "sandbox" ? "60000" : "500",
+    }),
+    async run(h) {
+      await h.inject({ target: "pagesProject", kind: "transient", times: 8 });
+      const { sessionId } = await h.checkout();
+      const cloudflare = async () => {
+        const { status, body } = await h.admin("/admin/circuits");
+        expect(status).toBe(200);
+        return (body.circuits as { provider: string; state: string }[]).find((c) => c.provider === "cloudflare")!;
+      };
+      await h.waitUntil("the Cloudflare circuit to open", async () => (await cloudflare()).state === "open", { tickMs: 500 });
+      expect(await cloudflare()).toMatchObject({ state: "open", failures: expect.any(Number), openedAt: expect.any(Number) });
+      expect((await statusOf(h.t, sessionId)).body.status).toBe("provisioning");
+      const status = await h.settle(sessionId);
+      expectStatus(status, "ready");
+      expect(status.steps.find((s) => s.name === "pagesProject")?.attempts).toBe(9);
+      expect(await cloudflare()).toEqual({ provider: "cloudflare", state: "closed", failures: 0 });
+      return [sessionId];
+    },
+  },
+  {
+    name: "compensation counts a resource already deleted by hand as deleted and removes the rest",
+    sandbox: "injectFault deployApp permanent, CLEANUP_DELAY_MS 3600000; the Pages project and Stripe endpoint rows deleted by hand; the delay passes",
+    live: "GitHub dispatch answers 422, CLEANUP_DELAY_MS 3600000; deleteProjectOutOfBand / deleteEndpointOutOfBand; internal.cleanup.compensateNow",
+    env: () => ({ CLEANUP_DELAY_MS: "3600000" }),
+    async run(h) {
+      await h.inject({ target: "deployApp", kind: "permanent" });
+      const { sessionId } = await h.checkout();
+      const failed = await h.settle(sessionId);
+      expectStatus(failed, "failed");
+      expect(failed.error).toMatchObject({ step: "deployApp", class: "permanent" });
+      const jobId = failed.jobId as JobId;
+      expect((await h.job(jobId)).compensationStatus).toBe("scheduled");
+      const instance = await h.instance(failed.instanceId!);
+      const pages = instance.resources.pagesProjectName!;
+      const endpoint = instance.resources.stripeEndpointId!;
+      if (h.mode === "sandbox") {
+        await h.t.run(async (ctx) => {
+          for (const row of await ctx.db.query("sandboxResources").collect()) {
+            const byHand =
+              (row.provider === "cloudflare" && row.kind === "pagesProject" && row.name === pages) ||
+              (row.provider === "stripe" && row.kind === "webhookEndpoint" && row.externalId === endpoint);
+            if (byHand) await ctx.db.delete("sandboxResources", row._id);
+          }
+        });
+      } else {
+        h.fakes().cloudflare.deleteProjectOutOfBand(pages);
+        h.fakes().stripe.deleteEndpointOutOfBand(endpoint);
+        expect(await h.t.mutation(internal.cleanup.compensateNow, { jobId, actor: "operator" })).toBe(true);
+      }
+      await h.quiesce();
+      const rows = await h.t.query(internal.audit.listForJob, { jobId });
+      expect(rows.filter((r) => r.action === "resource.delete_failed")).toEqual([]);
+      expect(rows.filter((r) => r.action === "resource.deleted").map((r) => r.detail!.split(" ")[0]).sort()).toEqual([
+        "cloudflare",
+        "convex",
+        "stripe",
+        "workos",
+      ]);
+      return [sessionId];
+    },
+  },
+  {
+    name: "an orphan made outside any job is reported and removed, and resources not tagged as Brain's are never touched",
+    sandbox: "sandboxResources rows: a brain- Pages project and a managedBy brain WorkOS organization naming no instance, plus untagged Pages, WorkOS, Stripe and Convex resources",
+    live: "the same made directly in the fakes over their APIs",
+    async run(h) {
+      const { sessionId } = await h.checkout();
+      expect((await h.settle(sessionId)).status).toBe("ready");
+      const made = await makeOrphansAndForeign(h);
+      const key = (o: { provider: string; resourceId: string }) => `${o.provider}:${o.resourceId}`;
+      const expected = made.orphans.map(key).sort();
+
+      const scan = await h.admin("/admin/orphans");
+      expect(scan.status).toBe(200);
+      expect((scan.body.orphans as { provider: string; resourceId: string }[]).map(key).sort()).toEqual(expected);
+
+      const dry = await h.admin("/admin/orphans/cleanup", { method: "POST", body: { dryRun: true } });
+      expect(dry.status).toBe(200);
+      expect(dry.body.deleted).toEqual([]);
+      expect((dry.body.wouldDelete as { provider: string; resourceId: string }[]).map(key).sort()).toEqual(expected);
+      expect((await h.resources()).filter((r) => made.orphans.some((o) => o.resourceId === r.id))).toHaveLength(2);
+
+      const real = await h.admin("/admin/orphans/cleanup", { method: "POST", body: { dryRun: false } });
+      expect(real.status).toBe(200);
+      expect((real.body.deleted as { provider: string; resourceId: string }[]).map(key).sort()).toEqual(expected);
+      expect((await h.admin("/admin/orphans")).body.orphans).toEqual([]);
+      const left = await h.resources();
+      expect(left.filter((r) => made.orphans.some((o) => o.resourceId === r.id))).toEqual([]);
+      expect(left.filter((r) => !r.brain).map((r) => `${r.provider}:${r.id}`).sort()).toEqual(made.foreign.sort());
+      return [sessionId];
+    },
+  },
+  {
+    name: "an event redelivered days later is acknowledged as a duplicate and changes nothing",
+    sandbox: "after ready, the clock moves on three days (everything due runs), then the same event id is redelivered, re-signed, and a new event for the same session",
+    live: "the same, with Date.now moved three days on",
+    async run(h) {
+      const { event, sessionId } = await h.checkout();
+      const ready = await h.settle(sessionId);
+      expectStatus(ready, "ready");
+      await h.quiesce();
+      const snapshot = async () => ({
+        instances: await h.t.run(async (ctx) => (await ctx.db.query("instances").collect()).length),
+        job: await h.job(ready.jobId!),
+        audit: (await h.t.query(internal.audit.listForJob, { jobId: ready.jobId as JobId, limit: 2000 })).length,
+        resources: (await h.resources()).map((r) => `${r.provider}:${r.id}`).sort(),
+      });
+      const before = await snapshot();
+      await h.jumpClock(3 * DAY_MS);
+      const again = await h.deliver(event);
+      expect([again.status, await again.json()]).toEqual([200, { received: true, duplicate: true }]);
+      const fresh = checkoutEvent({ sessionId, customerId: event.data.object.customer });
+      const freshAnswer = await h.deliver(fresh);
+      expect([freshAnswer.status, await freshAnswer.json()]).toEqual([200, { received: true, duplicate: false }]);
+      await h.waitUntil("the new event to be processed", async () => {
+        const record = await h.t.query(internal.stripe.getStripeEvent, { eventId: fresh.id });
+        return record?.processedAt !== undefined;
+      });
+      expect((await h.t.query(internal.stripe.getStripeEvent, { eventId: fresh.id }))?.outcome).toBe("already_provisioned");
+      await h.quiesce();
+      const after = await snapshot();
+      expect(after).toEqual(before);
+      return [sessionId];
+    },
+  },
+  {
+    name: "a deploy callback that never arrives fails deployApp at its deadline and the re-dispatch completes the job",
+    sandbox: "SANDBOX_LATENCY_MS 500, STEP_DEADLINE_MS_DEPLOYAPP 2000; the sandbox run's scheduled report (recordDeployReport) is cancelled while deployApp waits",
+    live: "fakes.github.setCallbackMode(\"silent\") for the first dispatch, then \"succeed\"; STEP_DEADLINE_MS_DEPLOYAPP 400",
+    env: (mode): Record<string, string> => (mode === "sandbox" ? { SANDBOX_LATENCY_MS: "500", STEP_DEADLINE_MS_DEPLOYAPP: "2000" } : { STEP_DEADLINE_MS_DEPLOYAPP: "400" }),
+    async run(h) {
+      if (h.mode === "live") h.fakes().github.setCallbackMode("silent");
+      const { sessionId } = await h.checkout();
+      if (h.mode === "live") {
+        await h.waitUntil("the first dispatch", async () => h.fakes().github.dispatches().length > 0);
+        h.fakes().github.setCallbackMode("succeed");
+      } else {
+        await h.waitUntil(
+          "deployApp to wait for its report",
+          async () => {
+            const job = await h.jobOfSession(sessionId);
+            return !!job && stepOf(job, "deployApp").status === "waiting";
+          },
+          { tickMs: 50 },
+        );
+        const lost = await h.t.run(async (ctx) => {
+          const pending = (await ctx.db.system.query("_scheduled_functions").collect()).filter(
+            (f) => f.name.includes("recordDeployReport") && f.state.kind === "pending",
+          );
+          for (const f of pending) await ctx.scheduler.cancel(f._id);
+          return pending.length;
+        });
+        expect(lost).toBe(1);
+      }
+      const status = await h.settle(sessionId);
+      expectStatus(status, "ready");
+      expect(status.steps.find((s) => s.name === "deployApp")).toMatchObject({
+        attempts: 2,
+        lastError: { class: "deadline", message: expect.stringContaining("deadline") },
+      });
+      if (h.mode === "live") expect(h.fakes().github.dispatches()).toHaveLength(2);
+      return [sessionId];
+    },
+  },
+];
+
+/**
+ * Brain-tagged orphans (a Pages project named with the prefix and a WorkOS organization with
+ * managedBy, neither naming a real instance) and resources that are not Brain's at all.
+ */
+async function makeOrphansAndForeign(h: Harness) {
+  const orphanPages = `${PREFIX}-orphan0001`;
+  if (h.mode === "sandbox") {
+    const ids = await h.t.run(async (ctx) => {
+      const now = Date.now();
+      const row = (provider: "convex" | "workos" | "cloudflare" | "stripe", kind: string, name: string, externalId: string, attributes: Record<string, string>) =>
+        ctx.db.insert("sandboxResources", { provider, kind, name, externalId, attributes, createdAt: now, updatedAt: now });
+      await row("cloudflare", "pagesProject", orphanPages, "pagesProject_orphan0001", { subdomain: `${orphanPages}.pages.dev` });
+      await row("workos", "organization", "orphanext0001", "organization_orphan0001", { displayName: "Orphaned org", managedBy: PREFIX });
+      await row("cloudflare", "pagesProject", "customer-site", "pagesProject_foreign01", { subdomain: "customer-site.pages.dev" });
+      await row("workos", "organization", "acme-external", "organization_foreign01", { displayName: "Acme" });
+      await row("stripe", "webhookEndpoint", "acme-hook", "webhookEndpoint_foreign01", { url: "https://acme.example.com/hook" });
+      await row("convex", "project", "acme-prod", "project_foreign01", {});
+      return { org: "organization_orphan0001" };
+    });
+    return {
+      orphans: [
+        { provider: "cloudflare", resourceId: orphanPages },
+        { provider: "workos", resourceId: ids.org },
+      ],
+      foreign: ["cloudflare:customer-site", "workos:organization_foreign01", "stripe:webhookEndpoint_foreign01", "convex:project_foreign01"],
+    };
+  }
+  const f = h.fakes();
+  const c = FAKE_CREDENTIALS;
+  const call = async (url: string, init: RequestInit) => {
+    const response = await fetch(url, init);
+    const body = (await response.json()) as Record<string, any>;
+    if (!response.ok) throw new Error(`${init.method} ${url}: ${response.status} ${JSON.stringify(body)}`);
+    return body;
+  };
+  const json = (token: string, body: unknown): RequestInit => ({
+    method: "POST",
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const pagesUrl = `${f.cloudflare.apiUrl}/accounts/${c.cloudflareAccount}/pages/projects`;
+  await call(pagesUrl, json(c.cloudflareToken, { name: orphanPages, production_branch: "main" }));
+  const org = await call(`${f.workos.url}/organizations`, json(c.workosKey, { name: "Orphaned org", external_id: "orphanext0001", metadata: { managedBy: PREFIX } }));
+  await call(pagesUrl, json(c.cloudflareToken, { name: "customer-site", production_branch: "main" }));
+  const foreignOrg = await call(`${f.workos.url}/organizations`, json(c.workosKey, { name: "Acme", external_id: "acme-external" }));
+  const hook = await call(`${f.stripe.url}/v1/webhook_endpoints`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${c.stripeKey}`, "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ url: "https://acme.example.com/hook", "enabled_events[]": "checkout.session.completed" }).toString(),
+  });
+  const project = await call(`${f.convex.managementUrl}/teams/${c.convexTeamId}/create_project`, json(c.convexToken, { projectName: "acme-prod" }));
+  return {
+    orphans: [
+      { provider: "cloudflare", resourceId: orphanPages },
+      { provider: "workos", resourceId: String(org.id) },
+    ],
+    foreign: [`cloudflare:customer-site`, `workos:${foreignOrg.id}`, `stripe:${hook.id}`, `convex:${project.id}`],
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+
+describe.each(["sandbox", "live"] as const)("chaos on %s providers", (mode) => {
+  let fakes: Fakes | undefined;
+
+  beforeEach(async () => {
+    if (mode === "sandbox") vi.useFakeTimers();
+    // Fresh fakes per test: convex-test hands out the same ids in every backend.
+    else fakes = await startFakes();
+  });
+  afterEach(async () => {
+    vi.restoreAllMocks();
+    vi.useRealTimers();
+    await fakes?.close();
+    fakes = undefined;
+  });
+
+  for (const row of ROWS) test(row.name, async () => {
+    const env =
+      mode === "sandbox"
+        ? { ...BASE_ENV, SANDBOX_LATENCY_MS: "5", ...row.env?.(mode) }
+        : { ...fakes!.env, ...BASE_ENV, ...row.env?.(mode) };
+    const t = setupBackend({ env });
+    if (fakes) fakes.attach(t);
+    const h = createHarness(mode, t, fakes);
+    const paid = await row.run(h);
+    await h.quiesce();
+    await checkInvariants(h, paid);
+  });
+});
