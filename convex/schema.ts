@@ -10,6 +10,7 @@ import {
   vJobStatus,
   vOrphanScan,
   vCompensationStatus,
+  vRetryPolicy,
   vProviderName,
   vStepState,
   vStripeEventOutcome,
@@ -73,6 +74,8 @@ export default defineSchema({
     totalSteps: v.number(),
     currentStep: v.number(),
     retryCount: v.number(),
+    /** The retry policy in force (next attempt times are on the steps). */
+    retryPolicy: v.optional(vRetryPolicy),
     correlationId: v.string(),
     trigger: v.string(),
     error: v.optional(vJobError),

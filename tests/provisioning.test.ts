@@ -164,6 +164,10 @@ describe("step failures", () => {
       expect.stringMatching(/^workosOrg attempt 2 in 1000 ms after transient/),
       expect.stringMatching(/^workosOrg attempt 3 in 2000 ms after transient/),
     ]);
+    // The policy in force and the next attempt's time are on the job.
+    const job = await jobFor(t, body.jobId!);
+    expect(job.retryPolicy).toEqual({ maxAttempts: 5, baseDelayMs: 1000, maxDelayMs: 30000, jitter: 0 });
+    expect(job.steps.find((s) => s.name === "workosOrg")?.lastError).toBeDefined();
     const orgs = await t.query(internal.sandbox.listResources, { provider: "workos" });
     expect(orgs.filter((r) => r.kind === "organization")).toHaveLength(1);
   });

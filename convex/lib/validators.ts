@@ -65,6 +65,14 @@ export const vStepState = v.object({
 });
 export type StepState = Infer<typeof vStepState>;
 
+/** The retry policy in force for a job (snapshotted when it starts or is retried). */
+export const vRetryPolicy = v.object({
+  maxAttempts: v.number(),
+  baseDelayMs: v.number(),
+  maxDelayMs: v.number(),
+  jitter: v.number(),
+});
+
 export const vJobError = v.object({ step: vStepName, class: vFailureClass, message: v.string() });
 export type JobError = Infer<typeof vJobError>;
 
