@@ -124,6 +124,16 @@ export const retryPendingCleanups = internalMutation({
       .take(100);
     const jobIds = [...new Set(due.map((t) => t.jobId))];
     for (const jobId of jobIds) await ctx.scheduler.runAfter(0, internal.cleanup.runCleanup, { jobId });
+    // A cleanup whose action died after its last deletion but before closing has nothing
+    // pending: close it here.
+    const running = await ctx.db
+      .query("provisioningJobs")
+      .withIndex("by_status_and_compensationStatus", (q) => q.eq("status", "failed").eq("compensationStatus", "running"))
+      .take(100);
+    for (const job of running) {
+      if (jobIds.includes(job._id)) continue;
+      await ctx.scheduler.runAfter(0, internal.cleanup.finishCompensation, { jobId: job._id });
+    }
     return jobIds.length;
   },
 });

@@ -10,6 +10,9 @@ const crons = cronJobs();
 // is free. Bounds the time from an action dying to its re-dispatch by deadline + 1 minute.
 crons.interval("watchdog: re-dispatch steps past their deadline", { minutes: 1 }, internal.provisioning.runWatchdog, {});
 
+// Processes again any Stripe event recorded but left unprocessed (a paid customer is never lost).
+crons.interval("reprocess stale Stripe events", { minutes: 10 }, internal.stripe.reprocessStaleEvents, {});
+
 // Retries deletions of compensation that failed (each waits out its own backoff).
 crons.interval("retry failed cleanup deletions", { minutes: 5 }, internal.cleanup.retryPendingCleanups, {});
 

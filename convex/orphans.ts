@@ -20,7 +20,9 @@ const MAX_STORED_ORPHANS = 500;
 /** What each instance id names (null: malformed, unknown). Point lookups only. */
 export const getInstanceRefs = internalQuery({
   args: { instanceIds: v.array(v.string()) },
-  returns: v.array(v.object({ instanceId: v.string(), ref: v.union(v.null(), vInstanceRef) })),
+  returns: v.array(
+    v.object({ instanceId: v.string(), isInstanceId: v.boolean(), ref: v.union(v.null(), vInstanceRef) }),
+  ),
   handler: async (ctx, { instanceIds }) => {
     // An id left unread would look like "no such instance": refuse rather than truncate.
     if (instanceIds.length > 500) fail("BAD_REQUEST", "at most 500 instance ids per lookup");
@@ -29,7 +31,7 @@ export const getInstanceRefs = internalQuery({
       const id = ctx.db.normalizeId("instances", instanceId);
       const instance = id ? await ctx.db.get("instances", id) : null;
       if (!instance) {
-        refs.push({ instanceId, ref: null });
+        refs.push({ instanceId, isInstanceId: id !== null, ref: null });
         continue;
       }
       let cleanedUp = false;
@@ -41,7 +43,7 @@ export const getInstanceRefs = internalQuery({
           .first();
         cleanedUp = job?.compensationStatus === "done";
       }
-      refs.push({ instanceId, ref: { status: instance.status, recorded: recordedIds(instance.resources), cleanedUp } });
+      refs.push({ instanceId, isInstanceId: true, ref: { status: instance.status, recorded: recordedIds(instance.resources), cleanedUp } });
     }
     return refs;
   },

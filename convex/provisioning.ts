@@ -90,10 +90,12 @@ export const recordDeployCallback = internalMutation({
       .withIndex("by_signature", (q) => q.eq("signature", signature))
       .unique();
     if (seen) return "replayed";
-    await ctx.db.insert("callbackReceipts", { signature, receivedAt: Date.now() });
     const jobId = ctx.db.normalizeId("provisioningJobs", rawJobId);
     if (!jobId) return "unknown_job";
-    return applyDeployReport(ctx, { ...report, jobId, reporter: "github:workflow" });
+    const result = await applyDeployReport(ctx, { ...report, jobId, reporter: "github:workflow" });
+    // Only an accepted report leaves a receipt: a rejected one changes nothing.
+    if (result === "recorded") await ctx.db.insert("callbackReceipts", { signature, receivedAt: Date.now() });
+    return result;
   },
 });
 
@@ -111,11 +113,14 @@ async function applyDeployReport(
 ): Promise<"recorded" | "not_waiting"> {
   const job = await ctx.db.get("provisioningJobs", args.jobId);
   const state = job?.steps.find((s) => s.name === args.step);
-  if (!job || !state || state.status !== "waiting") return "not_waiting";
-  // The dispatch id (job + attempt) ties a report to the dispatch now waiting; a report
-  // from an earlier, superseded dispatch is refused.
-  const instance = await ctx.db.get("instances", job.instanceId);
-  if (args.dispatchId !== undefined && instance?.resources.deployRunId !== args.dispatchId) return "not_waiting";
+  if (!job || !state) return "not_waiting";
+  // The dispatch id (job + attempt) ties a report to the current dispatch; a report from an
+  // earlier, superseded dispatch is refused. A fast run may report before the dispatching
+  // action's own completion marked the step waiting: its dispatch id proves it is current.
+  const currentDispatch = `${args.jobId}-${state.attempts}`;
+  const early = state.status === "running" && args.dispatchId === currentDispatch;
+  if (state.status !== "waiting" && !early) return "not_waiting";
+  if (args.dispatchId !== undefined && args.dispatchId !== currentDispatch) return "not_waiting";
   const outcome: StepOutcome =
     args.status === "succeeded"
       ? { kind: "succeeded", resources: { deployRunId: args.runId } }
@@ -207,7 +212,8 @@ export const runWatchdog = internalMutation({
     const running = await ctx.db
       .query("provisioningJobs")
       .withIndex("by_status", (q) => q.eq("status", "running"))
-      .take(Math.max(config.MAX_ACTIVE_JOBS, 100));
+      // Admission bounds running jobs by MAX_ACTIVE_JOBS; manual retries may add a few more.
+      .take(Math.max(config.MAX_ACTIVE_JOBS * 4, 1000));
     let expired = 0;
     for (const job of running) {
       for (const state of job.steps) {
@@ -250,10 +256,18 @@ export const listDeadLetter = internalQuery({
     }),
   ),
   handler: async (ctx, { now, limit }) => {
-    const jobs = await ctx.db
-      .query("provisioningJobs")
-      .withIndex("by_status_and_compensationStatus", (q) => q.eq("status", "failed").eq("compensationStatus", "scheduled"))
-      .take(Math.min(limit ?? 200, 1000));
+    // Waiting for their cleanup, or with a cleanup whose deletions keep failing.
+    const take = Math.min(limit ?? 200, 1000);
+    const jobs = [
+      ...(await ctx.db
+        .query("provisioningJobs")
+        .withIndex("by_status_and_compensationStatus", (q) => q.eq("status", "failed").eq("compensationStatus", "scheduled"))
+        .take(take)),
+      ...(await ctx.db
+        .query("provisioningJobs")
+        .withIndex("by_status_and_compensationStatus", (q) => q.eq("status", "failed").eq("compensationStatus", "running"))
+        .take(take)),
+    ];
     return jobs
       .filter((job) => job.error && job.error.class !== "cancelled")
       .map((job) => {

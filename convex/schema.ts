@@ -32,7 +32,8 @@ export default defineSchema({
     checkoutSessionId: v.optional(v.string()),
   })
     .index("by_eventId", ["eventId"])
-    .index("by_checkoutSessionId", ["checkoutSessionId"]),
+    .index("by_checkoutSessionId", ["checkoutSessionId"])
+    .index("by_outcome_and_receivedAt", ["outcome", "receivedAt"]),
 
   // Written when a paid checkout is processed; read by steps (email) and operators.
   customers: defineTable({
@@ -62,7 +63,7 @@ export default defineSchema({
   })
     .index("by_checkoutSessionId", ["checkoutSessionId"])
     .index("by_customerId", ["customerId"])
-    .index("by_status", ["status"]),
+    .index("by_status_and_pagesProjectName", ["status", "resources.pagesProjectName"]),
 
   // The job engine's state: one document per job, its steps inline (ten, bounded).
   // Written only by provisioning mutations; read by the step actions, status page and operators.

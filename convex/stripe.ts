@@ -4,7 +4,8 @@
 import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import { internalMutation, internalQuery } from "./_generated/server";
-import { loadConfig } from "./lib/config";
+import { loadConfig, type Config } from "./lib/config";
+import { isBrainError } from "./lib/errors";
 import { log } from "./lib/log";
 import { vCheckoutSummary, vStripeEventOutcome } from "./lib/validators";
 import { appendAudit } from "./model/audit";
@@ -61,7 +62,17 @@ export const processStripeEvent = internalMutation({
         outcome = "awaiting_payment";
         detail = `payment_status ${checkout.paymentStatus}`;
       } else {
-        const result = await provisionCheckout(ctx, loadConfig(), checkout, { correlationId: event.eventId, actor });
+        let config: Config;
+        try {
+          config = loadConfig();
+        } catch (error) {
+          // A bad configuration must not lose a paid customer: keep the event visible to operators.
+          const message = isBrainError(error) ? error.data.message : String(error);
+          await ctx.db.patch("stripeEvents", id, { processedAt: Date.now(), outcome: "needs_attention", detail: message });
+          await appendAudit(ctx, { actor, action: "stripe.needs_attention", detail: message });
+          return null;
+        }
+        const result = await provisionCheckout(ctx, config, checkout, { correlationId: event.eventId, actor });
         outcome = result.outcome;
         detail = result.detail;
       }
@@ -80,6 +91,23 @@ export const processStripeEvent = internalMutation({
       outcome,
     });
     return null;
+  },
+});
+
+/**
+ * Cron: an event recorded but never processed (its processing failed, say) is processed again.
+ * Processing is idempotent per event, so this can only finish what was left undone.
+ */
+export const reprocessStaleEvents = internalMutation({
+  args: {},
+  returns: v.number(),
+  handler: async (ctx) => {
+    const stale = await ctx.db
+      .query("stripeEvents")
+      .withIndex("by_outcome_and_receivedAt", (q) => q.eq("outcome", "received").lt("receivedAt", Date.now() - 5 * 60_000))
+      .take(100);
+    for (const event of stale) await ctx.scheduler.runAfter(0, internal.stripe.processStripeEvent, { id: event._id });
+    return stale.length;
   },
 });
 

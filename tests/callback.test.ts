@@ -111,6 +111,23 @@ describe("provisioning callback", () => {
     expect((await stepOf(t, jobId)).status).toBe("waiting");
   });
 
+  test("a report that beats the dispatching action's own completion is accepted for the current dispatch", async () => {
+    const t = setupBackend({ env: { PROVISION_CALLBACK_SECRET: SECRET } });
+    const { jobId } = await waitingJob(t);
+    await t.run(async (ctx) => {
+      const job = (await ctx.db.get("provisioningJobs", jobId))!;
+      await ctx.db.patch("provisioningJobs", jobId, {
+        steps: job.steps.map((s) => (s.name === "deployApp" ? { ...s, status: "running" as const } : s)),
+      });
+    });
+    const body = report(jobId);
+    expect((await post(t, body, sign(body))).status).toBe(200);
+    expect((await stepOf(t, jobId)).status).toBe("succeeded");
+    // A report naming another dispatch is still refused while running.
+    const other = report(jobId, { dispatchId: `${jobId}-7`, runId: "1" });
+    expect((await post(t, other, sign(other))).status).toBe(409);
+  });
+
   test("a report for a step that is not waiting answers 409", async () => {
     const t = setupBackend({ env: { PROVISION_CALLBACK_SECRET: SECRET } });
     const { sessionId } = await sendCheckout(t);

@@ -981,7 +981,7 @@ const ROWS: Row[] = [
  * managedBy, neither naming a real instance) and resources that are not Brain's at all.
  */
 async function makeOrphansAndForeign(h: Harness) {
-  const orphanPages = `${PREFIX}-orphan0001`;
+  const orphanPages = `${PREFIX}-00000000000000000099991instances`;
   if (h.mode === "sandbox") {
     const ids = await h.t.run(async (ctx) => {
       const now = Date.now();

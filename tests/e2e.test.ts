@@ -223,3 +223,69 @@ describe("live providers only", () => {
     expect(fakes.stripe.endpoints()).toHaveLength(1);
   });
 });
+
+describe("live providers: recovery after cleanup", () => {
+  const live = MODES[1];
+
+  /** Waits until the job's cleanup has finished (and its late results too). */
+  async function cleanedUp(t: TestBackend, jobId: string) {
+    for (let i = 0; i < 400; i++) {
+      const job = await t.run(async (ctx) => ctx.db.get("provisioningJobs", jobId as Id<"provisioningJobs">));
+      const inFlight = job?.steps.some((s) => ["running", "retrying", "waiting"].includes(s.status));
+      if (job?.compensationStatus === "done" && !inFlight) return;
+      await sleep(25);
+    }
+    throw new Error(`job ${jobId} was not cleaned up`);
+  }
+
+  test("a job retried after its cleanup provisions again, Stripe endpoint included, leaving one of each", async () => {
+    fakes.convex.inject({ method: "POST", path: /update_environment_variables$/, status: 400, times: 1 });
+    const t = setup(live, { CLEANUP_DELAY_MS: "0" });
+    const { sessionId } = await sendCheckout(t);
+    const failed = await settle(t, sessionId);
+    expect(failed.error).toMatchObject({ step: "configureBackend", class: "permanent" });
+    await cleanedUp(t, failed.jobId!);
+    expect([fakes.convex.projects().length, fakes.stripe.endpoints().length]).toEqual([0, 0]);
+    const retry = await t.fetch(`/retry-provisioning/${failed.jobId}`, { method: "POST", headers: adminHeaders() });
+    expect(retry.status).toBe(202);
+    expect((await settle(t, sessionId)).status).toBe("ready");
+    expect(fakes.convex.projects()).toHaveLength(1);
+    expect(fakes.stripe.endpoints()).toHaveLength(1);
+    expect(fakes.workos.organizations()).toHaveLength(1);
+    expect(fakes.cloudflare.projects()).toHaveLength(1);
+  });
+
+  test("a create whose response was lost is cleaned up too when a sibling step fails the job", async () => {
+    fakes.cloudflare.inject({ method: "POST", path: /\/pages\/projects$/, dropResponse: true, latencyMs: 300 });
+    fakes.workos.inject({ method: "POST", path: /\/organizations$/, status: 422, times: 1 });
+    const t = setup(live, { CLEANUP_DELAY_MS: "0" });
+    const { sessionId } = await sendCheckout(t);
+    const failed = await settle(t, sessionId);
+    expect(failed.error).toMatchObject({ step: "workosOrg", class: "permanent" });
+    await cleanedUp(t, failed.jobId!);
+    expect(fakes.cloudflare.projects()).toHaveLength(0);
+    expect(fakes.convex.projects()).toHaveLength(0);
+  });
+
+  test("failed instances whose projects were cleaned up do not count against the Pages cap", async () => {
+    const t = setup(live, { CLOUDFLARE_PAGES_PROJECT_LIMIT: "2", CLEANUP_DELAY_MS: "0" });
+    fakes.workos.inject({ method: "POST", path: /\/organizations$/, status: 422, times: 2 });
+    for (let i = 0; i < 2; i++) {
+      const { sessionId } = await sendCheckout(t);
+      const failed = await settle(t, sessionId);
+      expect(failed.status).toBe("failed");
+      await cleanedUp(t, failed.jobId!);
+    }
+    const { sessionId } = await sendCheckout(t);
+    expect((await settle(t, sessionId)).status).toBe("ready");
+  });
+
+  test("a cached WorkOS user that no longer exists is looked up again instead of failing the job", async () => {
+    const t = setup(live);
+    await t.mutation(internal.providerCache.putWorkosUser, { email: "stale@example.com", userId: "user_01GONE0000000000000000000" });
+    const { sessionId } = await sendCheckout(t, { email: "stale@example.com" });
+    const status = await settle(t, sessionId);
+    expect(status.status).toBe("ready");
+    expect(status.steps.find((s) => s.name === "workosUser")).toMatchObject({ attempts: 2, lastError: { class: "transient" } });
+  });
+});

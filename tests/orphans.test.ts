@@ -134,13 +134,13 @@ const sandboxWorld: World = {
   async makeOrphans(t) {
     const url = "https://leftover.example.com/stripe/webhook";
     return [
-      { provider: "convex", resourceId: await sandboxEnsure(t, "convex", "brain-leftover0"), name: "brain-leftover0" },
+      { provider: "convex", resourceId: await sandboxEnsure(t, "convex", "brain-00000000000000000099990instances"), name: "brain-00000000000000000099990instances" },
       {
         provider: "workos",
         resourceId: await sandboxEnsure(t, "workos", GONE_INSTANCE, { displayName: "Leftover Org", managedBy: "brain" }),
         name: "Leftover Org",
       },
-      { provider: "cloudflare", resourceId: (await sandboxEnsure(t, "cloudflare", "brain-leftover1"), "brain-leftover1"), name: "brain-leftover1" },
+      { provider: "cloudflare", resourceId: (await sandboxEnsure(t, "cloudflare", "brain-00000000000000000099991instances"), "brain-00000000000000000099991instances"), name: "brain-00000000000000000099991instances" },
       { provider: "stripe", resourceId: await sandboxEnsure(t, "stripe", GONE_INSTANCE, { url, managedBy: "brain" }), name: url },
     ];
   },
@@ -243,7 +243,7 @@ const liveWorld: World = {
   async makeOrphans() {
     const url = "https://leftover.example.com/stripe/webhook";
     return [
-      { provider: "convex", resourceId: await live.convexProject("brain-leftover0"), name: "brain-leftover0" },
+      { provider: "convex", resourceId: await live.convexProject("brain-00000000000000000099990instances"), name: "brain-00000000000000000099990instances" },
       {
         provider: "workos",
         resourceId: await live.organization({
@@ -253,7 +253,7 @@ const liveWorld: World = {
         }),
         name: "Leftover Org",
       },
-      { provider: "cloudflare", resourceId: await live.pagesProject("brain-leftover1"), name: "brain-leftover1" },
+      { provider: "cloudflare", resourceId: await live.pagesProject("brain-00000000000000000099991instances"), name: "brain-00000000000000000099991instances" },
       { provider: "stripe", resourceId: await live.endpoint(url, { managedBy: "brain", instanceId: GONE_INSTANCE }), name: url },
     ];
   },

@@ -157,6 +157,27 @@ describe("cancellation", () => {
   });
 });
 
+describe("cancelling queued jobs", () => {
+  test("cancelling a queued job frees no slot: MAX_ACTIVE_JOBS still holds and the others finish", async () => {
+    const t = setupBackend({ env: { MAX_ACTIVE_JOBS: "1", CLEANUP_DELAY_MS: "0" } });
+    const sessions = [];
+    for (let i = 0; i < 3; i++) sessions.push(await sendCheckout(t));
+    vi.advanceTimersByTime(1);
+    await t.finishInProgressScheduledFunctions();
+    const third = (await statusOf(t, sessions[2].sessionId)).body;
+    expect(third.status).toBe("pending");
+    expect((await t.fetch(`/cancel-provisioning/${third.jobId}`, { method: "POST", headers: adminHeaders() })).status).toBe(202);
+    const running = await t.run(async (ctx) =>
+      (await ctx.db.query("provisioningJobs").withIndex("by_status", (q) => q.eq("status", "running")).collect()).length,
+    );
+    expect(running).toBe(1);
+    await drain(t);
+    const statuses = await Promise.all(sessions.map((s) => statusOf(t, s.sessionId)));
+    expect(statuses.map((s) => s.body.status)).toEqual(["ready", "ready", "failed"]);
+    expect(statuses[2].body.steps.every((s) => s.attempts === 0)).toBe(true);
+  });
+});
+
 describe("watchdog", () => {
   test("a step whose action died is re-dispatched after its deadline and a late result from it changes nothing", async () => {
     const t = setupBackend();

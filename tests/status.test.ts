@@ -75,6 +75,17 @@ describe("public status page", () => {
     expect(await missing.json()).toMatchObject({ error: { code: "BAD_REQUEST" } });
   });
 
+  test("an admin path with a malformed percent-encoded id answers 400 JSON, not 500", async () => {
+    const t = setupBackend();
+    for (const path of ["/retry-provisioning/%zz", "/cancel-provisioning/%zz"]) {
+      const response = await t.fetch(path, { method: "POST", headers: { Authorization: `Bearer ${t.TEST_ADMIN_API_TOKEN}` } });
+      expect(response.status).toBe(400);
+      expect(await response.json()).toMatchObject({ error: { code: "INVALID_ID" } });
+    }
+    const health = await t.fetch("/instance-health/%", { headers: { Authorization: `Bearer ${t.TEST_ADMIN_API_TOKEN}` } });
+    expect(health.status).toBe(400);
+  });
+
   test("known routes asked with the wrong method answer 405 JSON", async () => {
     const t = setupBackend();
     const getWebhook = await t.fetch("/stripe/webhook");

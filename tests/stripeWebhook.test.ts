@@ -221,6 +221,31 @@ describe("Stripe webhook delivery semantics", () => {
     expect(await count(t)).toMatchObject({ customers: 1, instances: 2, jobs: 2 });
   });
 
+  test("an event left unprocessed is picked up again by the stale-event sweep", async () => {
+    const t = setupBackend();
+    const { event } = await sendCheckout(t);
+    // As if its processing had failed: still "received" ten minutes later.
+    vi.advanceTimersByTime(10 * 60_000);
+    expect(await t.mutation(internal.stripe.reprocessStaleEvents, {})).toBe(1);
+    await drain(t);
+    expect(await t.query(internal.stripe.getStripeEvent, { eventId: event.id })).toMatchObject({ outcome: "provisioning_started" });
+    expect(await t.mutation(internal.stripe.reprocessStaleEvents, {})).toBe(0);
+    expect(await count(t)).toMatchObject({ instances: 1, jobs: 1 });
+  });
+
+  test("a configuration broken after the event was recorded leaves it visible as needing attention", async () => {
+    const t = setupBackend();
+    const { event, sessionId } = await sendCheckout(t);
+    vi.stubEnv("RETRY_MAX_ATTEMPTS", "not-a-number");
+    await drain(t);
+    vi.unstubAllEnvs();
+    expect(await t.query(internal.stripe.getStripeEvent, { eventId: event.id })).toMatchObject({
+      outcome: "needs_attention",
+      detail: expect.stringContaining("RETRY_MAX_ATTEMPTS"),
+    });
+    expect((await statusOf(t, sessionId)).body).toMatchObject({ status: "failed", jobId: null });
+  });
+
   test("a paid session without any customer email is recorded as needing attention, not dropped", async () => {
     const t = setupBackend();
     const { event, response } = await sendCheckout(t, { email: null });

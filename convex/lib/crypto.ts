@@ -78,3 +78,9 @@ export async function hmacSha256Hex(secret: string, message: string): Promise<st
   const signature = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(message)));
   return Array.from(signature, (b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+/** Hex SHA-256 of a text (stable keys derived from inputs). */
+export async function sha256Hex(text: string): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}

@@ -22,7 +22,13 @@ export function wantsJson(request: Request): boolean {
 
 /** The single path segment after a route prefix, or null when there is none (or more than one). */
 export function pathParam(request: Request, prefix: string): string | null {
-  const rest = decodeURIComponent(new URL(request.url).pathname.slice(prefix.length));
+  const raw = new URL(request.url).pathname.slice(prefix.length);
+  let rest: string;
+  try {
+    rest = decodeURIComponent(raw);
+  } catch {
+    return null; // malformed percent-encoding
+  }
   return rest.length > 0 && !rest.includes("/") ? rest : null;
 }
 

@@ -43,8 +43,9 @@ export async function provisionCheckout(
   return { outcome: "provisioning_started", detail: `job ${jobId}` };
 }
 
-/** Instance statuses that hold a Pages project (or are about to). */
-const HOLDS_PAGES_PROJECT = ["provisioning", "active", "degraded", "down", "suspended", "deprovisioning", "failed"] as const;
+/** Instance statuses that hold a Pages project (or are about to). Failed ones count only while
+ * their project still exists (the cleanup clears `resources.pagesProjectName`). */
+const HOLDS_PAGES_PROJECT = ["provisioning", "active", "degraded", "down", "suspended", "deprovisioning"] as const;
 
 /**
  * Cloudflare caps Pages projects per account. With live Cloudflare, a checkout that would
@@ -55,10 +56,12 @@ async function pagesCapExceeded(ctx: MutationCtx, config: Config): Promise<strin
   if (providerMode(config, "cloudflare") !== "live") return null;
   const limit = config.CLOUDFLARE_PAGES_PROJECT_LIMIT;
   let inUse = 0;
-  for (const status of HOLDS_PAGES_PROJECT) {
+  for (const status of [...HOLDS_PAGES_PROJECT, "failed" as const]) {
     const rows = await ctx.db
       .query("instances")
-      .withIndex("by_status", (q) => q.eq("status", status))
+      .withIndex("by_status_and_pagesProjectName", (q) =>
+        status === "failed" ? q.eq("status", status).gte("resources.pagesProjectName", "") : q.eq("status", status),
+      )
       .take(limit + 1 - inUse);
     inUse += rows.length;
     if (inUse > limit) {

@@ -5,6 +5,7 @@ import type { Doc, Id } from "../_generated/dataModel";
 import type { MutationCtx } from "../_generated/server";
 import type { InstanceResources, StepName } from "../lib/validators";
 import type { Providers } from "../providers/types";
+import { deleteOwned, listOwned } from "./orphans";
 
 export type CleanupProvider = Doc<"cleanupTasks">["provider"];
 
@@ -28,20 +29,39 @@ export const FIELDS_OF: Record<CleanupProvider, (keyof InstanceResources)[]> = {
 export async function planCleanup(ctx: MutationCtx, job: Doc<"provisioningJobs">): Promise<number> {
   const instance = await ctx.db.get("instances", job.instanceId);
   if (!instance) return 0;
-  const finishedAt = (step: StepName) => job.steps.find((s) => s.name === step)?.finishedAt ?? 0;
-  const undo = UNDO.filter((u) => instance.resources[u.field] !== undefined).sort(
+  const stepOf = (step: StepName) => job.steps.find((s) => s.name === step);
+  const finishedAt = (step: StepName) => stepOf(step)?.finishedAt ?? Number.MAX_SAFE_INTEGER;
+  // A recorded resource is deleted by its id. A create that was attempted but never recorded
+  // (its response lost, or still in flight when the job failed) may have acted anyway: it is
+  // found by the instance it is tagged with and deleted too.
+  const undo = UNDO.filter((u) => instance.resources[u.field] !== undefined || (stepOf(u.step)?.attempts ?? 0) > 0).sort(
     (a, b) => finishedAt(b.step) - finishedAt(a.step),
   );
   const pending = await ctx.db
     .query("cleanupTasks")
     .withIndex("by_jobId_and_status", (q) => q.eq("jobId", job._id).eq("status", "pending"))
     .take(20);
+  const done = await ctx.db
+    .query("cleanupTasks")
+    .withIndex("by_jobId_and_status", (q) => q.eq("jobId", job._id).eq("status", "done"))
+    .take(50);
   const now = Date.now();
   let order = 0;
+  const lastDone = (provider: CleanupProvider) =>
+    done.filter((t) => t.provider === provider).reduce<number | undefined>((m, t) => Math.max(m ?? 0, t.doneAt ?? 0), undefined);
   for (const u of undo) {
-    const resourceId = String(instance.resources[u.field]);
+    const recorded = instance.resources[u.field];
+    if (recorded === undefined) {
+      // An unrecorded create needs a new sweep only if an attempt ended after the last one
+      // (an attempt still running reports later and triggers another round itself).
+      const swept = lastDone(u.provider);
+      const ended = stepOf(u.step)?.finishedAt;
+      if (swept !== undefined && (ended === undefined || ended <= swept)) continue;
+    }
+    const resourceId = recorded !== undefined ? String(recorded) : `${BY_INSTANCE}${instance._id}`;
     order++;
     if (pending.some((t) => t.provider === u.provider && t.resourceId === resourceId)) continue;
+    if (recorded !== undefined && done.some((t) => t.provider === u.provider && t.resourceId === resourceId)) continue;
     await ctx.db.insert("cleanupTasks", {
       jobId: job._id,
       instanceId: job.instanceId,
@@ -61,17 +81,16 @@ export async function planCleanup(ctx: MutationCtx, job: Doc<"provisioningJobs">
   ).length;
 }
 
-/** Deletes one resource through its adapter; deletes treat "already gone" as success. */
+/** A task id for "whatever this provider holds tagged with the instance". */
+export const BY_INSTANCE = "instance:";
+
+/** Deletes one resource through its adapter ("already gone" is success), or, for a
+ * `instance:<id>` task, every resource of the provider tagged with that instance. */
 export async function deleteResource(providers: Providers, provider: CleanupProvider, resourceId: string): Promise<void> {
-  switch (provider) {
-    case "convex":
-      return providers.convex.deleteProject({ projectId: resourceId });
-    case "workos":
-      return providers.workos.deleteOrganization({ organizationId: resourceId });
-    case "cloudflare":
-      return providers.cloudflare.deletePagesProject({ projectName: resourceId });
-    case "stripe":
-      return providers.stripe.deleteWebhookEndpoint({ endpointId: resourceId });
+  if (!resourceId.startsWith(BY_INSTANCE)) return deleteOwned(providers, provider, resourceId);
+  const instanceId = resourceId.slice(BY_INSTANCE.length);
+  for (const owned of await listOwned(providers, provider)) {
+    if (owned.instanceId === instanceId) await deleteOwned(providers, provider, owned.id);
   }
 }
 

@@ -137,7 +137,7 @@ export async function startFailedJob(
   const jobId = await ctx.db.insert("provisioningJobs", {
     instanceId: args.instanceId,
     kind: "provision",
-    status: "running",
+    status: "failed",
     steps,
     totalSteps: steps.length,
     currentStep: 0,
@@ -183,8 +183,9 @@ export async function recordOutcome(
   let steps = job.steps;
   const patch: Partial<Job> = {};
   // A permanent error or a rate limit means the provider answered: it says nothing about its health.
+  // Nor does an attempt skipped because its job had already stopped.
   const circuit =
-    outcome.kind === "permanent" || outcome.kind === "rate_limited"
+    outcome.kind === "permanent" || outcome.kind === "rate_limited" || job.status !== "running"
       ? { tripped: false }
       : await recordCircuit(ctx, config, STEP_PROVIDER[context.step], outcome.kind === "transient" || outcome.kind === "deadline", now);
 
@@ -214,13 +215,18 @@ export async function recordOutcome(
     }
   } else {
     const error = { class: outcome.kind, message: outcome.message, at: now };
-    const policy = retryPolicy(config);
+    const policy = job.retryPolicy ?? retryPolicy(config);
     const attemptsThisRun = state.attempts - (state.attemptsBeforeRetry ?? 0);
     const idle = { nextAttemptAt: undefined, deadlineAt: undefined };
     if (job.status !== "running") {
-      // The job already failed (or was cancelled); record this failure, schedule nothing.
+      // The job already failed (or was cancelled); record this failure, schedule no retry.
       steps = setStep(steps, context.step, { status: "failed", finishedAt: now, lastError: error, ...idle });
       await audit("step.failed", `${context.step}: ${outcome.message}`);
+      if (job.compensationStatus === "running" || job.compensationStatus === "done") {
+        // A failed attempt may still have acted (a lost response): clean up once more.
+        Object.assign(patch, { compensationStatus: "scheduled", compensateAt: now });
+        await ctx.scheduler.runAfter(0, internal.cleanup.startCompensation, { jobId: job._id, retryCount: job.retryCount });
+      }
     } else if (outcome.kind !== "permanent" && (circuit.tripped || attemptsThisRun < policy.maxAttempts)) {
       const retryAfter = outcome.kind === "rate_limited" ? outcome.retryAfterMs : undefined;
       const circuitWait = await circuitWaitMs(ctx, config, STEP_PROVIDER[context.step], now);
@@ -277,7 +283,8 @@ async function failJob(
   await ctx.db.patch("instances", job.instanceId, { status: "failed" });
   await appendAudit(ctx, { actor, action: "job.failed", jobId: job._id, instanceId: job.instanceId, detail: `${error.step} (${error.class}): ${error.message}` });
   await ctx.scheduler.runAfter(cleanupDelayMs, internal.cleanup.startCompensation, { jobId: job._id, retryCount: job.retryCount });
-  await admitNextJob(ctx, config);
+  // Only a job leaving `running` frees a slot (a queued or never-started job held none).
+  if (job.status === "running") await admitNextJob(ctx, config);
   log("warn", "job.failed", { correlationId: job.correlationId, jobId: job._id, step: error.step, class: error.class });
   return { status: "failed", finishedAt: now, error, compensationStatus: "scheduled", compensateAt: now + cleanupDelayMs };
 }

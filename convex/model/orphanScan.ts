@@ -27,16 +27,32 @@ const messageOf = (error: unknown): string => {
   return "message" in outcome ? outcome.message : String(error);
 };
 
-/** What each instance id resolves to, by point lookups in batches (absent: no such instance). */
-async function lookUpInstances(ctx: ProviderCtx, instanceIds: string[]): Promise<Map<string, InstanceRef>> {
+/**
+ * What each instance id resolves to, by point lookups in batches (absent: no such instance),
+ * and which ids are not instance ids at all.
+ */
+async function lookUpInstances(
+  ctx: ProviderCtx,
+  instanceIds: string[],
+): Promise<{ refs: Map<string, InstanceRef>; notIds: Set<string> }> {
   const refs = new Map<string, InstanceRef>();
+  const notIds = new Set<string>();
   for (let start = 0; start < instanceIds.length; start += LOOKUP_BATCH) {
     const batch = instanceIds.slice(start, start + LOOKUP_BATCH);
     const found = await ctx.runQuery(internal.orphans.getInstanceRefs, { instanceIds: batch });
-    for (const { instanceId, ref } of found) if (ref) refs.set(instanceId, ref);
+    for (const { instanceId, isInstanceId, ref } of found) {
+      if (ref) refs.set(instanceId, ref);
+      if (!isInstanceId) notIds.add(instanceId);
+    }
   }
-  return refs;
+  return { refs, notIds };
 }
+
+/**
+ * Convex and Pages projects are Brain's only by their name. One named `<prefix>-<x>` where x is
+ * not an instance id ("brain-landing", another deployment's "brain-test-…") is someone else's.
+ */
+const NAMED_ONLY: OrphanProvider[] = ["convex", "cloudflare"];
 
 /**
  * Lists every provider and classifies what it holds. A provider that cannot be listed fails the
@@ -56,7 +72,7 @@ export async function findOrphans(ctx: ProviderCtx, config: Config, correlationI
   const resources = listed.map((result) => (result.status === "fulfilled" ? result.value : []));
 
   const instanceIds = [...new Set(resources.flat().flatMap((r) => (r.instanceId ? [r.instanceId] : [])))];
-  const instances = await lookUpInstances(ctx, instanceIds);
+  const { refs: instances, notIds } = await lookUpInstances(ctx, instanceIds);
 
   const seen = new Set<string>();
   const orphans: FoundOrphan[] = [];
@@ -65,6 +81,7 @@ export async function findOrphans(ctx: ProviderCtx, config: Config, correlationI
       const key = `${provider}:${resource.id}`;
       if (seen.has(key)) continue; // a list that shifted between pages may repeat an item
       seen.add(key);
+      if (NAMED_ONLY.includes(provider) && (!resource.instanceId || notIds.has(resource.instanceId))) continue;
       const reason = orphanReason(provider, resource, resource.instanceId ? (instances.get(resource.instanceId) ?? null) : null);
       if (reason) orphans.push(found(provider, resource, reason));
     }
@@ -149,7 +166,7 @@ export async function deleteOrphans(
 /** Whether the orphan's instance still makes it one. An instance id that never resolved cannot start to. */
 async function stillOrphaned(ctx: ProviderCtx, orphan: FoundOrphan): Promise<boolean> {
   if (orphan.reason === "no_instance" || !orphan.instanceId) return true;
-  const refs = await lookUpInstances(ctx, [orphan.instanceId]);
+  const { refs } = await lookUpInstances(ctx, [orphan.instanceId]);
   const resource = { id: orphan.resourceId, name: orphan.name, instanceId: orphan.instanceId };
   return orphanReason(orphan.provider, resource, refs.get(orphan.instanceId) ?? null) !== null;
 }

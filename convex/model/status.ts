@@ -33,6 +33,7 @@ const MESSAGES = {
   pending: "Your payment was received; setting up your instance starts in a moment. This page refreshes itself.",
   paymentFailed: "Your payment did not go through, so nothing was set up. Please try the checkout again.",
   queued: "Your payment was received; your instance is next in line to be set up. This page refreshes itself.",
+  needsAttention: "Your payment was received, but we could not start setting up your instance. Our team has been told and will contact you.",
   awaitingPayment: "We are waiting for your payment to clear; setting up your instance starts as soon as it does.",
   provisioning: "Your instance is being set up. This page refreshes itself.",
   ready: "Your instance is ready.",
@@ -52,6 +53,16 @@ export async function buildStatusView(ctx: QueryCtx, sessionId: string): Promise
       .first();
     if (!event) return null;
     const paymentFailed = event.outcome === "payment_failed";
+    if (event.outcome === "needs_attention") {
+      return {
+        status: "failed",
+        progress: { currentStep: 0, totalSteps: 0, percent: 0 },
+        steps: [],
+        jobId: null,
+        instanceId: null,
+        message: MESSAGES.needsAttention,
+      };
+    }
     return {
       status: paymentFailed ? "failed" : "pending",
       progress: { currentStep: 0, totalSteps: 0, percent: 0 },

@@ -106,7 +106,7 @@ export function liveCloudflare(env: ProviderEnv): CloudflareAdapter {
         );
         const items = result.result as Project[];
         for (const project of items) {
-          if (!project.name.startsWith(prefix)) continue;
+          if (instanceIdFromName(config.RESOURCE_PREFIX, project.name) === undefined) continue; // not one Brain made
           owned.push(ownedResource(project.name, project.name, instanceIdFromName(config.RESOURCE_PREFIX, project.name)));
         }
         if (items.length === 0 || !result.hasNextPage()) break;

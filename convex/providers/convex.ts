@@ -138,7 +138,7 @@ export function liveConvex(env: ProviderEnv): ConvexAdapter {
     async listProjects(): Promise<OwnedResource[]> {
       const prefix = `${config.RESOURCE_PREFIX}-`;
       return (await searchProjects(prefix))
-        .filter((p) => p.name.startsWith(prefix))
+        .filter((p) => instanceIdFromName(config.RESOURCE_PREFIX, p.name) !== undefined)
         .map((p) => ownedResource(String(p.id), p.name, instanceIdFromName(config.RESOURCE_PREFIX, p.name)));
     },
 

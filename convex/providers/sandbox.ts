@@ -159,7 +159,7 @@ export function sandboxProviders(env: ProviderEnv): Providers {
       async listProjects() {
         const projects = await list(env, "convex.listProjects", "project");
         return projects
-          .filter((p) => p.name.startsWith(`${env.config.RESOURCE_PREFIX}-`))
+          .filter((p) => instanceIdFromName(env.config.RESOURCE_PREFIX, p.name) !== undefined)
           .map((p) => ownedResource(p.externalId, p.name, instanceIdFromName(env.config.RESOURCE_PREFIX, p.name)));
       },
       async deleteProject({ projectId }) {
@@ -246,7 +246,7 @@ export function sandboxProviders(env: ProviderEnv): Providers {
       async listPagesProjects() {
         const projects = await list(env, "cloudflare.listPagesProjects", "pagesProject");
         return projects
-          .filter((p) => p.name.startsWith(`${env.config.RESOURCE_PREFIX}-`))
+          .filter((p) => instanceIdFromName(env.config.RESOURCE_PREFIX, p.name) !== undefined)
           .map((p) => ownedResource(p.name, p.name, instanceIdFromName(env.config.RESOURCE_PREFIX, p.name)));
       },
       async deletePagesProject({ projectName }) {

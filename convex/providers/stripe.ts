@@ -3,6 +3,7 @@
 // signing secret is returned only on create, so create carries an idempotency key: a
 // retry after a lost response replays the original answer, secret included.
 import Stripe from "stripe";
+import { sha256Hex } from "../lib/crypto";
 import { fail } from "../lib/errors";
 import { errorForStatus, networkError, sdkCall } from "./http";
 import { ownedResource } from "./owned";
@@ -106,13 +107,16 @@ export function liveStripe(env: ProviderEnv): StripeAdapter {
 
   return {
     async ensureWebhookEndpoint({ instanceId, url }) {
-      let endpoint = await create(instanceId, url, `brain-webhook-endpoint-${instanceId}`);
+      // The key names the URL too: after a cleanup the retry makes a new deployment (a new
+      // URL), and Stripe refuses a key reused with other parameters.
+      const key = `brain-webhook-endpoint-${instanceId}-${(await sha256Hex(url)).slice(0, 16)}`;
+      let endpoint = await create(instanceId, url, key);
       // A replay of an earlier create may name an endpoint deleted since (compensation, an
       // operator). Then create again, keyed by the deleted endpoint, so a lost response of
       // that create replays too; follow the chain if that one is gone as well.
       for (let hop = 0; wasReplayed(endpoint) && !(await stillExists(endpoint.id)); hop++) {
         if (hop >= 10) throw new ProviderError("stripe", "permanent", `too many deleted endpoints for ${instanceId}`);
-        endpoint = await create(instanceId, url, `brain-webhook-endpoint-${instanceId}-after-${endpoint.id}`);
+        endpoint = await create(instanceId, url, `${key}-after-${endpoint.id}`);
       }
       if (!endpoint.secret) throw new ProviderError("stripe", "permanent", `endpoint ${endpoint.id} came without a secret`);
       // Any other endpoint tagged with this instance is an earlier create whose answer (and

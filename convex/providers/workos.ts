@@ -33,17 +33,17 @@ export function liveWorkos(env: ProviderEnv): WorkosAdapter {
   const call = <T>(operation: string, run: () => Promise<T>) => sdkCall(env, "workos", operation, run, classify);
   const managedBy = config.RESOURCE_PREFIX;
 
-  async function findUserId(email: string): Promise<string | null> {
+  async function findUser(email: string): Promise<{ userId: string | null; cached: boolean }> {
     const cached = await ctx.runQuery(internal.providerCache.getWorkosUser, {
       email,
       maxAgeMs: config.WORKOS_USER_CACHE_TTL_MS,
       now: Date.now(),
     });
-    if (cached) return cached;
+    if (cached) return { userId: cached, cached: true };
     const users = await call("listUsers", () => workos.userManagement.listUsers({ email, limit: 1 }));
     const userId = users.data[0]?.id ?? null;
     if (userId) await ctx.runMutation(internal.providerCache.putWorkosUser, { email, userId });
-    return userId;
+    return { userId, cached: false };
   }
 
   async function organizationExists(organizationId: string): Promise<boolean> {
@@ -96,7 +96,9 @@ export function liveWorkos(env: ProviderEnv): WorkosAdapter {
 
     async ensureMembership({ organizationId, email, name }) {
       const normalized = email.trim().toLowerCase();
-      let userId = await findUserId(normalized);
+      const found = await findUser(normalized);
+      const cachedUser = found.cached;
+      let userId = found.userId;
       if (!userId) {
         const [firstName, ...rest] = (name ?? "").split(" ").filter(Boolean);
         try {
@@ -110,7 +112,7 @@ export function liveWorkos(env: ProviderEnv): WorkosAdapter {
           userId = user.id;
         } catch (error) {
           if (!hasStatus(error, 409) && !hasStatus(error, 422)) throw error;
-          userId = await findUserId(normalized); // created by an earlier attempt
+          userId = (await findUser(normalized)).userId; // created by an earlier attempt
           if (!userId) throw error;
         }
         await ctx.runMutation(internal.providerCache.putWorkosUser, { email: normalized, userId });
@@ -124,9 +126,10 @@ export function liveWorkos(env: ProviderEnv): WorkosAdapter {
             workos.userManagement.createOrganizationMembership({ userId: userId!, organizationId }),
           );
         } catch (error) {
-          if (hasStatus(error, 404)) {
-            // The cached user no longer exists: forget it so the retry looks it up again.
+          if (hasStatus(error, 404) && cachedUser) {
+            // The cached user no longer exists: forget it, and retry (the retry looks it up again).
             await ctx.runMutation(internal.providerCache.putWorkosUser, { email: normalized, userId: null });
+            throw new ProviderError("workos", "transient", `cached user ${userId} no longer exists; looking it up again`);
           }
           if (!hasStatus(error, 409) && !hasStatus(error, 422)) throw error;
         }

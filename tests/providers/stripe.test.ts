@@ -70,7 +70,8 @@ describe("ensureWebhookEndpoint", () => {
     expect(result.secret).toBe(endpoint.secret);
     const creates = since(0, "POST", ENDPOINTS);
     expect(creates).toHaveLength(1);
-    expect(creates[0].headers["idempotency-key"]).toBe("brain-webhook-endpoint-inst_s1");
+    // Keyed by the instance and the URL: a retry after cleanup (a new deployment URL) is a new request.
+    expect(creates[0].headers["idempotency-key"]).toMatch(/^brain-webhook-endpoint-inst_s1-[0-9a-f]{16}$/);
   });
 
   test("a lost create response fails transiently and the retry returns the same endpoint and signing secret", async () => {
