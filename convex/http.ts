@@ -2,12 +2,10 @@
 // map the outcome to JSON; the logic lives in the modules they call.
 import { httpRouter } from "convex/server";
 import { internal } from "./_generated/api";
-import { httpAction, type ActionCtx } from "./_generated/server";
-import { loadConfig, type Config } from "./lib/config";
+import { httpAction } from "./_generated/server";
 import { z } from "zod";
 import { hmacSha256Hex, timingSafeEqual } from "./lib/crypto";
-import { isBrainError } from "./lib/errors";
-import { json, jsonError, pathParam, wantsJson } from "./lib/http";
+import { json, jsonError, pathParam, route, wantsJson } from "./lib/http";
 import { log } from "./lib/log";
 import { checkInstanceHealth } from "./model/health";
 import { renderStatusPage } from "./model/statusPage";
@@ -17,19 +15,6 @@ import { registerOrphanRoutes } from "./adminRoutes";
 
 const http = httpRouter();
 const ADMIN_ACTOR = "admin-api";
-
-/** Wraps a handler so configuration and unexpected errors still answer in the JSON error shape. */
-function route(name: string, handler: (ctx: ActionCtx, request: Request, config: Config) => Promise<Response>) {
-  return httpAction(async (ctx, request) => {
-    try {
-      return await handler(ctx, request, loadConfig());
-    } catch (error) {
-      if (isBrainError(error)) return jsonError(error.data.code, error.data.message);
-      log("error", "http.unexpected", { correlationId: crypto.randomUUID(), route: name, error: String(error) });
-      return jsonError("INTERNAL", "unexpected error; see the deployment's logs");
-    }
-  });
-}
 
 http.route({
   path: "/stripe/webhook",
