@@ -65,6 +65,25 @@ async function dispatchReady(
   return next;
 }
 
+type JobOrigin = { instanceId: Id<"instances">; correlationId: string; trigger: string };
+
+function insertJob(ctx: MutationCtx, config: Config, origin: JobOrigin, status: Job["status"], steps: StepState[], now: number) {
+  return ctx.db.insert("provisioningJobs", {
+    instanceId: origin.instanceId,
+    kind: "provision",
+    status,
+    steps,
+    totalSteps: steps.length,
+    currentStep: 0,
+    retryCount: 0,
+    retryPolicy: retryPolicy(config),
+    correlationId: origin.correlationId,
+    trigger: origin.trigger,
+    createdAt: now,
+    updatedAt: now,
+  });
+}
+
 /**
  * Creates a provision job for an instance and starts its first steps, or queues it when
  * MAX_ACTIVE_JOBS are already running. Admission keeps a burst flowing through the DAG:
@@ -83,20 +102,7 @@ export async function startProvisionJob(
     .withIndex("by_status", (q) => q.eq("status", "running"))
     .take(config.MAX_ACTIVE_JOBS);
   const admitted = running.length < config.MAX_ACTIVE_JOBS;
-  const jobId = await ctx.db.insert("provisioningJobs", {
-    instanceId: args.instanceId,
-    kind: "provision",
-    status: admitted ? "running" : "queued",
-    steps,
-    totalSteps: steps.length,
-    currentStep: 0,
-    retryCount: 0,
-    retryPolicy: retryPolicy(config),
-    correlationId: args.correlationId,
-    trigger: args.trigger,
-    createdAt: now,
-    updatedAt: now,
-  });
+  const jobId = await insertJob(ctx, config, args, admitted ? "running" : "queued", steps, now);
   await appendAudit(ctx, { actor: args.trigger, action: admitted ? "job.created" : "job.queued", jobId, instanceId: args.instanceId });
   if (admitted) {
     const job = (await ctx.db.get("provisioningJobs", jobId))!;
@@ -134,20 +140,7 @@ export async function startFailedJob(
     finishedAt: now,
     lastError: { class: "permanent", message: args.message, at: now },
   });
-  const jobId = await ctx.db.insert("provisioningJobs", {
-    instanceId: args.instanceId,
-    kind: "provision",
-    status: "failed",
-    steps,
-    totalSteps: steps.length,
-    currentStep: 0,
-    retryCount: 0,
-    retryPolicy: retryPolicy(config),
-    correlationId: args.correlationId,
-    trigger: args.trigger,
-    createdAt: now,
-    updatedAt: now,
-  });
+  const jobId = await insertJob(ctx, config, args, "failed", steps, now);
   await appendAudit(ctx, { actor: args.trigger, action: "job.created", jobId, instanceId: args.instanceId });
   const job = (await ctx.db.get("provisioningJobs", jobId))!;
   const error = { step: args.step, class: "permanent" as const, message: args.message };

@@ -7,7 +7,7 @@ import { ProviderError, type CloudflareAdapter } from "../../convex/providers/ty
 import { FAKE_CREDENTIALS } from "../fakes";
 import { CLOUDFLARE_CODES, startCloudflareFake, type CloudflareFake } from "../fakes/cloudflare";
 import { sendCheckout, statusOf, type StatusBody, type TestBackend } from "../harness";
-import { adapterHarness, type AdapterHarness } from "./env";
+import { adapterHarness, type AdapterHarness, providerError } from "./env";
 
 const ACCOUNT = FAKE_CREDENTIALS.cloudflareAccount;
 const PROJECTS_PATH = `/client/v4/accounts/${ACCOUNT}/pages/projects`;
@@ -15,15 +15,6 @@ const PROJECTS_PATH = `/client/v4/accounts/${ACCOUNT}/pages/projects`;
 let h: AdapterHarness;
 
 /** The ProviderError a call fails with (anything else, or success, fails the test). */
-async function providerError(promise: Promise<unknown>): Promise<ProviderError> {
-  const error: unknown = await promise.then(
-    () => new Error("expected the call to fail"),
-    (e: unknown) => e,
-  );
-  if (!(error instanceof ProviderError)) throw error;
-  return error;
-}
-
 describe("live Cloudflare Pages adapter against the Cloudflare fake", () => {
   let cloudflare: CloudflareAdapter;
   let standalone: CloudflareFake | undefined;

@@ -4,7 +4,7 @@ import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { liveConvex } from "../../convex/providers/convex";
 import { ProviderError, type ConvexAdapter } from "../../convex/providers/types";
 import { FAKE_CREDENTIALS } from "../fakes";
-import { adapterHarness, type AdapterHarness } from "./env";
+import { adapterHarness, type AdapterHarness, providerError } from "./env";
 
 let h: AdapterHarness;
 let convex: ConvexAdapter;
@@ -18,15 +18,6 @@ afterEach(async () => {
 });
 
 /** The ProviderError a call fails with (anything else, or success, fails the test). */
-async function providerError(promise: Promise<unknown>): Promise<ProviderError> {
-  const error: unknown = await promise.then(
-    () => new Error("expected the call to fail"),
-    (e: unknown) => e,
-  );
-  if (!(error instanceof ProviderError)) throw error;
-  return error;
-}
-
 /** The adapter with some settings changed (a wrong token, another URL...). */
 const convexWith = (overrides: Partial<AdapterHarness["env"]["config"]>) =>
   liveConvex({ ...h.env, config: { ...h.env.config, ...overrides } });

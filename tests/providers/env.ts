@@ -1,7 +1,7 @@
 // Runs a live adapter directly against the provider fakes, with a real convex-test backend
 // behind it (the adapters use it for request budgets and caches).
 import { loadConfig } from "../../convex/lib/config";
-import type { ProviderCtx, ProviderEnv } from "../../convex/providers/types";
+import { ProviderError, type ProviderCtx, type ProviderEnv } from "../../convex/providers/types";
 import { startFakes, type Fakes } from "../fakes";
 import { setupBackend, type TestBackend } from "../harness";
 
@@ -25,4 +25,14 @@ export async function adapterHarness(env: Record<string, string> = {}): Promise<
     env: { ctx, config: loadConfig(), correlationId: "contract-test" },
     close: () => fakes.close(),
   };
+}
+
+/** The ProviderError a call rejects with; fails the test if it resolves or throws anything else. */
+export async function providerError(promise: Promise<unknown>): Promise<ProviderError> {
+  const error: unknown = await promise.then(
+    () => new Error("expected the call to fail"),
+    (e: unknown) => e,
+  );
+  if (!(error instanceof ProviderError)) throw error;
+  return error;
 }

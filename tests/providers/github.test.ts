@@ -6,7 +6,7 @@ import { decryptSecret, sealForWorkflow } from "../../convex/lib/crypto";
 import { DEPLOY_WORKFLOW, liveGithub } from "../../convex/providers/github";
 import { ProviderError, type GithubAdapter } from "../../convex/providers/types";
 import { FAKE_CREDENTIALS } from "../fakes";
-import { adapterHarness, type AdapterHarness } from "./env";
+import { adapterHarness, type AdapterHarness, providerError } from "./env";
 
 const DISPATCH_PATH = `/repos/${FAKE_CREDENTIALS.repository}/actions/workflows/${DEPLOY_WORKFLOW}/dispatches`;
 const PLAIN_DEPLOY_KEY = "prod:happy-otter-123|eyJ2MiI6ImJyYWluLWNvbnRyYWN0LXRlc3Qtc2VjcmV0In0";
@@ -27,15 +27,6 @@ afterEach(async () => {
 });
 
 /** The ProviderError a call fails with (anything else, or success, fails the test). */
-async function providerError(promise: Promise<unknown>): Promise<ProviderError> {
-  const error: unknown = await promise.then(
-    () => new Error("expected the call to fail"),
-    (e: unknown) => e,
-  );
-  if (!(error instanceof ProviderError)) throw error;
-  return error;
-}
-
 /** The adapter with some settings changed (a wrong token, another repository...). */
 const githubWith = (overrides: Partial<AdapterHarness["env"]["config"]>) =>
   liveGithub({ ...h.env, config: { ...h.env.config, ...overrides } });

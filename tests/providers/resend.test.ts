@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { liveResend } from "../../convex/providers/resend";
 import { ProviderError } from "../../convex/providers/types";
 import type { RecordedRequest } from "../fakes/base";
-import { adapterHarness, type AdapterHarness } from "./env";
+import { adapterHarness, type AdapterHarness, providerError } from "./env";
 
 let h: AdapterHarness;
 
@@ -15,17 +15,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await h.close();
 });
-
-async function providerError(promise: Promise<unknown>): Promise<ProviderError> {
-  const error = await promise.then(
-    () => {
-      throw new Error("expected the call to fail");
-    },
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(ProviderError);
-  return error as ProviderError;
-}
 
 const sends = (): RecordedRequest[] => h.fakes.resend.requests.filter((r) => r.method === "POST" && r.path === "/emails");
 

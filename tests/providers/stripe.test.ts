@@ -9,7 +9,7 @@ import { ProviderError } from "../../convex/providers/types";
 import { FAKE_CREDENTIALS } from "../fakes";
 import type { RecordedRequest } from "../fakes/base";
 import { startStripeFake, type StripeFake } from "../fakes/stripe";
-import { adapterHarness, type AdapterHarness } from "./env";
+import { adapterHarness, type AdapterHarness, providerError } from "./env";
 
 let h: AdapterHarness;
 
@@ -19,17 +19,6 @@ beforeEach(async () => {
 afterEach(async () => {
   await h.close();
 });
-
-async function providerError(promise: Promise<unknown>): Promise<ProviderError> {
-  const error = await promise.then(
-    () => {
-      throw new Error("expected the call to fail");
-    },
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(ProviderError);
-  return error as ProviderError;
-}
 
 function since(mark: number, method?: string, path?: RegExp, fake: StripeFake = h.fakes.stripe): RecordedRequest[] {
   return fake.requests.slice(mark).filter((r) => (!method || r.method === method) && (!path || path.test(r.path)));

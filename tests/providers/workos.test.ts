@@ -7,7 +7,7 @@ import { ProviderError } from "../../convex/providers/types";
 import { liveWorkos } from "../../convex/providers/workos";
 import { FAKE_CREDENTIALS } from "../fakes";
 import type { RecordedRequest } from "../fakes/base";
-import { adapterHarness, type AdapterHarness } from "./env";
+import { adapterHarness, type AdapterHarness, providerError } from "./env";
 
 let h: AdapterHarness;
 
@@ -19,17 +19,6 @@ afterEach(async () => {
 });
 
 /** The ProviderError a call rejects with (fails the test if it resolves or throws anything else). */
-async function providerError(promise: Promise<unknown>): Promise<ProviderError> {
-  const error = await promise.then(
-    () => {
-      throw new Error("expected the call to fail");
-    },
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(ProviderError);
-  return error as ProviderError;
-}
-
 /** Requests the fake received since `mark` (an index into `fake.requests`), optionally filtered. */
 function since(mark: number, method?: string, path?: RegExp): RecordedRequest[] {
   return h.fakes.workos.requests
