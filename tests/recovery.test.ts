@@ -271,6 +271,21 @@ describe("circuit breaker", () => {
     expect((await t.fetch("/admin/circuits")).status).toBe(401);
   });
 
+  test("an outage that does not end still fails the job once CIRCUIT_MAX_WAITS failures were waited out", async () => {
+    const t = setupBackend({
+      env: { CIRCUIT_FAILURE_THRESHOLD: "2", CIRCUIT_COOLDOWN_MS: "1000", CIRCUIT_MAX_WAITS: "3", RETRY_MAX_ATTEMPTS: "4", CLEANUP_DELAY_MS: "0" },
+    });
+    await inject(t, "pagesProject", "transient", 1000);
+    const { sessionId } = await sendCheckout(t);
+    await drain(t);
+    const done = (await statusOf(t, sessionId)).body;
+    expect(done.status).toBe("failed");
+    expect(done.error).toMatchObject({ step: "pagesProject", class: "transient" });
+    const step = (await jobOf(t, done.jobId!)).steps.find((s) => s.name === "pagesProject")!;
+    expect(step.circuitWaits).toBe(3);
+    expect(step.attempts).toBe(4 + 3);
+  });
+
   test("without an open circuit the same outage exhausts the step's attempts and fails the job", async () => {
     const t = setupBackend({ env: { CIRCUIT_FAILURE_THRESHOLD: "100", RETRY_MAX_ATTEMPTS: "4", CLEANUP_DELAY_MS: "0" } });
     await inject(t, "pagesProject", "transient", 8);

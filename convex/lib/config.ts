@@ -47,6 +47,8 @@ export const EnvSchema = z.object({
   CIRCUIT_FAILURE_THRESHOLD: int(1).default(5),
   /** How long an open circuit waits before one probe attempt. */
   CIRCUIT_COOLDOWN_MS: int(0).default(30_000),
+  /** Failures a step may wait out behind an open circuit before they count against its budget. */
+  CIRCUIT_MAX_WAITS: int(0).default(20),
   /** Delay before a job that failed for good has its partial resources removed (0: at once). */
   CLEANUP_DELAY_MS: int(0).default(24 * 60 * 60_000),
   ENCRYPTION_KEY: z

@@ -56,6 +56,8 @@ export const vStepState = v.object({
   attempts: v.number(),
   /** `attempts` when a manual retry last reset the budget: the policy counts attempts after it. */
   attemptsBeforeRetry: v.optional(v.number()),
+  /** Failures this step waited out while its provider's circuit was open (not counted in its budget). */
+  circuitWaits: v.optional(v.number()),
   startedAt: v.optional(v.number()),
   finishedAt: v.optional(v.number()),
   nextAttemptAt: v.optional(v.number()),

@@ -210,6 +210,9 @@ export async function recordOutcome(
     const error = { class: outcome.kind, message: outcome.message, at: now };
     const policy = job.retryPolicy ?? retryPolicy(config);
     const attemptsThisRun = state.attempts - (state.attemptsBeforeRetry ?? 0);
+    // While the provider's circuit is open a failure does not burn the step's budget, but only
+    // for CIRCUIT_MAX_WAITS failures: an outage that never ends still fails the job in the end.
+    const waitsOutOutage = circuit.tripped && (state.circuitWaits ?? 0) < config.CIRCUIT_MAX_WAITS;
     const idle = { nextAttemptAt: undefined, deadlineAt: undefined };
     if (job.status !== "running") {
       // The job already failed (or was cancelled); record this failure, schedule no retry.
@@ -220,7 +223,7 @@ export async function recordOutcome(
         Object.assign(patch, { compensationStatus: "scheduled", compensateAt: now });
         await ctx.scheduler.runAfter(0, internal.cleanup.startCompensation, { jobId: job._id, retryCount: job.retryCount });
       }
-    } else if (outcome.kind !== "permanent" && (circuit.tripped || attemptsThisRun < policy.maxAttempts)) {
+    } else if (outcome.kind !== "permanent" && (waitsOutOutage || attemptsThisRun < policy.maxAttempts)) {
       const retryAfter = outcome.kind === "rate_limited" ? outcome.retryAfterMs : undefined;
       const circuitWait = await circuitWaitMs(ctx, config, STEP_PROVIDER[context.step], now);
       const delay = Math.max(retryDelayMs(policy, attemptsThisRun, retryAfter), circuitWait);
@@ -229,7 +232,9 @@ export async function recordOutcome(
         status: "retrying",
         attempts: attempt,
         // While the provider's circuit is open, a failure does not burn the step's budget.
-        ...(circuit.tripped ? { attemptsBeforeRetry: (state.attemptsBeforeRetry ?? 0) + 1 } : {}),
+        ...(waitsOutOutage
+          ? { attemptsBeforeRetry: (state.attemptsBeforeRetry ?? 0) + 1, circuitWaits: (state.circuitWaits ?? 0) + 1 }
+          : {}),
         lastError: error,
         nextAttemptAt: now + delay,
         deadlineAt: now + delay + stepDeadlineMs(config, context.step),
