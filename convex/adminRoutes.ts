@@ -5,9 +5,9 @@ import type { HttpRouter } from "convex/server";
 import { z } from "zod";
 import { internal } from "./_generated/api";
 import type { ActionCtx } from "./_generated/server";
-import { json, jsonError, route } from "./lib/http";
+import { json, jsonError } from "./lib/http";
 import { cleanupOrphans, scanAndRecord } from "./model/orphanScan";
-import { requireAdmin } from "./security";
+import { adminRoute } from "./security";
 
 const ADMIN_ACTOR = "admin-api";
 
@@ -36,9 +36,7 @@ export function registerOrphanRoutes(http: HttpRouter): void {
   http.route({
     path: "/admin/orphans",
     method: "GET",
-    handler: route("/admin/orphans", async (ctx, request, config) => {
-      const denied = await requireAdmin(ctx, config, request);
-      if (denied) return denied;
+    handler: adminRoute("/admin/orphans", async (ctx, request, config) => {
       return json(200, await scanAndRecord(ctx, config, ADMIN_ACTOR, true));
     }),
   });
@@ -46,9 +44,7 @@ export function registerOrphanRoutes(http: HttpRouter): void {
   http.route({
     path: "/admin/orphans/cleanup",
     method: "POST",
-    handler: route("/admin/orphans/cleanup", async (ctx, request, config) => {
-      const denied = await requireAdmin(ctx, config, request);
-      if (denied) return denied;
+    handler: adminRoute("/admin/orphans/cleanup", async (ctx, request, config) => {
       const body = await readCleanupBody(request);
       if ("error" in body) {
         await auditRefusal(ctx, "orphans.cleanup_refused", body.error);

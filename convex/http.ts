@@ -10,7 +10,7 @@ import { log } from "./lib/log";
 import { checkInstanceHealth } from "./model/health";
 import { renderStatusPage } from "./model/statusPage";
 import { verifyStripeWebhook } from "./model/stripeWebhook";
-import { requireAdmin } from "./security";
+import { adminRoute } from "./security";
 import { registerOrphanRoutes } from "./adminRoutes";
 
 const http = httpRouter();
@@ -58,9 +58,7 @@ http.route({
 http.route({
   pathPrefix: "/instance-health/",
   method: "GET",
-  handler: route("/instance-health", async (ctx, request, config) => {
-    const denied = await requireAdmin(ctx, config, request);
-    if (denied) return denied;
+  handler: adminRoute("/instance-health", async (ctx, request, config) => {
     const instanceId = pathParam(request, "/instance-health/");
     if (!instanceId) return jsonError("INVALID_ID", "expected /instance-health/<instanceId>");
     const report = await checkInstanceHealth(ctx, config, instanceId, ADMIN_ACTOR);
@@ -79,9 +77,7 @@ http.route({
 http.route({
   pathPrefix: "/retry-provisioning/",
   method: "POST",
-  handler: route("/retry-provisioning", async (ctx, request, config) => {
-    const denied = await requireAdmin(ctx, config, request);
-    if (denied) return denied;
+  handler: adminRoute("/retry-provisioning", async (ctx, request, config) => {
     const jobId = pathParam(request, "/retry-provisioning/");
     if (!jobId) return jsonError("INVALID_ID", "expected /retry-provisioning/<jobId>");
     const result = await ctx.runMutation(internal.provisioning.retryJob, { jobId, actor: ADMIN_ACTOR });
@@ -93,9 +89,7 @@ http.route({
 http.route({
   pathPrefix: "/cancel-provisioning/",
   method: "POST",
-  handler: route("/cancel-provisioning", async (ctx, request, config) => {
-    const denied = await requireAdmin(ctx, config, request);
-    if (denied) return denied;
+  handler: adminRoute("/cancel-provisioning", async (ctx, request, config) => {
     const jobId = pathParam(request, "/cancel-provisioning/");
     if (!jobId) return jsonError("INVALID_ID", "expected /cancel-provisioning/<jobId>");
     const result = await ctx.runMutation(internal.provisioning.cancelJob, { jobId, actor: ADMIN_ACTOR });
@@ -107,9 +101,7 @@ http.route({
 http.route({
   path: "/admin/dead-letter",
   method: "GET",
-  handler: route("/admin/dead-letter", async (ctx, request, config) => {
-    const denied = await requireAdmin(ctx, config, request);
-    if (denied) return denied;
+  handler: adminRoute("/admin/dead-letter", async (ctx, request, config) => {
     const jobs = await ctx.runQuery(internal.provisioning.listDeadLetter, { now: Date.now() });
     await ctx.runMutation(internal.audit.recordAdminCall, { actor: ADMIN_ACTOR, action: "admin.dead_letter_listed", detail: `${jobs.length} jobs` });
     return json(200, { jobs });
@@ -119,9 +111,7 @@ http.route({
 http.route({
   path: "/admin/circuits",
   method: "GET",
-  handler: route("/admin/circuits", async (ctx, request, config) => {
-    const denied = await requireAdmin(ctx, config, request);
-    if (denied) return denied;
+  handler: adminRoute("/admin/circuits", async (ctx, request, config) => {
     const circuits = await ctx.runQuery(internal.monitoring.listCircuits, { now: Date.now() });
     await ctx.runMutation(internal.audit.recordAdminCall, { actor: ADMIN_ACTOR, action: "admin.circuits_listed" });
     return json(200, { circuits });

@@ -4,7 +4,7 @@
 import type { ActionCtx } from "./_generated/server";
 import type { Config } from "./lib/config";
 import { timingSafeEqual } from "./lib/crypto";
-import { jsonError } from "./lib/http";
+import { jsonError, route } from "./lib/http";
 import { log } from "./lib/log";
 import { MINUTE, rateLimiter } from "./model/rateLimiter";
 
@@ -28,4 +28,9 @@ export async function requireAdmin(ctx: ActionCtx, config: Config, request: Requ
   return jsonError("UNAUTHORIZED", "admin bearer token required: Authorization: Bearer <ADMIN_API_TOKEN>", {
     "www-authenticate": 'Bearer realm="brain-admin"',
   });
+}
+
+/** An HTTP route for admins only: the bearer token is checked before `handler` runs. */
+export function adminRoute(name: string, handler: (ctx: ActionCtx, request: Request, config: Config) => Promise<Response>) {
+  return route(name, async (ctx, request, config) => (await requireAdmin(ctx, config, request)) ?? handler(ctx, request, config));
 }
