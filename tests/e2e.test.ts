@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { startFakes, type Fakes } from "./fakes";
-import { adminHeaders, sendCheckout, setupBackend, statusOf, type StatusBody, type TestBackend } from "./harness";
+import { adminHeaders, pollUntilSettled, sendCheckout, setupBackend, type StatusBody, type TestBackend } from "./harness";
 
 type Fault = { step: "pagesProject" | "stripeEndpoint" | "workosOrg"; kind: "transient" | "rate_limited" | "permanent"; times: number };
 
@@ -58,16 +58,7 @@ afterEach(async () => {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Polls the status page until the checkout is ready or failed. */
-async function settle(t: TestBackend, sessionId: string, timeoutMs = 30_000): Promise<StatusBody> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { body } = await statusOf(t, sessionId);
-    if (body.status === "ready" || body.status === "failed") return body;
-    if (Date.now() > deadline) throw new Error(`checkout ${sessionId} still ${body.status} after ${timeoutMs} ms`);
-    await sleep(25);
-  }
-}
+const settle = pollUntilSettled;
 
 function setup(mode: Mode, env: Record<string, string> = {}) {
   const t = setupBackend({ env: { ...mode.env(), ...env } });

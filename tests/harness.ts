@@ -138,6 +138,20 @@ export async function settleCheckout(t: TestBackend, sessionId: string) {
   return (await statusOf(t, sessionId)).body;
 }
 
+/**
+ * Real timers (live mode, where the SDKs do real I/O): polls the status page until the
+ * checkout is ready or failed.
+ */
+export async function pollUntilSettled(t: TestBackend, sessionId: string, timeoutMs = 30_000): Promise<StatusBody> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { body } = await statusOf(t, sessionId);
+    if (body.status === "ready" || body.status === "failed") return body;
+    if (Date.now() > deadline) throw new Error(`checkout ${sessionId} still ${body.status} after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
 export async function statusOf(t: TestBackend, sessionId: string) {
   const response = await t.fetch(`/status?session_id=${encodeURIComponent(sessionId)}`, {
     headers: { Accept: "application/json" },

@@ -13,7 +13,7 @@ import { orphanReason } from "../convex/model/orphans";
 import { instanceIdFromName } from "../convex/providers/owned";
 import type { OwnedResource, ProviderCtx } from "../convex/providers/types";
 import { FAKE_CREDENTIALS, startFakes, type Fakes } from "./fakes";
-import { adminHeaders, drain, sendCheckout, setupBackend, statusOf, type StatusBody, type TestBackend } from "./harness";
+import { adminHeaders, drain, pollUntilSettled, sendCheckout, setupBackend, statusOf, type StatusBody, type TestBackend } from "./harness";
 
 type Cleanup = { dryRun: boolean; deleted: Orphan[]; wouldDelete: Orphan[]; failed: (Orphan & { message: string })[] };
 
@@ -232,13 +232,7 @@ const liveWorld: World = {
   },
   async provision(t) {
     const { sessionId } = await sendCheckout(t);
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const { body } = await statusOf(t, sessionId);
-      if (body.status === "ready" || body.status === "failed") return body;
-      if (Date.now() > deadline) throw new Error(`checkout ${sessionId} still ${body.status}`);
-      await sleep(25);
-    }
+    return pollUntilSettled(t, sessionId);
   },
   async makeOrphans() {
     const url = "https://leftover.example.com/stripe/webhook";

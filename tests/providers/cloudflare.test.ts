@@ -6,7 +6,7 @@ import { liveCloudflare } from "../../convex/providers/cloudflare";
 import { ProviderError, type CloudflareAdapter } from "../../convex/providers/types";
 import { FAKE_CREDENTIALS } from "../fakes";
 import { CLOUDFLARE_CODES, startCloudflareFake, type CloudflareFake } from "../fakes/cloudflare";
-import { sendCheckout, statusOf, type StatusBody, type TestBackend } from "../harness";
+import { pollUntilSettled, sendCheckout, statusOf } from "../harness";
 import { adapterHarness, type AdapterHarness, providerError } from "./env";
 
 const ACCOUNT = FAKE_CREDENTIALS.cloudflareAccount;
@@ -342,18 +342,7 @@ describe("the Pages project cap, end to end in live mode", () => {
     await h.close();
   });
 
-  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-  /** Polls the status page until the checkout is ready or failed. */
-  async function settle(t: TestBackend, sessionId: string, timeoutMs = 30_000): Promise<StatusBody> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const { body } = await statusOf(t, sessionId);
-      if (body.status === "ready" || body.status === "failed") return body;
-      if (Date.now() > deadline) throw new Error(`checkout ${sessionId} still ${body.status} after ${timeoutMs} ms`);
-      await sleep(25);
-    }
-  }
+  const settle = pollUntilSettled;
 
   test("a checkout past CLOUDFLARE_PAGES_PROJECT_LIMIT fails at once as permanent on pagesProject, and Cloudflare holds one project", async () => {
     const first = await sendCheckout(h.t);
