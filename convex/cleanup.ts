@@ -8,7 +8,7 @@ import { backoffDelayMs } from "./lib/backoff";
 import { loadConfig } from "./lib/config";
 import { log } from "./lib/log";
 import { appendAudit } from "./model/audit";
-import { deleteResource, FIELDS_OF, planCleanup } from "./model/cleanup";
+import { deleteResource, fieldsClearedBy, planCleanup } from "./model/cleanup";
 import { outcomeForError } from "./providers/classify";
 import { providersFor } from "./providers";
 
@@ -25,7 +25,7 @@ export const startCompensation = internalMutation({
     }
     const pending = await planCleanup(ctx, job);
     await appendAudit(ctx, { actor: ACTOR, action: "job.compensation_started", jobId, instanceId: job.instanceId, detail: `${pending} resources` });
-    await ctx.db.patch("provisioningJobs", jobId, { compensationStatus: "running", updatedAt: Date.now() });
+    await ctx.db.patch("provisioningJobs", jobId, { compensationStatus: "running", cleanupInFlight: true, updatedAt: Date.now() });
     await ctx.scheduler.runAfter(0, internal.cleanup.runCleanup, { jobId });
     return null;
   },
@@ -87,7 +87,7 @@ export const recordCleanupResult = internalMutation({
     const instance = await ctx.db.get("instances", task.instanceId);
     if (instance) {
       const resources = { ...instance.resources };
-      for (const field of FIELDS_OF[task.provider]) delete resources[field];
+      for (const field of fieldsClearedBy(task.provider)) delete resources[field];
       await ctx.db.patch("instances", task.instanceId, { resources });
     }
     await appendAudit(ctx, { actor: ACTOR, action: "resource.deleted", jobId: task.jobId, instanceId: task.instanceId, detail: what });
@@ -105,9 +105,13 @@ export const finishCompensation = internalMutation({
       .query("cleanupTasks")
       .withIndex("by_jobId_and_status", (q) => q.eq("jobId", jobId).eq("status", "pending"))
       .first();
-    if (pending) return null; // the cleanup cron retries what failed
     const now = Date.now();
-    await ctx.db.patch("provisioningJobs", jobId, { compensationStatus: "done", compensatedAt: now, updatedAt: now });
+    if (pending) {
+      // The cleanup cron retries what failed; until then the job may be retried or cleaned up now.
+      await ctx.db.patch("provisioningJobs", jobId, { cleanupInFlight: false, updatedAt: now });
+      return null;
+    }
+    await ctx.db.patch("provisioningJobs", jobId, { compensationStatus: "done", cleanupInFlight: false, compensatedAt: now, updatedAt: now });
     await appendAudit(ctx, { actor: ACTOR, action: "job.compensated", jobId, instanceId: job.instanceId });
     return null;
   },
@@ -123,7 +127,10 @@ export const retryPendingCleanups = internalMutation({
       .withIndex("by_status_and_nextAttemptAt", (q) => q.eq("status", "pending").lte("nextAttemptAt", Date.now()))
       .take(100);
     const jobIds = [...new Set(due.map((t) => t.jobId))];
-    for (const jobId of jobIds) await ctx.scheduler.runAfter(0, internal.cleanup.runCleanup, { jobId });
+    for (const jobId of jobIds) {
+      await ctx.db.patch("provisioningJobs", jobId, { cleanupInFlight: true });
+      await ctx.scheduler.runAfter(0, internal.cleanup.runCleanup, { jobId });
+    }
     // A cleanup whose action died after its last deletion but before closing has nothing
     // pending: close it here.
     const running = await ctx.db
@@ -144,9 +151,17 @@ export const compensateNow = internalMutation({
   returns: v.boolean(),
   handler: async (ctx, { jobId, actor }) => {
     const job = await ctx.db.get("provisioningJobs", jobId);
-    if (!job || job.status !== "failed" || job.compensationStatus !== "scheduled") return false;
-    await ctx.db.patch("provisioningJobs", jobId, { compensateAt: Date.now() });
+    if (!job || job.status !== "failed") return false;
+    // A cleanup stuck on a failing deletion (between the cron's attempts) can be run again now.
+    const stalled = job.compensationStatus === "running" && !job.cleanupInFlight;
+    if (job.compensationStatus !== "scheduled" && !stalled) return false;
     await appendAudit(ctx, { actor, action: "job.compensation_requested", jobId, instanceId: job.instanceId });
+    if (stalled) {
+      await ctx.db.patch("provisioningJobs", jobId, { cleanupInFlight: true, updatedAt: Date.now() });
+      await ctx.scheduler.runAfter(0, internal.cleanup.runCleanup, { jobId });
+      return true;
+    }
+    await ctx.db.patch("provisioningJobs", jobId, { compensateAt: Date.now() });
     await ctx.scheduler.runAfter(0, internal.cleanup.startCompensation, { jobId, retryCount: job.retryCount });
     return true;
   },

@@ -5,6 +5,7 @@ import { internal } from "./_generated/api";
 import { httpAction } from "./_generated/server";
 import { z } from "zod";
 import { hmacSha256Hex, timingSafeEqual } from "./lib/crypto";
+import { missingLiveCredentials, providerMode } from "./lib/config";
 import { json, jsonError, pathParam, route, wantsJson } from "./lib/http";
 import { log } from "./lib/log";
 import { checkInstanceHealth } from "./model/health";
@@ -28,8 +29,16 @@ http.route({
     const verified = await verifyStripeWebhook(body, request.headers.get("stripe-signature"), config.STRIPE_WEBHOOK_SECRET);
     if (!verified.ok) return jsonError(verified.code, verified.message);
     const { event } = verified;
+    // Until live credentials are complete nothing is recorded: 5xx, so Stripe redelivers it later.
+    const missing = missingLiveCredentials(config);
+    if (missing.length > 0) return jsonError("CONFIG_INVALID", `missing environment: ${missing.join(", ")}`);
+    const pagesCapExceeded =
+      event.checkout && providerMode(config, "cloudflare") === "live" ? await ctx.runQuery(internal.stripe.checkPagesCap, {}) : null;
     try {
-      const { duplicate } = await ctx.runMutation(internal.stripe.recordStripeEvent, event);
+      const { duplicate } = await ctx.runMutation(internal.stripe.recordStripeEvent, {
+        ...event,
+        ...(pagesCapExceeded ? { pagesCapExceeded } : {}),
+      });
       log("info", "webhook.received", { correlationId: event.eventId, type: event.type, duplicate });
       return json(200, { received: true, duplicate });
     } catch (error) {
@@ -82,7 +91,7 @@ http.route({
     if (!jobId) return jsonError("INVALID_ID", "expected /retry-provisioning/<jobId>");
     const result = await ctx.runMutation(internal.provisioning.retryJob, { jobId, actor: ADMIN_ACTOR });
     if (result.kind === "refused") return jsonError(result.code, result.message);
-    return json(202, { jobId: result.jobId, status: "running", retryCount: result.retryCount });
+    return json(202, { jobId: result.jobId, status: result.status, retryCount: result.retryCount });
   }),
 });
 

@@ -18,7 +18,14 @@ import {
   type StepName,
   type StepOutcome,
 } from "./lib/validators";
-import { admitNextJob, cancelJob as cancelRunningJob, recordOutcome, retryFailedJob } from "./model/jobs";
+import {
+  admitQueuedJobs as admitQueued,
+  applyEvent,
+  cancelJob as cancelRunningJob,
+  resyncAdmission,
+  retryFailedJob,
+} from "./model/jobs";
+import { log } from "./lib/log";
 import { buildStatusView, vStatusView } from "./model/status";
 
 /** Workpool completion of one step attempt: the action's outcome, or how it died. */
@@ -30,7 +37,8 @@ export const onStepComplete = internalMutation({
     if (result.kind === "success") outcome = result.returnValue;
     else if (result.kind === "failed") outcome = { kind: "transient", message: `step action failed: ${result.error}` };
     else outcome = { kind: "transient", message: "step action was canceled before it finished" };
-    await recordOutcome(ctx, loadConfig(), context, outcome);
+    const job = await ctx.db.get("provisioningJobs", context.jobId);
+    if (job) await applyEvent(ctx, loadConfig(), job, { kind: "outcome", step: context.step, attempt: context.attempt, outcome });
     return null;
   },
 });
@@ -42,31 +50,51 @@ export const expireWaitingStep = internalMutation({
   handler: async (ctx, context) => {
     const job = await ctx.db.get("provisioningJobs", context.jobId);
     const state = job?.steps.find((s) => s.name === context.step);
-    if (!state || state.status !== "waiting" || state.attempts !== context.attempt) return null;
-    await recordOutcome(ctx, loadConfig(), context, {
+    if (!job || !state || state.status !== "waiting" || state.attempts !== context.attempt) return null;
+    await applyEvent(ctx, loadConfig(), job, {
       kind: "deadline",
+      step: context.step,
+      attempt: context.attempt,
       message: `${context.step}: no report arrived before the step's deadline`,
     });
     return null;
   },
 });
 
+/** A step parked behind its provider's circuit looks again: it goes (maybe as the probe) or waits on. */
+export const onCircuitWake = internalMutation({
+  args: vStepContext,
+  returns: v.null(),
+  handler: async (ctx, context) => {
+    const job = await ctx.db.get("provisioningJobs", context.jobId);
+    if (job) await applyEvent(ctx, loadConfig(), job, { kind: "circuitWake", step: context.step, attempt: context.attempt });
+    return null;
+  },
+});
+
+/** Admission (kicked a segment after a job queues or frees its slot; the watchdog backs it up). */
+export const admitQueuedJobs = internalMutation({
+  args: {},
+  returns: v.object({ admitted: v.number(), running: v.number() }),
+  handler: async (ctx) => admitQueued(ctx, loadConfig()),
+});
+
+const vDeployReport = {
+  step: vStepName,
+  status: v.union(v.literal("succeeded"), v.literal("failed")),
+  runId: v.string(),
+  dispatchId: v.optional(v.string()),
+  message: v.optional(v.string()),
+};
+
 /**
  * The deploy run's report (from the workflow's callback, or the sandbox's simulated run).
- * Accepted only while the step waits and only for the run it dispatched.
+ * Accepted only while the step waits, only for its current dispatch and only from its run.
  */
 export const recordDeployReport = internalMutation({
-  args: {
-    jobId: v.id("provisioningJobs"),
-    step: vStepName,
-    status: v.union(v.literal("succeeded"), v.literal("failed")),
-    runId: v.string(),
-    dispatchId: v.optional(v.string()),
-    message: v.optional(v.string()),
-    reporter: v.string(),
-  },
+  args: { jobId: v.id("provisioningJobs"), ...vDeployReport, reporter: v.string() },
   returns: v.union(v.literal("recorded"), v.literal("not_waiting")),
-  handler: async (ctx, args) => applyDeployReport(ctx, args),
+  handler: async (ctx, { jobId, reporter, ...report }) => applyDeployReport(ctx, jobId, report, reporter),
 });
 
 /**
@@ -74,15 +102,7 @@ export const recordDeployReport = internalMutation({
  * the signature (a replay changes nothing) and the report, in one transaction.
  */
 export const recordDeployCallback = internalMutation({
-  args: {
-    signature: v.string(),
-    jobId: v.string(),
-    step: vStepName,
-    status: v.union(v.literal("succeeded"), v.literal("failed")),
-    runId: v.string(),
-    dispatchId: v.optional(v.string()),
-    message: v.optional(v.string()),
-  },
+  args: { signature: v.string(), jobId: v.string(), ...vDeployReport },
   returns: v.union(v.literal("recorded"), v.literal("not_waiting"), v.literal("replayed"), v.literal("unknown_job")),
   handler: async (ctx, { signature, jobId: rawJobId, ...report }) => {
     const seen = await ctx.db
@@ -92,7 +112,7 @@ export const recordDeployCallback = internalMutation({
     if (seen) return "replayed";
     const jobId = ctx.db.normalizeId("provisioningJobs", rawJobId);
     if (!jobId) return "unknown_job";
-    const result = await applyDeployReport(ctx, { ...report, jobId, reporter: "github:workflow" });
+    const result = await applyDeployReport(ctx, jobId, report, "github:workflow");
     // Only an accepted report leaves a receipt: a rejected one changes nothing.
     if (result === "recorded") await ctx.db.insert("callbackReceipts", { signature, receivedAt: Date.now() });
     return result;
@@ -101,34 +121,18 @@ export const recordDeployCallback = internalMutation({
 
 async function applyDeployReport(
   ctx: MutationCtx,
-  args: {
-    jobId: Id<"provisioningJobs">;
-    step: StepName;
-    status: "succeeded" | "failed";
-    runId: string;
-    dispatchId?: string;
-    message?: string;
-    reporter: string;
-  },
+  jobId: Id<"provisioningJobs">,
+  report: { step: StepName; status: "succeeded" | "failed"; runId: string; dispatchId?: string; message?: string },
+  reporter: string,
 ): Promise<"recorded" | "not_waiting"> {
-  const job = await ctx.db.get("provisioningJobs", args.jobId);
-  const state = job?.steps.find((s) => s.name === args.step);
-  if (!job || !state) return "not_waiting";
-  // The dispatch id (job + attempt) ties a report to the current dispatch; a report from an
-  // earlier, superseded dispatch is refused. A fast run may report before the dispatching
-  // action's own completion marked the step waiting: its dispatch id proves it is current.
-  const currentDispatch = `${args.jobId}-${state.attempts}`;
-  const early = state.status === "running" && args.dispatchId === currentDispatch;
-  if (state.status !== "waiting" && !early) return "not_waiting";
-  if (args.dispatchId !== undefined && args.dispatchId !== currentDispatch) return "not_waiting";
-  const outcome: StepOutcome =
-    args.status === "succeeded"
-      ? { kind: "succeeded", resources: { deployRunId: args.runId } }
-      : { kind: "transient", message: `deploy run ${args.runId} failed: ${args.message ?? "no message"}` };
-  const context = { jobId: args.jobId, step: args.step, attempt: state.attempts };
-  return (await recordOutcome(ctx, loadConfig(), context, outcome, args.reporter)) === "recorded"
-    ? "recorded"
-    : "not_waiting";
+  const job = await ctx.db.get("provisioningJobs", jobId);
+  if (!job) return "not_waiting";
+  const decision = await applyEvent(ctx, loadConfig(), job, { kind: "deployReport", ...report }, reporter);
+  if (decision.kind !== "applied") {
+    log("warn", "deploy_report.refused", { correlationId: job.correlationId, jobId, reason: decision.kind === "refused" ? decision.message : decision.reason });
+    return "not_waiting";
+  }
+  return "recorded";
 }
 
 /** Everything a step action needs, or null when this attempt is no longer current. */
@@ -173,7 +177,12 @@ export const getStepInput = internalQuery({
 export const retryJob = internalMutation({
   args: { jobId: v.string(), actor: v.string() },
   returns: v.union(
-    v.object({ kind: v.literal("retried"), jobId: v.id("provisioningJobs"), retryCount: v.number() }),
+    v.object({
+      kind: v.literal("retried"),
+      jobId: v.id("provisioningJobs"),
+      retryCount: v.number(),
+      status: v.union(v.literal("running"), v.literal("queued")),
+    }),
     v.object({
       kind: v.literal("refused"),
       code: v.union(v.literal("NOT_FOUND"), v.literal("JOB_NOT_FAILED"), v.literal("COMPENSATION_IN_PROGRESS")),
@@ -215,18 +224,24 @@ export const runWatchdog = internalMutation({
       // Admission bounds running jobs by MAX_ACTIVE_JOBS; manual retries may add a few more.
       .take(Math.max(config.MAX_ACTIVE_JOBS * 4, 1000));
     let expired = 0;
-    for (const job of running) {
-      for (const state of job.steps) {
+    for (const found of running) {
+      for (const name of found.steps.map((s) => s.name)) {
+        // Re-read: an earlier expiry in this pass may have changed the job.
+        const job = (await ctx.db.get("provisioningJobs", found._id))!;
+        const state = job.steps.find((s) => s.name === name)!;
         const live = state.status === "running" || state.status === "retrying" || state.status === "waiting";
         if (!live || state.deadlineAt === undefined || state.deadlineAt > now) continue;
-        const result = await recordOutcome(ctx, config, { jobId: job._id, step: state.name, attempt: state.attempts }, {
-          kind: "deadline",
-          message: `${state.name} attempt ${state.attempts} passed its deadline without reporting`,
-        }, "system:watchdog");
-        if (result === "recorded") expired++;
+        const decision = await applyEvent(
+          ctx,
+          config,
+          job,
+          { kind: "deadline", step: name, attempt: state.attempts, message: `${name} attempt ${state.attempts} passed its deadline without reporting` },
+          "system:watchdog",
+        );
+        if (decision.kind === "applied" && !state.waitingForCircuit) expired++;
       }
     }
-    if (running.length < config.MAX_ACTIVE_JOBS) await admitNextJob(ctx, config);
+    if (running.length < Math.max(config.MAX_ACTIVE_JOBS * 4, 1000)) await resyncAdmission(ctx, running.length);
     return { expired };
   },
 });

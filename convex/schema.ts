@@ -14,6 +14,8 @@ import {
   vProviderName,
   vStepState,
   vStripeEventOutcome,
+  vStepName,
+  vFailureClass,
 } from "./lib/validators";
 
 export default defineSchema({
@@ -30,6 +32,8 @@ export default defineSchema({
     detail: v.optional(v.string()),
     checkout: v.optional(vCheckoutSummary),
     checkoutSessionId: v.optional(v.string()),
+    /** Set at intake when live Cloudflare's Pages project cap was already reached. */
+    pagesCapExceeded: v.optional(v.string()),
   })
     .index("by_eventId", ["eventId"])
     .index("by_checkoutSessionId", ["checkoutSessionId"])
@@ -84,6 +88,10 @@ export default defineSchema({
     compensationStatus: v.optional(vCompensationStatus),
     compensateAt: v.optional(v.number()),
     compensatedAt: v.optional(v.number()),
+    /** A cleanup action is running now (a retry or an early cleanup must wait for it). */
+    cleanupInFlight: v.optional(v.boolean()),
+    /** When the job last entered `queued`; admission takes jobs queued over a segment ago. */
+    queuedAt: v.optional(v.number()),
     createdAt: v.number(),
     updatedAt: v.number(),
     finishedAt: v.optional(v.number()),
@@ -93,7 +101,18 @@ export default defineSchema({
     // compound index below does not give.
     // eslint-disable-next-line @convex-dev/no-duplicate-indexes
     .index("by_status", ["status"])
-    .index("by_status_and_compensationStatus", ["status", "compensationStatus"]),
+    .index("by_status_and_compensationStatus", ["status", "compensationStatus"])
+    .index("by_status_and_queuedAt", ["status", "queuedAt"]),
+
+  // Admission's own count of running jobs. Written and read only by provisioning.admitQueuedJobs
+  // (and an operator's retry), never by a hot path: see docs/contention.md.
+  admission: defineTable({ running: v.number(), updatedAt: v.number() }),
+
+  // One row each time a job leaves `running` (insert-only on the hot path); admission folds
+  // rows older than a segment into its count and deletes them.
+  jobSlotReleases: defineTable({ jobId: v.id("provisioningJobs"), releasedAt: v.number() }).index("by_releasedAt", [
+    "releasedAt",
+  ]),
 
   // One deletion of a failed job's resource (compensation). Written by cleanup.ts; a failed
   // deletion stays pending with its next attempt time, and the cleanup cron retries it.
@@ -104,7 +123,8 @@ export default defineSchema({
     resourceId: v.string(),
     /** Undo order: newest-made first. */
     order: v.number(),
-    status: v.union(v.literal("pending"), v.literal("done")),
+    /** cancelled: the job was retried before this deletion succeeded; it will not be attempted. */
+    status: v.union(v.literal("pending"), v.literal("done"), v.literal("cancelled")),
     attempts: v.number(),
     lastError: v.optional(v.string()),
     nextAttemptAt: v.number(),
@@ -122,6 +142,10 @@ export default defineSchema({
     jobId: v.optional(v.id("provisioningJobs")),
     instanceId: v.optional(v.id("instances")),
     detail: v.optional(v.string()),
+    step: v.optional(vStepName),
+    attempt: v.optional(v.number()),
+    delayMs: v.optional(v.number()),
+    errorClass: v.optional(vFailureClass),
   })
     .index("by_jobId", ["jobId"])
     .index("by_instanceId", ["instanceId"])
@@ -150,6 +174,8 @@ export default defineSchema({
     provider: v.string(),
     failures: v.number(),
     openedAt: v.optional(v.number()),
+    /** The one attempt probing a half-open circuit, until it reports or its deadline passes. */
+    probe: v.optional(v.object({ jobId: v.string(), step: vStepName, attempt: v.number(), until: v.number() })),
     updatedAt: v.number(),
   }).index("by_provider", ["provider"]),
 

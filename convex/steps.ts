@@ -7,7 +7,8 @@ import { internalAction } from "./_generated/server";
 import { loadConfig } from "./lib/config";
 import { log } from "./lib/log";
 import { vStepContext, vStepOutcome, type StepOutcome } from "./lib/validators";
-import { STEP_RUNNERS } from "./model/steps";
+import { stepDeadlineMs } from "./lib/config";
+import { STEPS } from "./registry";
 import { outcomeForError } from "./providers/classify";
 import { providersFor } from "./providers";
 
@@ -25,7 +26,7 @@ export const runStep = internalAction({
     try {
       const config = loadConfig();
       const providers = providersFor({ ctx, config, correlationId: input.correlationId });
-      outcome = await STEP_RUNNERS[args.step]({ providers, config, input, attempt: args.attempt });
+      outcome = await STEPS[args.step].run({ providers, config, input, attempt: args.attempt, deadlineMs: stepDeadlineMs(config, args.step) });
     } catch (error) {
       const classified = outcomeForError(error);
       outcome = classified.outcome;

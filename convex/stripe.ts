@@ -4,12 +4,12 @@
 import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import { internalMutation, internalQuery } from "./_generated/server";
-import { loadConfig, type Config } from "./lib/config";
+import { loadConfig, requireLiveCredentials, type Config } from "./lib/config";
 import { isBrainError } from "./lib/errors";
 import { log } from "./lib/log";
 import { vCheckoutSummary, vStripeEventOutcome } from "./lib/validators";
 import { appendAudit } from "./model/audit";
-import { provisionCheckout } from "./model/checkout";
+import { pagesCapExceeded, provisionCheckout } from "./model/checkout";
 
 /** Inserts the event if its id is new and schedules its processing. Duplicates change nothing. */
 export const recordStripeEvent = internalMutation({
@@ -19,6 +19,7 @@ export const recordStripeEvent = internalMutation({
     livemode: v.boolean(),
     createdAt: v.number(),
     checkout: v.optional(vCheckoutSummary),
+    pagesCapExceeded: v.optional(v.string()),
   },
   returns: v.object({ duplicate: v.boolean() }),
   handler: async (ctx, args) => {
@@ -65,6 +66,7 @@ export const processStripeEvent = internalMutation({
         let config: Config;
         try {
           config = loadConfig();
+          requireLiveCredentials(config);
         } catch (error) {
           // A bad configuration must not lose a paid customer: keep the event visible to operators.
           const message = isBrainError(error) ? error.data.message : String(error);
@@ -72,7 +74,11 @@ export const processStripeEvent = internalMutation({
           await appendAudit(ctx, { actor, action: "stripe.needs_attention", detail: message });
           return null;
         }
-        const result = await provisionCheckout(ctx, config, checkout, { correlationId: event.eventId, actor });
+        const result = await provisionCheckout(ctx, config, checkout, {
+          correlationId: event.eventId,
+          actor,
+          pagesCapExceeded: event.pagesCapExceeded,
+        });
         outcome = result.outcome;
         detail = result.detail;
       }
@@ -127,4 +133,11 @@ export const getStripeEvent = internalQuery({
     const { type, outcome, detail, receivedAt, processedAt } = event;
     return { eventId, type, outcome, detail, receivedAt, processedAt };
   },
+});
+
+/** Webhook intake (live Cloudflare): the Pages cap message if the account is full, else null. */
+export const checkPagesCap = internalQuery({
+  args: {},
+  returns: v.union(v.null(), v.string()),
+  handler: async (ctx) => pagesCapExceeded(ctx, loadConfig()),
 });

@@ -6,6 +6,7 @@ import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { convexTest } from "convex-test";
 import type { GenericSchema, SchemaDefinition } from "convex/server";
+import { POOL_NAMES } from "../convex/registry.ts";
 
 type ModuleMap = Record<string, () => Promise<unknown>>;
 
@@ -32,7 +33,7 @@ async function componentSchema(dir: string) {
   return module.default;
 }
 
-export const POOL_NAMES = ["convexPool", "workosPool", "cloudflarePool", "stripePool", "githubPool", "resendPool", "brainPool"];
+export { POOL_NAMES };
 
 export async function startEmbeddedBackend() {
   const schema = ((await import("../convex/schema.ts")) as { default: SchemaDefinition<GenericSchema, boolean> }).default;

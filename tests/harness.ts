@@ -7,13 +7,15 @@ import workpoolTest from "@convex-dev/workpool/test";
 import rateLimiterTest from "@convex-dev/rate-limiter/test";
 import Stripe from "stripe";
 import schema from "../convex/schema";
+import { POOL_NAMES as REGISTRY_POOL_NAMES } from "../convex/registry";
 
 export const TEST_STRIPE_WEBHOOK_SECRET = "whsec_test_brain_harness_secret";
 export const TEST_ADMIN_API_TOKEN = "test-admin-token-0123456789abcdef";
 
 export const modules = import.meta.glob("../convex/**/*.*s");
 
-export const POOL_NAMES = ["convexPool", "workosPool", "cloudflarePool", "stripePool", "githubPool", "resendPool", "brainPool"];
+/** One work pool per provider, as the registry names them (convex.config.ts declares the same). */
+export const POOL_NAMES: readonly string[] = REGISTRY_POOL_NAMES;
 
 /** The environment every test starts from; `options.env` is applied over it. */
 export const DEFAULT_TEST_ENV: Record<string, string> = {

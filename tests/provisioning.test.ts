@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import type { WorkId } from "@convex-dev/workpool";
 import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
-import { STEP_NEEDS } from "../convex/model/dag";
+import { STEPS } from "../convex/registry";
 import { adminHeaders, drain, sendCheckout, settleCheckout, setupBackend, statusOf, type TestBackend } from "./harness";
 
 beforeEach(() => vi.useFakeTimers());
@@ -88,7 +88,7 @@ describe("a paid checkout provisions a tenant end to end", () => {
     expect(byName.convexProject.startedAt).toBe(byName.workosOrg.startedAt);
     expect(byName.workosOrg.startedAt).toBe(byName.pagesProject.startedAt);
     for (const step of job.steps) {
-      for (const need of STEP_NEEDS[step.name]) {
+      for (const need of STEPS[step.name].needs as readonly (keyof typeof STEPS)[]) {
         expect(step.startedAt!).toBeGreaterThanOrEqual(byName[need].finishedAt!);
       }
     }

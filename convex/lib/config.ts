@@ -1,22 +1,42 @@
 // The only module that reads process.env. Every entry point calls loadConfig()
 // once and passes the typed result down. Error messages name variables, never values.
 import { z } from "zod";
+import { PROVIDERS, PROVIDERS_IN_USE, LIVE_PROVIDERS, STEP_LIST, STEPS, type LiveProviderName } from "../registry";
+import type { StepName } from "./validators";
 import { fail } from "./errors";
 import type { RetryPolicy } from "./backoff";
 
 const ProviderMode = z.enum(["sandbox", "live"]);
 const int = (min: number) => z.coerce.number().int().min(min);
 
+// Per-provider and per-step settings come from the registry: their variable names and defaults.
+type Registry = typeof PROVIDERS;
+type ConcurrencyVariable = Registry[keyof Registry]["pool"]["concurrency"]["variable"];
+type RateVariable = { [P in keyof Registry]: Registry[P] extends { rate: { variable: infer V extends string } } ? V : never }[keyof Registry];
+type ModeVariable = { [P in keyof Registry]: Registry[P] extends { modeVariable: infer V extends string } ? V : never }[keyof Registry];
+type DeadlineVariable = `STEP_DEADLINE_MS_${Uppercase<StepName>}`;
+
+const concurrency = (fallback: number) => int(1).max(100).default(fallback);
+const requestsPerSecond = (fallback: number) => z.coerce.number().positive().default(fallback);
+const modeOverride = () => ProviderMode.optional();
+const deadline = () => int(1).optional();
+
+export const deadlineVariable = (step: StepName) => `STEP_DEADLINE_MS_${step.toUpperCase()}` as DeadlineVariable;
+
+const registrySettings = {
+  ...Object.fromEntries(Object.values(PROVIDERS).map((p) => [p.pool.concurrency.variable, concurrency(p.pool.concurrency.default)])),
+  ...Object.fromEntries(Object.values(PROVIDERS).flatMap((p) => ("rate" in p ? [[p.rate.variable, requestsPerSecond(p.rate.default)]] : []))),
+  ...Object.fromEntries(Object.values(PROVIDERS).flatMap((p) => ("modeVariable" in p ? [[p.modeVariable, modeOverride()]] : []))),
+  ...Object.fromEntries(STEP_LIST.map((step) => [deadlineVariable(step), deadline()])),
+} as { [K in ConcurrencyVariable]: ReturnType<typeof concurrency> } & { [K in RateVariable]: ReturnType<typeof requestsPerSecond> } & {
+  [K in ModeVariable]: ReturnType<typeof modeOverride>;
+} & { [K in DeadlineVariable]: ReturnType<typeof deadline> };
+
 export const EnvSchema = z.object({
+  ...registrySettings,
   STRIPE_WEBHOOK_SECRET: z.string().min(1).optional(),
   ADMIN_API_TOKEN: z.string().min(16, "must be at least 16 characters").optional(),
   PROVIDER_MODE: ProviderMode.default("sandbox"),
-  PROVIDER_MODE_CONVEX: ProviderMode.optional(),
-  PROVIDER_MODE_WORKOS: ProviderMode.optional(),
-  PROVIDER_MODE_CLOUDFLARE: ProviderMode.optional(),
-  PROVIDER_MODE_GITHUB: ProviderMode.optional(),
-  PROVIDER_MODE_STRIPE: ProviderMode.optional(),
-  PROVIDER_MODE_RESEND: ProviderMode.optional(),
   RESOURCE_PREFIX: z
     .string()
     .regex(/^[a-z][a-z0-9-]{0,19}$/, "must be lower-case letters, digits or '-', starting with a letter, at most 20")
@@ -33,16 +53,6 @@ export const EnvSchema = z.object({
   // How long a running step may go without reporting before the watchdog re-dispatches it;
   // STEP_DEADLINE_MS_<STEP> overrides one step kind (deployApp waits for its workflow run).
   STEP_DEADLINE_MS: int(1).default(5 * 60_000),
-  STEP_DEADLINE_MS_CONVEXPROJECT: int(1).optional(),
-  STEP_DEADLINE_MS_WORKOSORG: int(1).optional(),
-  STEP_DEADLINE_MS_PAGESPROJECT: int(1).optional(),
-  STEP_DEADLINE_MS_WORKOSUSER: int(1).optional(),
-  STEP_DEADLINE_MS_STRIPEENDPOINT: int(1).optional(),
-  STEP_DEADLINE_MS_CONFIGUREBACKEND: int(1).optional(),
-  STEP_DEADLINE_MS_CONFIGURESITE: int(1).optional(),
-  STEP_DEADLINE_MS_DEPLOYAPP: int(1).default(15 * 60_000),
-  STEP_DEADLINE_MS_VALIDATE: int(1).optional(),
-  STEP_DEADLINE_MS_ACTIVATE: int(1).optional(),
   /** Consecutive transient failures of a provider that open its circuit. */
   CIRCUIT_FAILURE_THRESHOLD: int(1).default(5),
   /** How long an open circuit waits before one probe attempt. */
@@ -82,36 +92,12 @@ export const EnvSchema = z.object({
   CONVEX_SITE_URL: z.string().url().optional(),
   WORKOS_USER_CACHE_TTL_MS: int(0).default(10 * 60_000),
   PROVIDER_TIMEOUT_MS: int(100).default(30_000),
-  // Request budgets (requests per second) and concurrency per provider; defaults sit under each
-  // provider's documented limit (see README).
-  RATE_LIMIT_CONVEX_RPS: z.coerce.number().positive().default(20),
-  RATE_LIMIT_WORKOS_RPS: z.coerce.number().positive().default(50),
-  RATE_LIMIT_CLOUDFLARE_RPS: z.coerce.number().positive().default(3.9),
-  RATE_LIMIT_GITHUB_RPS: z.coerce.number().positive().default(1.3),
-  RATE_LIMIT_STRIPE_RPS: z.coerce.number().positive().default(20),
-  RATE_LIMIT_RESEND_RPS: z.coerce.number().positive().default(4),
-  CONCURRENCY_CONVEX: int(1).max(100).default(10),
-  CONCURRENCY_WORKOS: int(1).max(100).default(10),
-  CONCURRENCY_CLOUDFLARE: int(1).max(100).default(5),
-  CONCURRENCY_GITHUB: int(1).max(100).default(5),
-  CONCURRENCY_STRIPE: int(1).max(100).default(10),
-  CONCURRENCY_BRAIN: int(1).max(100).default(10),
   /** Jobs running at once; more wait in `queued` and start as running ones finish. */
   MAX_ACTIVE_JOBS: int(1).max(10_000).default(25),
 });
 
 export type Config = z.infer<typeof EnvSchema>;
 export type ProviderModeName = z.infer<typeof ProviderMode>;
-
-/** What each live provider needs; a missing one is reported by name before any job starts. */
-export const LIVE_CREDENTIALS = {
-  convex: ["CONVEX_TEAM_ID", "CONVEX_TEAM_TOKEN"],
-  workos: ["WORKOS_API_KEY", "WORKOS_CLIENT_ID"],
-  cloudflare: ["CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID"],
-  github: ["GITHUB_TOKEN", "GITHUB_REPOSITORY", "PROVISION_CALLBACK_SECRET"],
-  stripe: ["STRIPE_SECRET_KEY"],
-  resend: ["RESEND_API_KEY", "EMAIL_FROM"],
-} as const satisfies Record<string, readonly (keyof Config)[]>;
 
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   // Convex env vars cannot be unset to "" in some tools; treat empty as absent.
@@ -121,25 +107,41 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")} (${issue.message})`);
     return fail("CONFIG_INVALID", `invalid environment: ${problems.join(", ")}`);
   }
-  const config = parsed.data;
+  return parsed.data;
+}
+
+/**
+ * The variables live mode still lacks, each with who needs it. Only providers some step
+ * calls count (Resend sends nothing yet). Routes that need no provider keep working
+ * without them; the webhook and the job engine refuse to start work until they are set.
+ */
+export function missingLiveCredentials(config: Config): string[] {
   const missing: string[] = [];
-  for (const [provider, names] of Object.entries(LIVE_CREDENTIALS)) {
-    if (providerMode(config, provider as keyof typeof LIVE_CREDENTIALS) !== "live") continue;
-    for (const name of names) if (config[name] === undefined) missing.push(`${name} (needed by live ${provider})`);
+  let anyLive = false;
+  for (const provider of LIVE_PROVIDERS) {
+    if (providerMode(config, provider) !== "live") continue;
+    anyLive = true;
+    if (!PROVIDERS_IN_USE.has(provider)) continue;
+    for (const name of PROVIDERS[provider].credentials as readonly (keyof Config)[]) {
+      if (config[name] === undefined) missing.push(`${name} (needed by live ${provider})`);
+    }
   }
-  const anyLive = Object.keys(LIVE_CREDENTIALS).some(
-    (provider) => providerMode(config, provider as keyof typeof LIVE_CREDENTIALS) === "live",
-  );
   // Live secrets at rest need a real key, not the sandbox's published one.
   if (anyLive && config.ENCRYPTION_KEY === undefined) missing.push("ENCRYPTION_KEY (needed in live mode)");
-  if (missing.length > 0) return fail("CONFIG_INVALID", `missing environment: ${missing.join(", ")}`);
-  return config;
+  return missing;
+}
+
+/** Fails with CONFIG_INVALID naming every missing live credential (never a value). */
+export function requireLiveCredentials(config: Config): void {
+  const missing = missingLiveCredentials(config);
+  if (missing.length > 0) fail("CONFIG_INVALID", `missing environment: ${missing.join(", ")}`);
 }
 
 /** The deadline of one attempt of `step`: its own override, else STEP_DEADLINE_MS. */
-export function stepDeadlineMs(config: Config, step: string): number {
-  const override = config[`STEP_DEADLINE_MS_${step.toUpperCase()}` as keyof Config];
-  return typeof override === "number" ? override : config.STEP_DEADLINE_MS;
+export function stepDeadlineMs(config: Config, step: StepName): number {
+  const override = config[deadlineVariable(step)];
+  const own = (STEPS[step] as { deadlineMs?: number }).deadlineMs;
+  return override ?? own ?? config.STEP_DEADLINE_MS;
 }
 
 export function retryPolicy(config: Config): RetryPolicy {
@@ -151,17 +153,17 @@ export function retryPolicy(config: Config): RetryPolicy {
   };
 }
 
-const MODE_OVERRIDES = {
-  convex: "PROVIDER_MODE_CONVEX",
-  workos: "PROVIDER_MODE_WORKOS",
-  cloudflare: "PROVIDER_MODE_CLOUDFLARE",
-  github: "PROVIDER_MODE_GITHUB",
-  stripe: "PROVIDER_MODE_STRIPE",
-  resend: "PROVIDER_MODE_RESEND",
-} as const;
-
-export type LiveProviderName = keyof typeof MODE_OVERRIDES;
+export type { LiveProviderName };
 
 export function providerMode(config: Config, provider: LiveProviderName): ProviderModeName {
-  return config[MODE_OVERRIDES[provider]] ?? config.PROVIDER_MODE;
+  return config[PROVIDERS[provider].modeVariable] ?? config.PROVIDER_MODE;
 }
+
+/** A provider setting the registry names (concurrency, request budget). */
+export function numericSetting(config: Config, variable: ConcurrencyVariable | RateVariable): number {
+  return config[variable];
+}
+
+// Every credential the registry names is a variable of this schema (checked when compiling).
+type CredentialVariable = Registry[keyof Registry]["credentials"][number];
+export const credentialsAreVariables: CredentialVariable extends keyof Config ? true : never = true;

@@ -58,6 +58,10 @@ export const vStepState = v.object({
   attemptsBeforeRetry: v.optional(v.number()),
   /** Failures this step waited out while its provider's circuit was open (not counted in its budget). */
   circuitWaits: v.optional(v.number()),
+  /** Parked behind its provider's open circuit: nothing is enqueued until a wake-up lets it go. */
+  waitingForCircuit: v.optional(v.boolean()),
+  /** deployApp: the run its dispatch started, when the provider named it; a report must match. */
+  runId: v.optional(v.string()),
   startedAt: v.optional(v.number()),
   finishedAt: v.optional(v.number()),
   nextAttemptAt: v.optional(v.number()),

@@ -2,6 +2,7 @@
 // Nothing updates or deletes these rows.
 import type { Id } from "../_generated/dataModel";
 import type { MutationCtx } from "../_generated/server";
+import type { FailureClass, StepName } from "../lib/validators";
 
 export type AuditEntry = {
   actor: string;
@@ -9,6 +10,10 @@ export type AuditEntry = {
   jobId?: Id<"provisioningJobs">;
   instanceId?: Id<"instances">;
   detail?: string;
+  step?: StepName;
+  attempt?: number;
+  delayMs?: number;
+  errorClass?: FailureClass;
 };
 
 export async function appendAudit(ctx: MutationCtx, entry: AuditEntry): Promise<void> {

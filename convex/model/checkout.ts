@@ -1,7 +1,7 @@
 // A paid checkout becomes a customer, an instance and its provisioning job, in the
 // caller's one mutation. Keyed by checkout session id, so a redelivered or
 // out-of-order event finds the instance it already made.
-import type { MutationCtx } from "../_generated/server";
+import type { MutationCtx, QueryCtx } from "../_generated/server";
 import { providerMode, type Config } from "../lib/config";
 import type { CheckoutSummary, StripeEventOutcome } from "../lib/validators";
 import { appendAudit } from "./audit";
@@ -11,7 +11,7 @@ export async function provisionCheckout(
   ctx: MutationCtx,
   config: Config,
   checkout: CheckoutSummary,
-  origin: { correlationId: string; actor: string },
+  origin: { correlationId: string; actor: string; pagesCapExceeded?: string },
 ): Promise<{ outcome: StripeEventOutcome; detail?: string }> {
   const existing = await ctx.db
     .query("instances")
@@ -34,7 +34,8 @@ export async function provisionCheckout(
   });
   await appendAudit(ctx, { actor: origin.actor, action: "instance.created", instanceId, detail: `plan ${plan}` });
   const job = { instanceId, correlationId: origin.correlationId, trigger: origin.actor };
-  const overCap = await pagesCapExceeded(ctx, config);
+  // Checked at intake (by the webhook's action, off every mutation's read set): see pagesCapExceeded.
+  const overCap = origin.pagesCapExceeded;
   if (overCap) {
     const jobId = await startFailedJob(ctx, config, { ...job, step: "pagesProject", message: overCap });
     return { outcome: "needs_attention", detail: `job ${jobId}: ${overCap}` };
@@ -51,8 +52,12 @@ const HOLDS_PAGES_PROJECT = ["provisioning", "active", "degraded", "down", "susp
  * Cloudflare caps Pages projects per account. With live Cloudflare, a checkout that would
  * pass the cap fails at once, naming the limit, instead of failing mid-job. Failed
  * instances count until their resources are cleaned up. The new instance is counted too.
+ * It runs as a query from the webhook's HTTP action, so the instances it counts are in no
+ * mutation's read set (a count inside event processing would collide with every other
+ * checkout). Two checkouts at the very edge may both pass; Cloudflare's own refusal
+ * (a permanent error at pagesProject) then fails the second, which is cleaned up.
  */
-async function pagesCapExceeded(ctx: MutationCtx, config: Config): Promise<string | null> {
+export async function pagesCapExceeded(ctx: QueryCtx, config: Config): Promise<string | null> {
   if (providerMode(config, "cloudflare") !== "live") return null;
   const limit = config.CLOUDFLARE_PAGES_PROJECT_LIMIT;
   let inUse = 0;

@@ -4,26 +4,16 @@
 import type { Doc, Id } from "../_generated/dataModel";
 import type { MutationCtx } from "../_generated/server";
 import type { InstanceResources, StepName } from "../lib/validators";
+import { UNDOABLE } from "../registry";
 import type { Providers } from "../providers/types";
 import { deleteOwned, listOwned } from "./orphans";
 
 export type CleanupProvider = Doc<"cleanupTasks">["provider"];
 
-/** The resource each creating step leaves behind, and the instance field that records it. */
-const UNDO: { step: StepName; provider: CleanupProvider; field: keyof InstanceResources }[] = [
-  { step: "convexProject", provider: "convex", field: "convexProjectId" },
-  { step: "workosOrg", provider: "workos", field: "workosOrganizationId" },
-  { step: "pagesProject", provider: "cloudflare", field: "pagesProjectName" },
-  { step: "stripeEndpoint", provider: "stripe", field: "stripeEndpointId" },
-];
-
-/** Fields cleared from the instance once its resources are gone. */
-export const FIELDS_OF: Record<CleanupProvider, (keyof InstanceResources)[]> = {
-  convex: ["convexProjectId", "convexProjectName", "convexDeploymentName", "convexDeploymentUrl", "convexDeployKeyCiphertext", "backendConfiguredAt", "deployRunId"],
-  workos: ["workosOrganizationId", "workosUserId"], // the membership goes with the organization; the user is the customer's
-  cloudflare: ["pagesProjectName", "pagesSubdomain", "siteConfiguredAt"],
-  stripe: ["stripeEndpointId", "stripeEndpointSecretCiphertext"],
-};
+/** Fields cleared from the instance once a provider's resource is gone (the undo beside its do). */
+export function fieldsClearedBy(provider: CleanupProvider): readonly (keyof InstanceResources)[] {
+  return UNDOABLE.filter((u) => u.provider === provider).flatMap((u) => u.clears);
+}
 
 /** Creates the cleanup tasks for what the job's instance still holds, newest first. Returns how many are pending. */
 export async function planCleanup(ctx: MutationCtx, job: Doc<"provisioningJobs">): Promise<number> {
@@ -34,7 +24,7 @@ export async function planCleanup(ctx: MutationCtx, job: Doc<"provisioningJobs">
   // A recorded resource is deleted by its id. A create that was attempted but never recorded
   // (its response lost, or still in flight when the job failed) may have acted anyway: it is
   // found by the instance it is tagged with and deleted too.
-  const undo = UNDO.filter((u) => instance.resources[u.field] !== undefined || (stepOf(u.step)?.attempts ?? 0) > 0).sort(
+  const undo = UNDOABLE.filter((u) => instance.resources[u.recorded] !== undefined || (stepOf(u.step)?.attempts ?? 0) > 0).sort(
     (a, b) => finishedAt(b.step) - finishedAt(a.step),
   );
   const pending = await ctx.db
@@ -50,7 +40,7 @@ export async function planCleanup(ctx: MutationCtx, job: Doc<"provisioningJobs">
   const lastDone = (provider: CleanupProvider) =>
     done.filter((t) => t.provider === provider).reduce<number | undefined>((m, t) => Math.max(m ?? 0, t.doneAt ?? 0), undefined);
   for (const u of undo) {
-    const recorded = instance.resources[u.field];
+    const recorded = instance.resources[u.recorded];
     if (recorded === undefined) {
       // An unrecorded create needs a new sweep only if an attempt ended after the last one
       // (an attempt still running reports later and triggers another round itself).

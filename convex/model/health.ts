@@ -6,6 +6,7 @@ import type { HealthReport, HealthStatus, ResourceCheck } from "../lib/validator
 import { outcomeForError } from "../providers/classify";
 import { providersFor } from "../providers";
 import type { ProviderCtx, ResourceProbe } from "../providers/types";
+import { STEP_LIST, stepSpec } from "../registry";
 
 export function overallHealth(checks: ResourceCheck[]): HealthStatus {
   const ok = checks.filter((c) => c.ok).length;
@@ -39,21 +40,19 @@ export async function checkInstanceHealth(
   if (!instance) return null;
   const { instanceId } = instance;
   const providers = providersFor({ ctx, config, correlationId: `health:${instanceId}` });
-  const r = instance.resources;
-  const resources = await Promise.all([
-    probeSafely("convexDeployment", "convex", r.convexDeploymentName, () =>
-      providers.convex.probeDeployment({ deploymentName: r.convexDeploymentName!, deploymentUrl: r.convexDeploymentUrl! }),
-    ),
-    probeSafely("workosOrganization", "workos", r.workosOrganizationId, () =>
-      providers.workos.probeOrganization({ organizationId: r.workosOrganizationId! }),
-    ),
-    probeSafely("pagesProject", "cloudflare", r.pagesProjectName, () =>
-      providers.cloudflare.probePagesProject({ projectName: r.pagesProjectName! }),
-    ),
-    probeSafely("stripeWebhookEndpoint", "stripe", r.stripeEndpointId, () =>
-      providers.stripe.probeWebhookEndpoint({ endpointId: r.stripeEndpointId! }),
-    ),
-  ]);
+  const probes = STEP_LIST.flatMap((step) => {
+    const probe = stepSpec(step).probe;
+    return probe?.health ? [{ step, probe }] : [];
+  });
+  const resources = await Promise.all(
+    probes.map(({ step, probe }) => {
+      const provider = stepSpec(step).provider;
+      const id = instance.resources[probe.requires];
+      return probeSafely(probe.resource, provider, id === undefined ? undefined : String(id), () =>
+        probe.run({ providers, config, instanceId, resources: instance.resources }),
+      );
+    }),
+  );
   const report: HealthReport = { instanceId, overall: overallHealth(resources), checkedAt: Date.now(), resources };
   await ctx.runMutation(internal.monitoring.recordHealthCheck, { report, trigger });
   return report;

@@ -1,323 +1,116 @@
-// The job engine's state machine. Every transition is a plain function over the job
-// document, run inside one mutation: record an outcome, decide what runs next (or
-// retry later, or fail), patch once, schedule in the same transaction.
+// The job engine's interpreter: load the job and the circuit rows an event may touch, ask
+// decide() for the transition, patch the job once and perform the effects, all in the one
+// mutation the event arrived in. Plus job creation and admission, which decide() does not own.
 import { internal } from "../_generated/api";
 import type { Doc, Id } from "../_generated/dataModel";
 import type { MutationCtx } from "../_generated/server";
-import { retryDelayMs } from "../lib/backoff";
 import { retryPolicy, stepDeadlineMs, type Config } from "../lib/config";
 import { log } from "../lib/log";
-import type { JobError, StepName, StepOutcome, StepState, StepContext } from "../lib/validators";
+import type { StepName, StepState } from "../lib/validators";
+import { STEPS } from "../registry";
 import { appendAudit } from "./audit";
-import { circuitWaitMs, recordCircuit } from "./circuits";
-import { initialSteps, readySteps, STEP_PROVIDER } from "./dag";
+import { circuitSettings, loadCircuits, saveCircuit } from "./circuits";
+import { initialSteps } from "./dag";
+import { decide, type Decision, type DecideContext, type Effect, type EngineEvent, type Job } from "./decide";
 import { poolFor } from "./pools";
-
-type Job = Doc<"provisioningJobs">;
 
 const SYSTEM = "system:job-engine";
 
-function setStep(steps: StepState[], name: StepName, patch: Partial<StepState>): StepState[] {
-  return steps.map((s) => (s.name === name ? { ...s, ...patch } : s));
-}
-
-function stepOf(job: Job, name: StepName): StepState {
-  const state = job.steps.find((s) => s.name === name);
-  if (!state) throw new Error(`job ${job._id} has no step ${name}`);
-  return state;
-}
-
-const completedCount = (steps: StepState[]) => steps.filter((s) => s.status === "succeeded").length;
-
-async function enqueueStep(ctx: MutationCtx, config: Config, context: StepContext, runAfterMs: number): Promise<void> {
-  await poolFor(config, STEP_PROVIDER[context.step]).enqueueAction(ctx, internal.steps.runStep, context, {
-    onComplete: internal.provisioning.onStepComplete,
-    context,
-    retry: false,
-    runAfter: runAfterMs,
-  });
-}
-
-/** Marks every ready step running (with its deadline) and enqueues it. Returns the updated steps. */
-async function dispatchReady(
-  ctx: MutationCtx,
-  config: Config,
-  job: Job,
-  steps: StepState[],
-  now: number,
-): Promise<StepState[]> {
-  let next = steps;
-  for (const name of readySteps(steps)) {
-    const state = next.find((s) => s.name === name)!;
-    const attempt = state.attempts + 1;
-    // With the provider's circuit open, the step waits for the cool-down instead of failing.
-    const wait = await circuitWaitMs(ctx, config, STEP_PROVIDER[name], now);
-    next = setStep(next, name, {
-      status: "running",
-      attempts: attempt,
-      startedAt: state.startedAt ?? now,
-      nextAttemptAt: wait > 0 ? now + wait : undefined,
-      deadlineAt: now + wait + stepDeadlineMs(config, name),
-    });
-    await enqueueStep(ctx, config, { jobId: job._id, step: name, attempt }, wait);
-    await appendAudit(ctx, { actor: SYSTEM, action: "step.started", jobId: job._id, instanceId: job.instanceId, detail: `${name} attempt ${attempt}` });
-  }
-  return next;
-}
-
-type JobOrigin = { instanceId: Id<"instances">; correlationId: string; trigger: string };
-
-function insertJob(ctx: MutationCtx, config: Config, origin: JobOrigin, status: Job["status"], steps: StepState[], now: number) {
-  return ctx.db.insert("provisioningJobs", {
-    instanceId: origin.instanceId,
-    kind: "provision",
-    status,
-    steps,
-    totalSteps: steps.length,
-    currentStep: 0,
-    retryCount: 0,
-    retryPolicy: retryPolicy(config),
-    correlationId: origin.correlationId,
-    trigger: origin.trigger,
-    createdAt: now,
-    updatedAt: now,
-  });
-}
-
 /**
- * Creates a provision job for an instance and starts its first steps, or queues it when
- * MAX_ACTIVE_JOBS are already running. Admission keeps a burst flowing through the DAG:
- * with every job started at once, each provider's FIFO queue would hold every job's first
- * step ahead of any job's later steps, and the later providers would sit idle.
+ * Admission takes jobs queued, and slots released, more than one segment ago. A Convex
+ * mutation runs well under a second, so nothing admission reads can still be written by a
+ * transaction running concurrently with it: job creation and step completion never collide
+ * with it (docs/contention.md). The price is up to a segment of extra wait before a job starts.
  */
-export async function startProvisionJob(
-  ctx: MutationCtx,
-  config: Config,
-  args: { instanceId: Id<"instances">; correlationId: string; trigger: string },
-): Promise<Id<"provisioningJobs">> {
+export const ADMISSION_SEGMENT_MS = 1_000;
+
+function contextFor(config: Config, job: Job, circuits: DecideContext["circuits"], now: number): DecideContext {
+  return {
+    now,
+    policy: retryPolicy(config),
+    circuit: { ...circuitSettings(config), maxWaits: config.CIRCUIT_MAX_WAITS },
+    cleanupDelayMs: config.CLEANUP_DELAY_MS,
+    deadlineMs: (step: StepName) => stepDeadlineMs(config, step),
+    circuits,
+    random: Math.random,
+  };
+}
+
+/** Providers whose circuit an event on this job may consult: those of its unfinished steps. */
+const providersOf = (job: Job) => job.steps.filter((s) => s.status !== "succeeded").map((s) => STEPS[s.name].provider);
+
+/** Decides `event` for `job` and applies the result. Stale and refused events change nothing. */
+export async function applyEvent(ctx: MutationCtx, config: Config, job: Job, event: EngineEvent, actor: string = SYSTEM): Promise<Decision> {
   const now = Date.now();
-  const steps = initialSteps();
-  const running = await ctx.db
-    .query("provisioningJobs")
-    .withIndex("by_status", (q) => q.eq("status", "running"))
-    .take(config.MAX_ACTIVE_JOBS);
-  const admitted = running.length < config.MAX_ACTIVE_JOBS;
-  const jobId = await insertJob(ctx, config, args, admitted ? "running" : "queued", steps, now);
-  await appendAudit(ctx, { actor: args.trigger, action: admitted ? "job.created" : "job.queued", jobId, instanceId: args.instanceId });
-  if (admitted) {
-    const job = (await ctx.db.get("provisioningJobs", jobId))!;
-    await ctx.db.patch("provisioningJobs", jobId, { steps: await dispatchReady(ctx, config, job, steps, now) });
+  const circuits = await loadCircuits(ctx, providersOf(job));
+  const decision = decide(job, event, contextFor(config, job, circuits, now));
+  if (decision.kind === "stale") {
+    log("warn", "job.stale_event", { correlationId: job.correlationId, jobId: job._id, event: event.kind, reason: decision.reason });
+    return decision;
   }
-  log("info", admitted ? "job.created" : "job.queued", { correlationId: args.correlationId, jobId, instanceId: args.instanceId });
-  return jobId;
+  if (decision.kind === "refused") return decision;
+  await ctx.db.patch("provisioningJobs", job._id, decision.patch);
+  const after = { ...job, ...decision.patch } as Job;
+  for (const effect of decision.effects) await perform(ctx, config, after, effect, actor, now);
+  return decision;
 }
 
-/** When a job leaves `running`, the oldest queued job (if any) takes its place. */
-export async function admitNextJob(ctx: MutationCtx, config: Config): Promise<void> {
-  const next = await ctx.db
-    .query("provisioningJobs")
-    .withIndex("by_status", (q) => q.eq("status", "queued"))
-    .first();
-  if (!next) return;
-  const now = Date.now();
-  await appendAudit(ctx, { actor: SYSTEM, action: "job.admitted", jobId: next._id, instanceId: next.instanceId });
-  const steps = await dispatchReady(ctx, config, { ...next, status: "running" }, next.steps, now);
-  await ctx.db.patch("provisioningJobs", next._id, { status: "running", steps, updatedAt: now });
-}
-
-/**
- * Creates a job that fails before it starts: a step is known to be impossible (a provider
- * quota, say). It stays retryable, so an operator can raise the limit and retry it.
- */
-export async function startFailedJob(
-  ctx: MutationCtx,
-  config: Config,
-  args: { instanceId: Id<"instances">; correlationId: string; trigger: string; step: StepName; message: string },
-): Promise<Id<"provisioningJobs">> {
-  const now = Date.now();
-  const steps = setStep(initialSteps(), args.step, {
-    status: "failed",
-    finishedAt: now,
-    lastError: { class: "permanent", message: args.message, at: now },
-  });
-  const jobId = await insertJob(ctx, config, args, "failed", steps, now);
-  await appendAudit(ctx, { actor: args.trigger, action: "job.created", jobId, instanceId: args.instanceId });
-  const job = (await ctx.db.get("provisioningJobs", jobId))!;
-  const error = { step: args.step, class: "permanent" as const, message: args.message };
-  await ctx.db.patch("provisioningJobs", jobId, await failJob(ctx, config, job, error, SYSTEM, config.CLEANUP_DELAY_MS));
-  return jobId;
-}
-
-export type RecordResult = "recorded" | "stale";
-
-/**
- * Records one attempt's outcome and decides what happens next. A report for an attempt
- * that is no longer the step's current one (superseded, or already recorded) changes nothing.
- */
-export async function recordOutcome(
-  ctx: MutationCtx,
-  config: Config,
-  context: StepContext,
-  outcome: StepOutcome,
-  actor: string = SYSTEM,
-): Promise<RecordResult> {
-  const job = await ctx.db.get("provisioningJobs", context.jobId);
-  if (!job) return "stale";
-  const state = stepOf(job, context.step);
-  const live = state.status === "running" || state.status === "retrying" || state.status === "waiting";
-  if (!live || state.attempts !== context.attempt) {
-    log("warn", "step.stale_result", { correlationId: job.correlationId, jobId: job._id, step: context.step, attempt: context.attempt, currentAttempt: state.attempts, status: state.status });
-    return "stale";
-  }
-
-  const now = Date.now();
-  const audit = (action: string, detail?: string) =>
-    appendAudit(ctx, { actor, action, jobId: job._id, instanceId: job.instanceId, detail });
-  let steps = job.steps;
-  const patch: Partial<Job> = {};
-  // A permanent error or a rate limit means the provider answered: it says nothing about its health.
-  // Nor does an attempt skipped because its job had already stopped.
-  const circuit =
-    outcome.kind === "permanent" || outcome.kind === "rate_limited" || job.status !== "running"
-      ? { tripped: false }
-      : await recordCircuit(ctx, config, STEP_PROVIDER[context.step], outcome.kind === "transient" || outcome.kind === "deadline", now);
-
-  if (outcome.kind === "succeeded" || outcome.kind === "waiting") {
-    await mergeResources(ctx, job.instanceId, outcome.resources);
-    if (outcome.kind === "waiting") {
-      steps = setStep(steps, context.step, { status: "waiting", nextAttemptAt: undefined, deadlineAt: now + outcome.deadlineMs });
-      await ctx.scheduler.runAfter(outcome.deadlineMs, internal.provisioning.expireWaitingStep, context);
-      await audit("step.waiting", `${context.step} attempt ${context.attempt}: waiting up to ${outcome.deadlineMs} ms for its report`);
-    } else {
-      steps = setStep(steps, context.step, { status: "succeeded", finishedAt: now, nextAttemptAt: undefined, deadlineAt: undefined });
-      await audit("step.succeeded", `${context.step} attempt ${context.attempt}`);
-      if (context.step === "activate") {
-        Object.assign(patch, { status: "succeeded", finishedAt: now });
-        await activateInstance(ctx, job.instanceId, now);
-        await audit("job.succeeded");
-        await admitNextJob(ctx, config);
-      } else if (job.status === "running") {
-        steps = await dispatchReady(ctx, config, job, steps, now);
-      } else if (job.compensationStatus === "running" || job.compensationStatus === "done") {
-        // A step still running when the job failed (or was cancelled) made something after
-        // the cleanup took its inventory: clean that up too.
-        Object.assign(patch, { compensationStatus: "scheduled", compensateAt: now });
-        await ctx.scheduler.runAfter(0, internal.cleanup.startCompensation, { jobId: job._id, retryCount: job.retryCount });
-        await audit("job.compensation_scheduled", `late result of ${context.step}`);
-      }
-    }
-  } else {
-    const error = { class: outcome.kind, message: outcome.message, at: now };
-    const policy = job.retryPolicy ?? retryPolicy(config);
-    const attemptsThisRun = state.attempts - (state.attemptsBeforeRetry ?? 0);
-    // While the provider's circuit is open a failure does not burn the step's budget, but only
-    // for CIRCUIT_MAX_WAITS failures: an outage that never ends still fails the job in the end.
-    const waitsOutOutage = circuit.tripped && (state.circuitWaits ?? 0) < config.CIRCUIT_MAX_WAITS;
-    const idle = { nextAttemptAt: undefined, deadlineAt: undefined };
-    if (job.status !== "running") {
-      // The job already failed (or was cancelled); record this failure, schedule no retry.
-      steps = setStep(steps, context.step, { status: "failed", finishedAt: now, lastError: error, ...idle });
-      await audit("step.failed", `${context.step}: ${outcome.message}`);
-      if (job.compensationStatus === "running" || job.compensationStatus === "done") {
-        // A failed attempt may still have acted (a lost response): clean up once more.
-        Object.assign(patch, { compensationStatus: "scheduled", compensateAt: now });
-        await ctx.scheduler.runAfter(0, internal.cleanup.startCompensation, { jobId: job._id, retryCount: job.retryCount });
-      }
-    } else if (outcome.kind !== "permanent" && (waitsOutOutage || attemptsThisRun < policy.maxAttempts)) {
-      const retryAfter = outcome.kind === "rate_limited" ? outcome.retryAfterMs : undefined;
-      const circuitWait = await circuitWaitMs(ctx, config, STEP_PROVIDER[context.step], now);
-      const delay = Math.max(retryDelayMs(policy, attemptsThisRun, retryAfter), circuitWait);
-      const attempt = state.attempts + 1;
-      steps = setStep(steps, context.step, {
-        status: "retrying",
-        attempts: attempt,
-        // While the provider's circuit is open, a failure does not burn the step's budget.
-        ...(waitsOutOutage
-          ? { attemptsBeforeRetry: (state.attemptsBeforeRetry ?? 0) + 1, circuitWaits: (state.circuitWaits ?? 0) + 1 }
-          : {}),
-        lastError: error,
-        nextAttemptAt: now + delay,
-        deadlineAt: now + delay + stepDeadlineMs(config, context.step),
+async function perform(ctx: MutationCtx, config: Config, job: Job, effect: Effect, actor: string, now: number): Promise<void> {
+  const context = (step: StepName, attempt: number) => ({ jobId: job._id, step, attempt });
+  switch (effect.kind) {
+    case "enqueue": {
+      const stepContext = context(effect.step, effect.attempt);
+      await poolFor(config, STEPS[effect.step].provider).enqueueAction(ctx, internal.steps.runStep, stepContext, {
+        onComplete: internal.provisioning.onStepComplete,
+        context: stepContext,
+        retry: false,
+        runAfter: effect.delayMs,
       });
-      await enqueueStep(ctx, config, { jobId: job._id, step: context.step, attempt }, delay);
-      await audit("step.retry_scheduled", `${context.step} attempt ${attempt} in ${delay} ms after ${outcome.kind}: ${outcome.message}`);
-    } else {
-      const message =
-        outcome.kind === "permanent"
-          ? outcome.message
-          : `${outcome.message} (gave up after ${attemptsThisRun} attempts)`;
-      steps = setStep(steps, context.step, { status: "failed", finishedAt: now, lastError: error, ...idle });
-      await audit("step.failed", `${context.step}: ${message}`);
-      Object.assign(
-        patch,
-        await failJob(ctx, config, job, { step: context.step, class: outcome.kind, message }, actor, config.CLEANUP_DELAY_MS),
-      );
+      return;
     }
+    case "wakeAt":
+      await ctx.scheduler.runAfter(effect.delayMs, internal.provisioning.onCircuitWake, context(effect.step, effect.attempt));
+      return;
+    case "expireAt":
+      await ctx.scheduler.runAfter(effect.delayMs, internal.provisioning.expireWaitingStep, context(effect.step, effect.attempt));
+      return;
+    case "audit": {
+      const { kind: _kind, ...entry } = effect;
+      await appendAudit(ctx, { actor, jobId: job._id, instanceId: job.instanceId, ...entry });
+      return;
+    }
+    case "mergeResources":
+      return mergeResources(ctx, job.instanceId, effect.resources);
+    case "circuit":
+      return saveCircuit(ctx, effect.provider, effect.row, now);
+    case "instanceStatus":
+      return setInstanceStatus(ctx, job.instanceId, effect.status, now);
+    case "compensate":
+      await ctx.scheduler.runAfter(effect.delayMs, internal.cleanup.startCompensation, { jobId: job._id, retryCount: job.retryCount });
+      return;
+    case "cancelCleanup": {
+      const pending = await ctx.db
+        .query("cleanupTasks")
+        .withIndex("by_jobId_and_status", (q) => q.eq("jobId", job._id).eq("status", "pending"))
+        .take(50);
+      for (const task of pending) await ctx.db.patch("cleanupTasks", task._id, { status: "cancelled" });
+      return;
+    }
+    case "releaseSlot":
+      // Insert-only: no two finishing jobs touch the same document. Admission folds it in later.
+      await ctx.db.insert("jobSlotReleases", { jobId: job._id, releasedAt: now });
+      await kickAdmission(ctx);
+      return;
+    case "queueForAdmission":
+      await kickAdmission(ctx);
+      return;
   }
-
-  await ctx.db.patch("provisioningJobs", job._id, {
-    ...patch,
-    steps,
-    currentStep: completedCount(steps),
-    updatedAt: now,
-  });
-  return "recorded";
 }
 
-/**
- * The job fails for good: the instance is failed, the next queued job is admitted, and the
- * partial resources are scheduled for cleanup after `cleanupDelayMs` (unless retried first).
- * Returns the job fields to patch.
- */
-async function failJob(
-  ctx: MutationCtx,
-  config: Config,
-  job: Job,
-  error: JobError,
-  actor: string,
-  cleanupDelayMs: number,
-): Promise<Partial<Job>> {
-  const now = Date.now();
-  await ctx.db.patch("instances", job.instanceId, { status: "failed" });
-  await appendAudit(ctx, { actor, action: "job.failed", jobId: job._id, instanceId: job.instanceId, detail: `${error.step} (${error.class}): ${error.message}` });
-  await ctx.scheduler.runAfter(cleanupDelayMs, internal.cleanup.startCompensation, { jobId: job._id, retryCount: job.retryCount });
-  // Only a job leaving `running` frees a slot (a queued or never-started job held none).
-  if (job.status === "running") await admitNextJob(ctx, config);
-  log("warn", "job.failed", { correlationId: job.correlationId, jobId: job._id, step: error.step, class: error.class });
-  return { status: "failed", finishedAt: now, error, compensationStatus: "scheduled", compensateAt: now + cleanupDelayMs };
-}
-
-export type CancelResult =
-  | { kind: "cancelled"; jobId: Id<"provisioningJobs"> }
-  | { kind: "refused"; code: "NOT_FOUND" | "JOB_NOT_IN_PROGRESS"; message: string };
-
-/**
- * Stops a job between steps: nothing new starts, the job fails with class `cancelled`, and its
- * partial resources are removed at once. A step still running finishes; if it made something,
- * its result schedules one more cleanup.
- */
-export async function cancelJob(ctx: MutationCtx, config: Config, rawJobId: string, actor: string): Promise<CancelResult> {
-  const jobId = ctx.db.normalizeId("provisioningJobs", rawJobId);
-  const job = jobId ? await ctx.db.get("provisioningJobs", jobId) : null;
-  if (!jobId || !job) {
-    await appendAudit(ctx, { actor, action: "job.cancel_refused", detail: `no job ${rawJobId.slice(0, 64)}` });
-    return { kind: "refused", code: "NOT_FOUND", message: `no provisioning job ${rawJobId}` };
-  }
-  if (job.status !== "running" && job.status !== "queued") {
-    await appendAudit(ctx, { actor, action: "job.cancel_refused", jobId, instanceId: job.instanceId, detail: `job is ${job.status}` });
-    return { kind: "refused", code: "JOB_NOT_IN_PROGRESS", message: `job ${jobId} is ${job.status}; only a job in progress can be cancelled` };
-  }
-  const inFlight = job.steps.find((s) => s.status === "running" || s.status === "retrying" || s.status === "waiting");
-  const step = inFlight?.name ?? job.steps.find((s) => s.status !== "succeeded")?.name ?? "activate";
-  const now = Date.now();
-  // Steps waiting for a retry will find the job no longer running and record themselves failed.
-  const fields = await failJob(ctx, config, job, { step, class: "cancelled", message: `cancelled by ${actor}` }, actor, 0);
-  await ctx.db.patch("provisioningJobs", jobId, { ...fields, updatedAt: now });
-  return { kind: "cancelled", jobId };
-}
+/** Admission runs a segment after the change that may let a job in. */
+const kickAdmission = (ctx: MutationCtx) => ctx.scheduler.runAfter(ADMISSION_SEGMENT_MS + 1, internal.provisioning.admitQueuedJobs, {});
 
 async function mergeResources(ctx: MutationCtx, instanceId: Id<"instances">, resources: Doc<"instances">["resources"]) {
-  if (Object.keys(resources).length === 0) return;
   const instance = await ctx.db.get("instances", instanceId);
   if (!instance) return;
   await ctx.db.patch("instances", instanceId, { resources: { ...instance.resources, ...resources } });
@@ -326,7 +119,8 @@ async function mergeResources(ctx: MutationCtx, instanceId: Id<"instances">, res
   }
 }
 
-async function activateInstance(ctx: MutationCtx, instanceId: Id<"instances">, now: number) {
+async function setInstanceStatus(ctx: MutationCtx, instanceId: Id<"instances">, status: "failed" | "provisioning" | "active", now: number) {
+  if (status !== "active") return ctx.db.patch("instances", instanceId, { status });
   const instance = await ctx.db.get("instances", instanceId);
   if (!instance) return;
   const subdomain = instance.resources.pagesSubdomain;
@@ -337,64 +131,197 @@ async function activateInstance(ctx: MutationCtx, instanceId: Id<"instances">, n
   });
 }
 
-/**
- * Resumes a failed job from its failed steps: they return to pending with a fresh
- * attempt budget, and every step whose inputs are done starts again. Steps that
- * succeeded are kept; a step still in flight is left to finish.
- */
-export type RetryResult =
-  | { kind: "retried"; jobId: Id<"provisioningJobs">; retryCount: number }
-  | { kind: "refused"; code: "NOT_FOUND" | "JOB_NOT_FAILED" | "COMPENSATION_IN_PROGRESS"; message: string };
+type JobOrigin = { instanceId: Id<"instances">; correlationId: string; trigger: string };
 
-export async function retryFailedJob(
+function insertJob(ctx: MutationCtx, config: Config, origin: JobOrigin, fields: Pick<Job, "status" | "steps"> & Partial<Job>, now: number) {
+  return ctx.db.insert("provisioningJobs", {
+    instanceId: origin.instanceId,
+    kind: "provision",
+    totalSteps: fields.steps.length,
+    currentStep: 0,
+    retryCount: 0,
+    retryPolicy: retryPolicy(config),
+    correlationId: origin.correlationId,
+    trigger: origin.trigger,
+    createdAt: now,
+    updatedAt: now,
+    ...fields,
+  });
+}
+
+/**
+ * Creates a provision job, queued for admission. Creation reads nothing another checkout or
+ * a step completion writes; admission (admitQueuedJobs) starts it a segment later when one
+ * of MAX_ACTIVE_JOBS slots is free. Admission keeps a burst flowing through the DAG: with
+ * every job started at once, each provider's FIFO queue would hold every job's first step
+ * ahead of any job's later steps, and the later providers would sit idle.
+ */
+export async function startProvisionJob(ctx: MutationCtx, config: Config, origin: JobOrigin): Promise<Id<"provisioningJobs">> {
+  const now = Date.now();
+  const jobId = await insertJob(ctx, config, origin, { status: "queued", steps: initialSteps(), queuedAt: now }, now);
+  await appendAudit(ctx, { actor: origin.trigger, action: "job.queued", jobId, instanceId: origin.instanceId });
+  await kickAdmission(ctx);
+  log("info", "job.queued", { correlationId: origin.correlationId, jobId, instanceId: origin.instanceId });
+  return jobId;
+}
+
+/**
+ * Creates a job that fails before it starts: a step is known to be impossible (a provider
+ * quota, say). It stays retryable, so an operator can raise the limit and retry it.
+ */
+export async function startFailedJob(
   ctx: MutationCtx,
   config: Config,
-  rawJobId: string,
-  actor: string,
-): Promise<RetryResult> {
-  // Refusals are returned, not thrown, so their audit entries commit.
+  origin: JobOrigin & { step: StepName; message: string },
+): Promise<Id<"provisioningJobs">> {
+  const now = Date.now();
+  const steps: StepState[] = initialSteps().map((s) =>
+    s.name === origin.step ? { ...s, status: "failed", finishedAt: now, lastError: { class: "permanent", message: origin.message, at: now } } : s,
+  );
+  const error = { step: origin.step, class: "permanent" as const, message: origin.message };
+  const jobId = await insertJob(ctx, config, origin, {
+    status: "failed",
+    steps,
+    error,
+    finishedAt: now,
+    compensationStatus: "scheduled",
+    compensateAt: now + config.CLEANUP_DELAY_MS,
+  }, now);
+  const job = (await ctx.db.get("provisioningJobs", jobId))!;
+  await appendAudit(ctx, { actor: origin.trigger, action: "job.created", jobId, instanceId: origin.instanceId });
+  for (const effect of [
+    { kind: "instanceStatus", status: "failed" },
+    { kind: "audit", action: "job.failed", step: origin.step, errorClass: "permanent", detail: `${origin.step} (permanent): ${origin.message}` },
+    { kind: "compensate", delayMs: config.CLEANUP_DELAY_MS },
+  ] as Effect[]) {
+    await perform(ctx, config, job, effect, SYSTEM, now);
+  }
+  return jobId;
+}
+
+/** Jobs admission folds in per run; more reschedule it. */
+const ADMISSION_BATCH = 100;
+
+/**
+ * Admission: folds released slots into its own count and starts the oldest queued jobs while
+ * slots are free. It reads only rows older than a segment and a count only it writes.
+ */
+export async function admitQueuedJobs(ctx: MutationCtx, config: Config): Promise<{ admitted: number; running: number }> {
+  const now = Date.now();
+  const cutoff = now - ADMISSION_SEGMENT_MS;
+  const state = await ctx.db.query("admission").first();
+  let running = state?.running ?? 0;
+  const releases = await ctx.db
+    .query("jobSlotReleases")
+    .withIndex("by_releasedAt", (q) => q.lt("releasedAt", cutoff))
+    .take(ADMISSION_BATCH);
+  for (const release of releases) await ctx.db.delete("jobSlotReleases", release._id);
+  running = Math.max(0, running - releases.length);
+  const free = Math.max(0, config.MAX_ACTIVE_JOBS - running);
+  const queued =
+    free === 0
+      ? []
+      : await ctx.db
+          .query("provisioningJobs")
+          .withIndex("by_status_and_queuedAt", (q) => q.eq("status", "queued").lt("queuedAt", cutoff))
+          .take(Math.min(free, ADMISSION_BATCH));
+  let admitted = 0;
+  for (const job of queued) {
+    const decision = await applyEvent(ctx, config, job, { kind: "admit" });
+    if (decision.kind === "applied") admitted++;
+  }
+  running += admitted;
+  if (state) await ctx.db.patch("admission", state._id, { running, updatedAt: now });
+  else await ctx.db.insert("admission", { running, updatedAt: now });
+  // A full batch may leave more behind it; anything newer kicked its own run.
+  if (releases.length === ADMISSION_BATCH || (queued.length === ADMISSION_BATCH && admitted === ADMISSION_BATCH)) {
+    await ctx.scheduler.runAfter(0, internal.provisioning.admitQueuedJobs, {});
+  }
+  return { admitted, running };
+}
+
+/**
+ * Whether a manual retry may start at once: a slot is free and no job queued before it is
+ * waiting. An operator's call, not a hot path, so it may read the whole picture.
+ */
+export async function slotFreeNow(ctx: MutationCtx, config: Config): Promise<boolean> {
+  const state = await ctx.db.query("admission").first();
+  const released = (await ctx.db.query("jobSlotReleases").withIndex("by_releasedAt").take(config.MAX_ACTIVE_JOBS + 1)).length;
+  const waiting = await ctx.db
+    .query("provisioningJobs")
+    .withIndex("by_status_and_queuedAt", (q) => q.eq("status", "queued"))
+    .first();
+  return !waiting && (state?.running ?? 0) - released < config.MAX_ACTIVE_JOBS;
+}
+
+/** Counts a job an operator started outside admission, so admission's count stays true. */
+export async function takeSlot(ctx: MutationCtx): Promise<void> {
+  const state = await ctx.db.query("admission").first();
+  if (state) await ctx.db.patch("admission", state._id, { running: state.running + 1, updatedAt: Date.now() });
+  else await ctx.db.insert("admission", { running: 1, updatedAt: Date.now() });
+}
+
+/**
+ * Watchdog backstop: sets admission's count to the jobs actually running (a lost release
+ * would otherwise leak a slot for good), then lets admission run.
+ */
+export async function resyncAdmission(ctx: MutationCtx, runningNow: number): Promise<void> {
+  const state = await ctx.db.query("admission").first();
+  const pending = (await ctx.db.query("jobSlotReleases").withIndex("by_releasedAt").take(1000)).length;
+  // Releases not yet folded in will be subtracted again by admission.
+  const running = runningNow + pending;
+  if (state && state.running !== running) await ctx.db.patch("admission", state._id, { running, updatedAt: Date.now() });
+  else if (!state) await ctx.db.insert("admission", { running, updatedAt: Date.now() });
+  await kickAdmission(ctx);
+}
+
+export type CancelResult =
+  | { kind: "cancelled"; jobId: Id<"provisioningJobs"> }
+  | { kind: "refused"; code: "NOT_FOUND" | "JOB_NOT_IN_PROGRESS"; message: string };
+
+/** Operator cancel: refusals are returned, not thrown, so their audit entries commit. */
+export async function cancelJob(ctx: MutationCtx, config: Config, rawJobId: string, actor: string): Promise<CancelResult> {
+  const jobId = ctx.db.normalizeId("provisioningJobs", rawJobId);
+  const job = jobId ? await ctx.db.get("provisioningJobs", jobId) : null;
+  if (!jobId || !job) {
+    await appendAudit(ctx, { actor, action: "job.cancel_refused", detail: `no job ${rawJobId.slice(0, 64)}` });
+    return { kind: "refused", code: "NOT_FOUND", message: `no provisioning job ${rawJobId}` };
+  }
+  const decision = await applyEvent(ctx, config, job, { kind: "cancel", by: actor }, actor);
+  if (decision.kind !== "applied") {
+    const message = decision.kind === "refused" ? decision.message : decision.reason;
+    await appendAudit(ctx, { actor, action: "job.cancel_refused", jobId, instanceId: job.instanceId, detail: `job is ${job.status}` });
+    return { kind: "refused", code: "JOB_NOT_IN_PROGRESS", message };
+  }
+  return { kind: "cancelled", jobId };
+}
+
+export type RetryResult =
+  | { kind: "retried"; jobId: Id<"provisioningJobs">; retryCount: number; status: "running" | "queued" }
+  | { kind: "refused"; code: "NOT_FOUND" | "JOB_NOT_FAILED" | "COMPENSATION_IN_PROGRESS"; message: string };
+
+/**
+ * Operator retry of a failed job: its failed steps (all of them once cleanup started) run
+ * again. It starts at once when a slot is free, else it queues like any job.
+ */
+export async function retryFailedJob(ctx: MutationCtx, config: Config, rawJobId: string, actor: string): Promise<RetryResult> {
   const jobId = ctx.db.normalizeId("provisioningJobs", rawJobId);
   const job = jobId ? await ctx.db.get("provisioningJobs", jobId) : null;
   if (!jobId || !job) {
     await appendAudit(ctx, { actor, action: "job.retry_refused", detail: `no job ${rawJobId.slice(0, 64)}` });
     return { kind: "refused", code: "NOT_FOUND", message: `no provisioning job ${rawJobId}` };
   }
-  if (job.status !== "failed") {
-    await appendAudit(ctx, { actor, action: "job.retry_refused", jobId, instanceId: job.instanceId, detail: `job is ${job.status}` });
-    return { kind: "refused", code: "JOB_NOT_FAILED", message: `job ${jobId} is ${job.status}; only a failed job can be retried` };
+  const admit = job.status === "failed" && (await slotFreeNow(ctx, config));
+  const decision = await applyEvent(ctx, config, job, { kind: "retry", by: actor, admit }, actor);
+  if (decision.kind !== "applied") {
+    const code = decision.kind === "refused" && decision.code === "COMPENSATION_IN_PROGRESS" ? "COMPENSATION_IN_PROGRESS" : "JOB_NOT_FAILED";
+    const message = decision.kind === "refused" ? decision.message : decision.reason;
+    const detail = code === "COMPENSATION_IN_PROGRESS" ? "compensation in progress" : `job is ${job.status}`;
+    await appendAudit(ctx, { actor, action: "job.retry_refused", jobId, instanceId: job.instanceId, detail });
+    return { kind: "refused", code, message };
   }
-  if (job.compensationStatus === "running") {
-    await appendAudit(ctx, { actor, action: "job.retry_refused", jobId, instanceId: job.instanceId, detail: "compensation in progress" });
-    return { kind: "refused", code: "COMPENSATION_IN_PROGRESS", message: `job ${jobId} is being cleaned up; retry once that finishes` };
-  }
-  const now = Date.now();
-  // After compensation nothing remains, so every step runs again (same deterministic names).
-  const compensated = job.compensationStatus === "done";
-  const reset = (s: StepState): StepState => ({
-    name: s.name,
-    status: "pending",
-    attempts: s.attempts,
-    attemptsBeforeRetry: s.attempts,
-    startedAt: s.startedAt,
-  });
-  let steps = job.steps.map((s): StepState => (s.status === "failed" || compensated ? reset(s) : s));
+  if (admit) await takeSlot(ctx);
   const retryCount = job.retryCount + 1;
-  await appendAudit(ctx, { actor, action: "job.retried", jobId, instanceId: job.instanceId, detail: `retry ${retryCount}` });
-  await ctx.db.patch("instances", job.instanceId, { status: "provisioning" });
-  // The scheduled cleanup sees the new retryCount and does nothing.
-  steps = await dispatchReady(ctx, config, { ...job, status: "running", retryCount }, steps, now);
-  await ctx.db.patch("provisioningJobs", jobId, {
-    status: "running",
-    steps,
-    retryCount,
-    retryPolicy: retryPolicy(config),
-    error: undefined,
-    finishedAt: undefined,
-    compensationStatus: undefined,
-    compensateAt: undefined,
-    currentStep: completedCount(steps),
-    updatedAt: now,
-  });
-  log("info", "job.retried", { correlationId: job.correlationId, jobId, retryCount, actor });
-  return { kind: "retried", jobId, retryCount };
+  log("info", "job.retried", { correlationId: job.correlationId, jobId, retryCount, actor, admitted: admit });
+  return { kind: "retried", jobId, retryCount, status: admit ? "running" : "queued" };
 }

@@ -8,6 +8,7 @@ import { log } from "../lib/log";
 import type { InstanceRef, Orphan, OrphanCleanup, OrphanProvider } from "../lib/validators";
 import { outcomeForError } from "../providers/classify";
 import { providersFor } from "../providers";
+import { PROVIDERS } from "../registry";
 import type { OwnedResource, ProviderCtx, Providers } from "../providers/types";
 import {
   compareOrphans,
@@ -52,7 +53,7 @@ async function lookUpInstances(
  * Convex and Pages projects are Brain's only by their name. One named `<prefix>-<x>` where x is
  * not an instance id ("brain-landing", another deployment's "brain-test-…") is someone else's.
  */
-const NAMED_ONLY: OrphanProvider[] = ["convex", "cloudflare"];
+const NAMED_ONLY: OrphanProvider[] = ORPHAN_PROVIDERS.filter((p) => PROVIDERS[p].owned.namedOnly);
 
 /**
  * Lists every provider and classifies what it holds. A provider that cannot be listed fails the

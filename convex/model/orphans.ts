@@ -4,16 +4,10 @@
 import type { Doc } from "../_generated/dataModel";
 import type { InstanceRef, InstanceStatus, Orphan, OrphanProvider } from "../lib/validators";
 import type { OwnedResource, Providers } from "../providers/types";
+import { OWNER_PROVIDERS, PROVIDERS, recordedField } from "../registry";
 
-export const ORPHAN_PROVIDERS: readonly OrphanProvider[] = ["convex", "workos", "cloudflare", "stripe"];
-
-/** Where an instance records each provider's resource: the id that provider's delete takes. */
-export const RECORDED_FIELD = {
-  convex: "convexProjectId",
-  workos: "workosOrganizationId",
-  cloudflare: "pagesProjectName",
-  stripe: "stripeEndpointId",
-} as const satisfies Record<OrphanProvider, keyof Doc<"instances">["resources"]>;
+/** Providers where Brain creates a resource per instance (the registry's owners). */
+export const ORPHAN_PROVIDERS: readonly OrphanProvider[] = OWNER_PROVIDERS;
 
 /**
  * Instances whose job is in flight (provisioning, a retry, a teardown). The engine owns their
@@ -44,38 +38,20 @@ export function orphanReason(provider: OrphanProvider, resource: OwnedResource, 
 export function recordedIds(resources: Doc<"instances">["resources"]): InstanceRef["recorded"] {
   const recorded: InstanceRef["recorded"] = {};
   for (const provider of ORPHAN_PROVIDERS) {
-    const value = resources[RECORDED_FIELD[provider]];
-    if (value !== undefined) recorded[provider] = value;
+    const value = resources[recordedField(provider)];
+    if (typeof value === "string") recorded[provider] = value;
   }
   return recorded;
 }
 
 /** Every Brain-owned resource a provider holds, through its adapter. */
 export function listOwned(providers: Providers, provider: OrphanProvider): Promise<OwnedResource[]> {
-  switch (provider) {
-    case "convex":
-      return providers.convex.listProjects();
-    case "workos":
-      return providers.workos.listOrganizations();
-    case "cloudflare":
-      return providers.cloudflare.listPagesProjects();
-    case "stripe":
-      return providers.stripe.listWebhookEndpoints();
-  }
+  return PROVIDERS[provider].owned.list(providers);
 }
 
 /** Deletes one resource through its adapter; every delete treats "already gone" as success. */
 export function deleteOwned(providers: Providers, provider: OrphanProvider, resourceId: string): Promise<void> {
-  switch (provider) {
-    case "convex":
-      return providers.convex.deleteProject({ projectId: resourceId });
-    case "workos":
-      return providers.workos.deleteOrganization({ organizationId: resourceId });
-    case "cloudflare":
-      return providers.cloudflare.deletePagesProject({ projectName: resourceId });
-    case "stripe":
-      return providers.stripe.deleteWebhookEndpoint({ endpointId: resourceId });
-  }
+  return PROVIDERS[provider].owned.remove(providers, resourceId);
 }
 
 /** Provider order, then name, then id: the same world always answers in the same order. */

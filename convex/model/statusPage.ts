@@ -1,27 +1,16 @@
 // The HTML status page a customer lands on after checkout. It refreshes itself
 // while work is in progress and shows only what the status view holds.
+import { STEPS } from "../registry";
 import type { StatusView } from "./status";
 
 const escape = (text: string) =>
   text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 
-const LABELS: Record<string, string> = {
-  convexProject: "Backend project",
-  workosOrg: "Organization",
-  pagesProject: "Website",
-  workosUser: "Your account",
-  stripeEndpoint: "Billing events",
-  configureBackend: "Backend configuration",
-  configureSite: "Website configuration",
-  deployApp: "Application deploy",
-  validate: "Final checks",
-  activate: "Activation",
-};
 
 export function renderStatusPage(view: StatusView, supportUrl: string | undefined): string {
   const inProgress = view.status === "pending" || view.status === "provisioning";
   const rows = view.steps
-    .map((s) => `<li class="${s.status}"><span>${escape(LABELS[s.name] ?? s.name)}</span><em>${escape(s.status)}</em></li>`)
+    .map((s) => `<li class="${s.status}"><span>${escape(STEPS[s.name].label)}</span><em>${escape(s.status)}</em></li>`)
     .join("");
   const link = view.instanceUrl
     ? `<p><a href="${escape(view.instanceUrl)}">${escape(view.instanceUrl)}</a></p>`

@@ -1,19 +1,11 @@
 // What every live adapter shares: a request budget per provider (waiting, never failing),
 // a timeout on every request, and turning any failure into a classified ProviderError.
-import type { LiveProviderName } from "../lib/config";
+import { numericSetting, type LiveProviderName } from "../lib/config";
+import { PROVIDERS } from "../registry";
 import { log } from "../lib/log";
 import { rateLimiter, SECOND } from "../model/rateLimiter";
 import { kindForStatus } from "./classify";
 import { ProviderError, type ProviderEnv } from "./types";
-
-const RPS_SETTING = {
-  convex: "RATE_LIMIT_CONVEX_RPS",
-  workos: "RATE_LIMIT_WORKOS_RPS",
-  cloudflare: "RATE_LIMIT_CLOUDFLARE_RPS",
-  github: "RATE_LIMIT_GITHUB_RPS",
-  stripe: "RATE_LIMIT_STRIPE_RPS",
-  resend: "RATE_LIMIT_RESEND_RPS",
-} as const;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -22,7 +14,7 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * so a burst of checkouts never exceeds the provider's limit and no step fails for it.
  */
 export async function awaitBudget(env: ProviderEnv, provider: LiveProviderName): Promise<void> {
-  const rps = env.config[RPS_SETTING[provider]];
+  const rps = numericSetting(env.config, PROVIDERS[provider].rate.variable);
   // A token bucket refilled at the budget's rate with room for one request: requests are
   // paced evenly, so no window of the provider's ever sees more than the budget.
   const { retryAfter } = await rateLimiter.limit(env.ctx, `provider:${provider}`, {

@@ -1,5 +1,5 @@
 // Names of the provider operations, shared by the sandbox's fault injection and logs.
-import type { StepName } from "../lib/validators";
+import { STEPS } from "../registry";
 
 export const OPERATIONS = [
   "convex.ensureProject",
@@ -27,20 +27,9 @@ export const OPERATIONS = [
 ] as const;
 export type OperationName = (typeof OPERATIONS)[number];
 
-/** The operation each provider-facing step performs, so faults can be named by step. */
-export const STEP_OPERATION: Partial<Record<StepName, OperationName>> = {
-  convexProject: "convex.ensureProject",
-  workosOrg: "workos.ensureOrganization",
-  pagesProject: "cloudflare.ensurePagesProject",
-  workosUser: "workos.ensureMembership",
-  stripeEndpoint: "stripe.ensureWebhookEndpoint",
-  configureBackend: "convex.setEnvironment",
-  configureSite: "cloudflare.setEnvironment",
-  deployApp: "github.dispatchDeploy",
-};
-
-/** Accepts an operation name or a step name; returns the operation, or null when neither. */
+/** Accepts an operation name or a step name (the registry names each step's operation). */
 export function resolveOperation(name: string): OperationName | null {
   if ((OPERATIONS as readonly string[]).includes(name)) return name as OperationName;
-  return STEP_OPERATION[name as StepName] ?? null;
+  const step = (STEPS as Record<string, { operation?: OperationName }>)[name];
+  return step?.operation ?? null;
 }
