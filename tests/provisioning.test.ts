@@ -2,7 +2,8 @@ import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import type { WorkId } from "@convex-dev/workpool";
 import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
-import { STEPS } from "../convex/registry";
+import { ADMISSION_SEGMENT_MS } from "../convex/model/jobs";
+import { STEPS as REGISTRY_STEPS } from "../convex/registry";
 import { adminHeaders, drain, sendCheckout, settleCheckout, setupBackend, statusOf, type TestBackend } from "./harness";
 
 beforeEach(() => vi.useFakeTimers());
@@ -88,7 +89,7 @@ describe("a paid checkout provisions a tenant end to end", () => {
     expect(byName.convexProject.startedAt).toBe(byName.workosOrg.startedAt);
     expect(byName.workosOrg.startedAt).toBe(byName.pagesProject.startedAt);
     for (const step of job.steps) {
-      for (const need of STEPS[step.name].needs as readonly (keyof typeof STEPS)[]) {
+      for (const need of REGISTRY_STEPS[step.name as keyof typeof REGISTRY_STEPS].needs as readonly (keyof typeof REGISTRY_STEPS)[]) {
         expect(step.startedAt!).toBeGreaterThanOrEqual(byName[need].finishedAt!);
       }
     }
@@ -133,8 +134,11 @@ describe("admission", () => {
     const t = setupBackend({ env: { MAX_ACTIVE_JOBS: "2" } });
     const sessions = [];
     for (let i = 0; i < 5; i++) sessions.push(await sendCheckout(t));
-    vi.advanceTimersByTime(1);
-    await t.finishInProgressScheduledFunctions();
+    // Every job is created queued; admission starts them a segment later, two at most.
+    for (let ms = 0; ms <= ADMISSION_SEGMENT_MS + 10; ms += 10) {
+      vi.advanceTimersByTime(10);
+      await t.finishInProgressScheduledFunctions();
+    }
     const early = await Promise.all(sessions.map((s) => statusOf(t, s.sessionId)));
     expect(early.map((s) => s.body.status)).toEqual(["provisioning", "provisioning", "pending", "pending", "pending"]);
     expect(early[4].body.jobId).toEqual(expect.any(String));
@@ -142,7 +146,7 @@ describe("admission", () => {
     const done = await Promise.all(sessions.map((s) => statusOf(t, s.sessionId)));
     expect(done.map((s) => s.body.status)).toEqual(["ready", "ready", "ready", "ready", "ready"]);
     const actions = await auditActions(t, done[4].body.jobId!);
-    expect(actions.slice(0, 2)).toEqual(["job.queued", "job.admitted"]);
+    expect(actions.slice(0, 2)).toEqual(["job.created", "job.admitted"]);
   });
 });
 
@@ -289,6 +293,26 @@ describe("step failures", () => {
     });
     expect(result).toBe("not_waiting");
     expect((await statusOf(t, sessionId)).body.status).toBe("ready");
+  });
+
+  test("with a live credential missing, the status page and admin reads still answer; only the webhook refuses", async () => {
+    const t = setupBackend();
+    const { sessionId } = await sendCheckout(t);
+    await settleCheckout(t, sessionId);
+    vi.stubEnv("PROVIDER_MODE_WORKOS", "live");
+    try {
+      expect((await statusOf(t, sessionId)).status).toBe(200);
+      const html = await t.fetch(`/status?session_id=${sessionId}`);
+      expect(html.status).toBe(200);
+      for (const path of ["/admin/dead-letter", "/admin/circuits"]) {
+        expect((await t.fetch(path, { headers: adminHeaders() })).status).toBe(200);
+      }
+      const { response } = await sendCheckout(t);
+      expect(response.status).toBe(500);
+      expect(((await response.json()) as { error: { code: string } }).error.code).toBe("CONFIG_INVALID");
+    } finally {
+      vi.unstubAllEnvs();
+    }
   });
 
   test("a live provider with missing credentials is reported by name before any job starts", async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "vitest";
 import { backoffDelayMs, retryDelayMs, type RetryPolicy } from "../convex/lib/backoff";
-import { loadConfig, providerMode, retryPolicy } from "../convex/lib/config";
+import { loadConfig, missingLiveCredentials, providerMode, requireLiveCredentials, retryPolicy } from "../convex/lib/config";
 import { decryptSecret, encryptSecret, timingSafeEqual } from "../convex/lib/crypto";
 import { initialSteps, readySteps } from "../convex/model/dag";
 import { resourceName, siteUrlOf } from "../convex/model/steps";
@@ -49,7 +49,13 @@ describe("configuration", () => {
   });
 
   test("a live provider without its credentials is refused, naming each missing variable", () => {
-    expect(() => loadConfig({ PROVIDER_MODE_CLOUDFLARE: "live" })).toThrowError(
+    const config = loadConfig({ PROVIDER_MODE_CLOUDFLARE: "live" });
+    expect(missingLiveCredentials(config)).toEqual([
+      "CLOUDFLARE_API_TOKEN (needed by live cloudflare)",
+      "CLOUDFLARE_ACCOUNT_ID (needed by live cloudflare)",
+      "ENCRYPTION_KEY (needed in live mode)",
+    ]);
+    expect(() => requireLiveCredentials(config)).toThrowError(
       expect.objectContaining({
         data: expect.objectContaining({
           code: "CONFIG_INVALID",
@@ -57,6 +63,11 @@ describe("configuration", () => {
         }),
       }),
     );
+  });
+
+  test("live Resend needs no credentials while nothing sends email", () => {
+    const config = loadConfig({ PROVIDER_MODE_RESEND: "live", ENCRYPTION_KEY: "YnJhaW4tdGVzdC1lbmNyeXB0aW9uLWtleS0zMmJ5dGU=" });
+    expect(missingLiveCredentials(config)).toEqual([]);
   });
 
   test("an invalid value is reported by variable name, never by value", () => {

@@ -351,6 +351,7 @@ function dispatchReady(t: Transition) {
       if (STEPS[name].runs === "inline") {
         inline = true;
         t.set(name, { status: "succeeded", attempts: state.attempts + 1, startedAt: t.ctx.now, finishedAt: t.ctx.now, ...idle });
+        t.audit("step.started", { step: name, attempt: state.attempts + 1, detail: `${name} attempt ${state.attempts + 1}` });
         t.audit("step.succeeded", { step: name, attempt: state.attempts + 1, detail: `${name} attempt ${state.attempts + 1}` });
         if (name === "activate") activate(t);
       } else {

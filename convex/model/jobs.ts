@@ -159,9 +159,9 @@ function insertJob(ctx: MutationCtx, config: Config, origin: JobOrigin, fields: 
 export async function startProvisionJob(ctx: MutationCtx, config: Config, origin: JobOrigin): Promise<Id<"provisioningJobs">> {
   const now = Date.now();
   const jobId = await insertJob(ctx, config, origin, { status: "queued", steps: initialSteps(), queuedAt: now }, now);
-  await appendAudit(ctx, { actor: origin.trigger, action: "job.queued", jobId, instanceId: origin.instanceId });
+  await appendAudit(ctx, { actor: origin.trigger, action: "job.created", jobId, instanceId: origin.instanceId });
   await kickAdmission(ctx);
-  log("info", "job.queued", { correlationId: origin.correlationId, jobId, instanceId: origin.instanceId });
+  log("info", "job.created", { correlationId: origin.correlationId, jobId, instanceId: origin.instanceId });
   return jobId;
 }
 

@@ -56,8 +56,9 @@ export function liveGithub(env: ProviderEnv): GithubAdapter {
         },
         readError,
       );
-      // The dispatch API answers 204 without a run id; the run reports its id in the callback.
-      return { runId: dispatchId };
+      // The dispatch API answers 204 without a run id: the run names itself in its callback,
+      // which must carry this dispatch's id.
+      return {};
     },
   };
 }

@@ -309,7 +309,7 @@ export function sandboxProviders(env: ProviderEnv): Providers {
           dispatchId,
           reporter: "sandbox:github",
         });
-        return { runId: dispatchId };
+        return { runId: run.externalId };
       },
     },
 

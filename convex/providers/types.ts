@@ -105,7 +105,7 @@ export interface GithubAdapter {
     /** The deploy key, sealed for the workflow (never a plain input). */
     sealedDeployKey: string;
     pagesProjectName: string;
-  }): Promise<{ runId: string }>;
+  }): Promise<{ runId?: string }>;
 }
 
 export interface ResendAdapter {
