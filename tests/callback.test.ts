@@ -66,6 +66,41 @@ describe("provisioning callback", () => {
     expect((await statusOf(t, sessionId)).body.status).toBe("ready");
   });
 
+  test("a signed report without a dispatch id is refused and changes nothing", async () => {
+    const t = setupBackend({ env: { PROVISION_CALLBACK_SECRET: SECRET } });
+    const { jobId } = await waitingJob(t);
+    const body = JSON.stringify({ jobId, step: "deployApp", status: "succeeded", runId: "987654" });
+    const response = await post(t, body, sign(body));
+    expect(response.status).toBe(409);
+    expect(((await response.json()) as { error: { code: string } }).error.code).toBe("STEP_NOT_WAITING");
+    expect((await stepOf(t, jobId)).status).toBe("waiting");
+  });
+
+  test("when the dispatch named its run, a report from another run is refused", async () => {
+    const t = setupBackend({ env: { PROVISION_CALLBACK_SECRET: SECRET } });
+    const { jobId } = await waitingJob(t);
+    await t.run(async (ctx) => {
+      const job = (await ctx.db.get("provisioningJobs", jobId))!;
+      const steps = job.steps.map((s) => (s.name === "deployApp" ? { ...s, runId: "111" } : s));
+      await ctx.db.patch("provisioningJobs", jobId, { steps });
+    });
+    const other = report(jobId, { runId: "222" });
+    expect((await post(t, other, sign(other))).status).toBe(409);
+    expect((await stepOf(t, jobId)).status).toBe("waiting");
+    const own = report(jobId, { runId: "111" });
+    expect((await post(t, own, sign(own))).status).toBe(200);
+    expect((await stepOf(t, jobId)).status).toBe("succeeded");
+  });
+
+  test("the run that reports is recorded as the instance's deploy run", async () => {
+    const t = setupBackend({ env: { PROVISION_CALLBACK_SECRET: SECRET } });
+    const { jobId } = await waitingJob(t);
+    const body = report(jobId, { runId: "555" });
+    expect((await post(t, body, sign(body))).status).toBe(200);
+    const instance = await t.run(async (ctx) => ctx.db.get("instances", (await ctx.db.get("provisioningJobs", jobId))!.instanceId));
+    expect(instance!.resources.deployRunId).toBe("555");
+  });
+
   test.each([
     ["unsigned", (body: string) => undefined, 401, "CALLBACK_UNSIGNED"],
     ["signed with another secret", (body: string) => sign(body, { secret: "another-secret-0123456789" }), 401, "CALLBACK_BAD_SIGNATURE"],
