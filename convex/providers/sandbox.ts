@@ -88,6 +88,8 @@ async function probe(
   name: string,
   by: "name" | "externalId" = "name",
 ): Promise<ResourceProbe> {
+  // Not found is the definite answer; an injected fault is thrown classified by `call`,
+  // as a probe that could not be made (the ResourceProbe rule).
   const resource = await call(env, { operation, kind, name, action: by === "name" ? "get" : "getById" });
   return resource ? { ok: true, detail: `${kind} ${name} exists` } : { ok: false, detail: `${kind} ${name} not found` };
 }
