@@ -93,7 +93,17 @@ export default defineSchema({
     // compound index below does not give.
     // eslint-disable-next-line @convex-dev/no-duplicate-indexes
     .index("by_status", ["status"])
-    .index("by_status_and_compensationStatus", ["status", "compensationStatus"]),
+    // The cleanup cron reads this one in creation order (cleanup.ts).
+    // eslint-disable-next-line @convex-dev/no-duplicate-indexes
+    .index("by_status_and_compensationStatus", ["status", "compensationStatus"])
+    // The dead letter reads failed jobs per cleanup state and failure class, oldest first,
+    // so cancelled jobs stay out of its range reads (provisioning.listDeadLetter).
+    .index("by_status_and_compensationStatus_and_errorClass_and_finishedAt", [
+      "status",
+      "compensationStatus",
+      "error.class",
+      "finishedAt",
+    ]),
 
   // One deletion of a failed job's resource (compensation). Written by cleanup.ts; a failed
   // deletion stays pending with its next attempt time, and the cleanup cron retries it.
