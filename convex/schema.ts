@@ -32,7 +32,7 @@ export default defineSchema({
     checkoutSessionId: v.optional(v.string()),
   })
     .index("by_eventId", ["eventId"])
-    .index("by_checkoutSessionId", ["checkoutSessionId"])
+    .index("by_checkoutSessionId_and_createdAt", ["checkoutSessionId", "createdAt"])
     .index("by_outcome_and_receivedAt", ["outcome", "receivedAt"]),
 
   // Written when a paid checkout is processed; read by steps (email) and operators.
