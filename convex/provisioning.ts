@@ -271,20 +271,41 @@ export const listDeadLetter = internalQuery({
     }),
   ),
   handler: async (ctx, { now, limit }) => {
-    // Waiting for their cleanup, or with a cleanup whose deletions keep failing.
+    // Waiting for their cleanup, or with a cleanup whose deletions keep failing. Cancelled
+    // jobs are never dead letters, so they are left out of the range reads themselves (one
+    // range per cleanup state and non-cancelled class, each in finishedAt order): however
+    // many there are, they cannot fill the read window and hide real entries. The ranges are
+    // merged oldest first, reading at most `take` jobs plus one lookahead per range.
     const take = Math.min(limit ?? 200, 1000);
-    const jobs = [
-      ...(await ctx.db
-        .query("provisioningJobs")
-        .withIndex("by_status_and_compensationStatus", (q) => q.eq("status", "failed").eq("compensationStatus", "scheduled"))
-        .take(take)),
-      ...(await ctx.db
-        .query("provisioningJobs")
-        .withIndex("by_status_and_compensationStatus", (q) => q.eq("status", "failed").eq("compensationStatus", "running"))
-        .take(take)),
-    ];
+    const classes = vFailureClass.members.map((member) => member.value).filter((c) => c !== "cancelled");
+    const streams = (["scheduled", "running"] as const).flatMap((compensationStatus) =>
+      classes.map((failureClass) =>
+        ctx.db
+          .query("provisioningJobs")
+          .withIndex("by_status_and_compensationStatus_and_errorClass_and_finishedAt", (q) =>
+            q.eq("status", "failed").eq("compensationStatus", compensationStatus).eq("error.class", failureClass),
+          )
+          [Symbol.asyncIterator](),
+      ),
+    );
+    const next = async (stream: (typeof streams)[number]) => {
+      const result = await stream.next();
+      return result.done ? null : result.value;
+    };
+    const heads = await Promise.all(streams.map(next));
+    const jobs: NonNullable<(typeof heads)[number]>[] = [];
+    while (jobs.length < take) {
+      let oldest: number | null = null;
+      for (let i = 0; i < heads.length; i++) {
+        const head = heads[i];
+        if (head && (oldest === null || (head.finishedAt ?? 0) < (heads[oldest]!.finishedAt ?? 0))) oldest = i;
+      }
+      if (oldest === null) break;
+      jobs.push(heads[oldest]!);
+      heads[oldest] = await next(streams[oldest]);
+    }
+    await Promise.all(streams.map((stream, i) => (heads[i] ? stream.return?.() : undefined)));
     return jobs
-      .filter((job) => job.error && job.error.class !== "cancelled")
       .map((job) => {
         const failedAt = job.finishedAt ?? job.updatedAt;
         return {
@@ -296,8 +317,7 @@ export const listDeadLetter = internalQuery({
           failedAt,
           waitingMs: Math.max(0, now - failedAt),
         };
-      })
-      .sort((a, b) => a.failedAt - b.failedAt);
+      });
   },
 });
 

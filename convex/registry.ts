@@ -381,14 +381,15 @@ export const STEPS = {
         const probe = (STEPS[name] as StepSpec).probe;
         return probe ? [probe] : [];
       });
-      const results = await Promise.all(
-        probes.map((probe) => {
-          if (input.resources[probe.requires] === undefined) need(input, probe.requires);
-          return probe.run({ providers, config, instanceId: input.instanceId, resources: input.resources });
-        }),
+      for (const probe of probes) need(input, probe.requires);
+      const results = await Promise.allSettled(
+        probes.map((probe) => probe.run({ providers, config, instanceId: input.instanceId, resources: input.resources })),
       );
-      const failing = results.filter((p) => !p.ok).map((p) => p.detail);
+      // A definite failure fails at once, even when another probe could not be made.
+      const failing = results.flatMap((r) => (r.status === "fulfilled" && !r.value.ok ? [r.value.detail] : []));
       if (failing.length > 0) throw new ProviderError("brain", "permanent", `validation failed: ${failing.join("; ")}`);
+      const unmade = results.find((r) => r.status === "rejected");
+      if (unmade) throw unmade.reason;
       return done({ validatedAt: Date.now() });
     },
   },

@@ -9,13 +9,16 @@ import { OPERATIONS, resolveOperation } from "./providers/operations";
 
 const vFaultKind = v.union(v.literal("transient"), v.literal("rate_limited"), v.literal("permanent"));
 const vResource = v.object({ externalId: v.string(), name: v.string(), attributes: v.record(v.string(), v.string()) });
+/** Resources per `list` page: a bounded read per call, however many there are. */
+const LIST_PAGE_SIZE = 500;
 
 /**
  * Performs one simulated provider operation, after consuming an injected fault if one is due.
  * `ensure` adopts the live resource with that name or creates it; `update` merges
  * attributes into an existing one; `get` reads it by name, `getById` by external id
  * (passed as `name`); `delete` removes it by external id ("already gone" is fine);
- * `list` returns every resource of that kind.
+ * `list` returns one page of the resources of that kind, from `cursor` (null: the first),
+ * with `isDone` and the `continueCursor` of the next page.
  */
 export const applyOperation = internalMutation({
   args: {
@@ -32,6 +35,7 @@ export const applyOperation = internalMutation({
       v.literal("list"),
     ),
     attributes: v.optional(v.record(v.string(), v.string())),
+    cursor: v.optional(v.union(v.string(), v.null())),
   },
   returns: v.union(
     v.object({
@@ -39,7 +43,7 @@ export const applyOperation = internalMutation({
       fault: v.object({ kind: vFaultKind, message: v.string(), retryAfterMs: v.optional(v.number()) }),
     }),
     v.object({ result: v.literal("ok"), resource: v.union(vResource, v.null()), created: v.boolean() }),
-    v.object({ result: v.literal("list"), resources: v.array(vResource) }),
+    v.object({ result: v.literal("list"), resources: v.array(vResource), isDone: v.boolean(), continueCursor: v.string() }),
   ),
   handler: async (ctx, args) => {
     const fault = await ctx.db
@@ -60,13 +64,15 @@ export const applyOperation = internalMutation({
     }
 
     if (args.action === "list") {
-      const rows = await ctx.db
+      const { page, isDone, continueCursor } = await ctx.db
         .query("sandboxResources")
         .withIndex("by_provider_and_kind_and_name", (q) => q.eq("provider", args.provider).eq("kind", args.kind))
-        .take(1000);
+        .paginate({ numItems: LIST_PAGE_SIZE, cursor: args.cursor ?? null });
       return {
         result: "list" as const,
-        resources: rows.map((r) => ({ externalId: r.externalId, name: r.name, attributes: r.attributes })),
+        resources: page.map((r) => ({ externalId: r.externalId, name: r.name, attributes: r.attributes })),
+        isDone,
+        continueCursor,
       };
     }
     const existing =

@@ -36,7 +36,7 @@ export default defineSchema({
     pagesCapExceeded: v.optional(v.string()),
   })
     .index("by_eventId", ["eventId"])
-    .index("by_checkoutSessionId", ["checkoutSessionId"])
+    .index("by_checkoutSessionId_and_createdAt", ["checkoutSessionId", "createdAt"])
     .index("by_outcome_and_receivedAt", ["outcome", "receivedAt"]),
 
   // Written when a paid checkout is processed; read by steps (email) and operators.
@@ -101,7 +101,17 @@ export default defineSchema({
     // compound index below does not give.
     // eslint-disable-next-line @convex-dev/no-duplicate-indexes
     .index("by_status", ["status"])
+    // The cleanup cron reads this one in creation order (cleanup.ts).
+    // eslint-disable-next-line @convex-dev/no-duplicate-indexes
     .index("by_status_and_compensationStatus", ["status", "compensationStatus"])
+    // The dead letter reads failed jobs per cleanup state and failure class, oldest first,
+    // so cancelled jobs stay out of its range reads (provisioning.listDeadLetter).
+    .index("by_status_and_compensationStatus_and_errorClass_and_finishedAt", [
+      "status",
+      "compensationStatus",
+      "error.class",
+      "finishedAt",
+    ])
     .index("by_status_and_queuedAt", ["status", "queuedAt"]),
 
   // Admission's own count of running jobs. Written and read only by provisioning.admitQueuedJobs

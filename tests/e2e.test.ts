@@ -181,6 +181,19 @@ describe("live providers only", () => {
     expect(status.error?.message).toMatch(/WorkOS organization org_\w+ not found/);
   });
 
+  test("a deployment that answers 503 once while validate probes it is retried, and the job reaches ready", async () => {
+    fakes.convex.inject({ method: "GET", path: /^\/d\/[^/]+\/version$/, status: 503 });
+    const t = setup(live);
+    const { sessionId } = await sendCheckout(t);
+    const status = await settle(t, sessionId);
+    expect(status.status).toBe("ready");
+    expect(status.steps.find((s) => s.name === "validate")).toMatchObject({
+      status: "succeeded",
+      attempts: 2,
+      lastError: { class: "transient", message: expect.stringContaining("503") },
+    });
+  });
+
   test("a deploy callback that never arrives fails the step transiently at its deadline and the retry completes", async () => {
     fakes.github.setCallbackMode("silent");
     const t = setup(live, { STEP_DEADLINE_MS_DEPLOYAPP: "400" });

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
-import { drain, sendCheckout, setupBackend, statusOf } from "./harness";
+import { checkoutEvent, drain, sendCheckout, setupBackend, signedStripeRequest, statusOf } from "./harness";
 
 beforeEach(() => vi.useFakeTimers());
 afterEach(() => vi.useRealTimers());
@@ -63,6 +63,25 @@ describe("public status page", () => {
     expect(body.error).toMatchObject({ step: "validate", class: "permanent" });
     const html = await (await t.fetch(`/status?session_id=${sessionId}`)).text();
     expect(html).toContain("https://support.example.com/");
+  });
+
+  test("before an instance exists, the newest event by Stripe's created time wins, not the last one received", async () => {
+    const t = setupBackend();
+    const completed = checkoutEvent({ paymentStatus: "unpaid" });
+    const sessionId = completed.data.object.id;
+    const failed = {
+      ...checkoutEvent({ sessionId, type: "checkout.session.async_payment_failed", paymentStatus: "unpaid" }),
+      created: completed.created + 3600,
+    };
+    // Stripe does not promise delivery order: the failure (created an hour later) arrives first.
+    expect((await t.fetch("/stripe/webhook", signedStripeRequest(failed))).status).toBe(200);
+    await drain(t);
+    expect((await t.fetch("/stripe/webhook", signedStripeRequest(completed))).status).toBe(200);
+    await drain(t);
+
+    const { body } = await statusOf(t, sessionId);
+    expect(body).toMatchObject({ status: "failed", jobId: null, instanceId: null });
+    expect(body.message).toContain("payment did not go through");
   });
 
   test("an unknown session answers 404 JSON and a missing session_id 400 JSON", async () => {

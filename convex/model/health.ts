@@ -25,8 +25,11 @@ async function probeSafely(
     const result = await probe();
     return { resource, provider, id, ok: result.ok, detail: result.detail };
   } catch (error) {
+    // The probe could not be made (a ResourceProbe throws only then): not ok, but say so
+    // rather than report the resource as missing.
     const { outcome } = outcomeForError(error);
-    return { resource, provider, id, ok: false, detail: "message" in outcome ? outcome.message : "probe failed" };
+    const reason = "message" in outcome ? `: ${outcome.message}` : "";
+    return { resource, provider, id, ok: false, detail: `probe could not be made (${outcome.kind})${reason}` };
   }
 }
 

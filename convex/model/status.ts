@@ -46,9 +46,11 @@ export async function buildStatusView(ctx: QueryCtx, sessionId: string): Promise
     .withIndex("by_checkoutSessionId", (q) => q.eq("checkoutSessionId", sessionId))
     .unique();
   if (!instance) {
+    // The newest by Stripe's `created`, not the last one received: Stripe does not promise
+    // delivery order, and a late `completed` must not hide a newer `async_payment_failed`.
     const event = await ctx.db
       .query("stripeEvents")
-      .withIndex("by_checkoutSessionId", (q) => q.eq("checkoutSessionId", sessionId))
+      .withIndex("by_checkoutSessionId_and_createdAt", (q) => q.eq("checkoutSessionId", sessionId))
       .order("desc")
       .first();
     if (!event) return null;

@@ -10,6 +10,8 @@ import { hasStatus, ProviderError, type CloudflareAdapter, type OwnedResource, t
 
 const ALREADY_EXISTS = 8000002;
 const NOT_FOUND = 8000007;
+/** Stage statuses that end a Pages deployment without it going live; any other (idle, active...) is still in progress. */
+const DEPLOYMENT_FAILED = new Set(["failure", "canceled"]);
 
 type CfError = { status?: unknown; errors?: { code?: number; message?: string }[]; headers?: Headers; message?: string };
 
@@ -89,13 +91,16 @@ export function liveCloudflare(env: ProviderEnv): CloudflareAdapter {
         throw error;
       }
       const stage = project.latest_deployment?.latest_stage;
+      const latest = stage ? `${stage.name} ${stage.status}` : "none";
       if (stage?.name === "deploy" && stage.status === "success") {
         return { ok: true, detail: `Pages project ${projectName} is live` };
       }
-      return {
-        ok: false,
-        detail: `Pages project ${projectName} is not live (latest deployment: ${stage ? `${stage.name} ${stage.status}` : "none"})`,
-      };
+      // No deployment at all, or one that failed or was cancelled, is a definite answer.
+      // One still queued, building or deploying is not: ask again once it has ended.
+      if (stage && !DEPLOYMENT_FAILED.has(stage.status ?? "")) {
+        throw new ProviderError("cloudflare", "transient", `Pages project ${projectName} is still deploying (latest deployment: ${latest})`);
+      }
+      return { ok: false, detail: `Pages project ${projectName} is not live (latest deployment: ${latest})` };
     },
 
     async listPagesProjects(): Promise<OwnedResource[]> {

@@ -3,9 +3,9 @@
 // has no idempotency key, so a create is always preceded by a lookup under the
 // deterministic project name: a retry after a lost response adopts the project.
 import { fail } from "../lib/errors";
-import { awaitBudget, requestJson } from "./http";
+import { requestJson } from "./http";
 import { instanceIdFromName, ownedResource } from "./owned";
-import { hasStatus, type ConvexAdapter, type OwnedResource, type ProviderEnv } from "./types";
+import { hasStatus, ProviderError, type ConvexAdapter, type OwnedResource, type ProviderEnv } from "./types";
 
 type Project = { id: number; name: string; slug: string; prodDeploymentName?: string | null };
 type Deployment = { name: string; deploymentUrl: string; deploymentType?: string; isDefault?: boolean };
@@ -123,15 +123,20 @@ export function liveConvex(env: ProviderEnv): ConvexAdapter {
         throw error;
       }
       try {
-        await awaitBudget(env, "convex");
-        const response = await fetch(`${deploymentUrl.replace(/\/$/, "")}/version`, {
-          signal: AbortSignal.timeout(config.PROVIDER_TIMEOUT_MS),
-        });
-        return response.ok
-          ? { ok: true, detail: `Convex deployment ${deploymentName} answers` }
-          : { ok: false, detail: `Convex deployment ${deploymentName} answered ${response.status}` };
+        await requestJson(
+          env,
+          "convex",
+          { operation: "getVersion", method: "GET", url: `${deploymentUrl.replace(/\/$/, "")}/version`, headers: {} },
+          readError,
+        );
+        return { ok: true, detail: `Convex deployment ${deploymentName} answers` };
       } catch (error) {
-        return { ok: false, detail: `Convex deployment ${deploymentName} does not answer: ${String(error)}` };
+        // Only a definite 4xx answer says the URL is wrong. A network error, timeout, 408,
+        // 429 or 5xx means the probe could not be made: it stays thrown, classified.
+        if (error instanceof ProviderError && error.kind === "permanent" && error.status !== undefined) {
+          return { ok: false, detail: `Convex deployment ${deploymentName} answered ${error.status}` };
+        }
+        throw error;
       }
     },
 

@@ -1,6 +1,7 @@
 // Sandbox adapters: no credentials, resources simulated in Convex (sandbox.ts),
 // a configurable latency (SANDBOX_LATENCY_MS) and injectable faults. They keep the
 // live adapters' contracts: deterministic names, adopt-on-retry, classified errors.
+import type { FunctionReturnType } from "convex/server";
 import { internal } from "../_generated/api";
 import type { ProviderName } from "../lib/validators";
 import { log } from "../lib/log";
@@ -63,13 +64,24 @@ async function call(env: ProviderEnv, call: Call): Promise<Resource | null> {
   return result.resource;
 }
 
+/** Every resource of a kind, page by page to the end: an orphan scan must see them all. */
 async function list(env: ProviderEnv, operation: OperationName, kind: string): Promise<Resource[]> {
   const provider = operation.split(".")[0] as ProviderName;
-  const result = await env.ctx.runMutation(internal.sandbox.applyOperation, { operation, provider, kind, name: "", action: "list" });
-  if (result.result === "fault") {
-    throw new ProviderError(provider, result.fault.kind, result.fault.message, result.fault.retryAfterMs);
+  const resources: Resource[] = [];
+  let cursor: string | null = null;
+  for (;;) {
+    const result: FunctionReturnType<typeof internal.sandbox.applyOperation> = await env.ctx.runMutation(
+      internal.sandbox.applyOperation,
+      { operation, provider, kind, name: "", action: "list", cursor },
+    );
+    if (result.result === "fault") {
+      throw new ProviderError(provider, result.fault.kind, result.fault.message, result.fault.retryAfterMs);
+    }
+    if (result.result !== "list") return resources;
+    resources.push(...result.resources);
+    if (result.isDone) return resources;
+    cursor = result.continueCursor;
   }
-  return result.result === "list" ? result.resources : [];
 }
 
 async function remove(env: ProviderEnv, operation: OperationName, kind: string, externalId: string): Promise<void> {
@@ -88,6 +100,8 @@ async function probe(
   name: string,
   by: "name" | "externalId" = "name",
 ): Promise<ResourceProbe> {
+  // Not found is the definite answer; an injected fault is thrown classified by `call`,
+  // as a probe that could not be made (the ResourceProbe rule).
   const resource = await call(env, { operation, kind, name, action: by === "name" ? "get" : "getById" });
   return resource ? { ok: true, detail: `${kind} ${name} exists` } : { ok: false, detail: `${kind} ${name} not found` };
 }

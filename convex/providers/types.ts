@@ -31,7 +31,15 @@ export function hasStatus(error: unknown, status: number): error is ProviderErro
   return error instanceof ProviderError && error.status === status;
 }
 
-/** Result of asking a provider whether a resource exists and answers. */
+/**
+ * Result of asking a provider whether a resource exists and answers.
+ *
+ * `{ ok: false }` is only for a definite answer that the resource is missing or wrong
+ * (a 404, a disabled endpoint, a failed deployment): `validate` fails the job for good on it.
+ * A probe that could not be made (network error, timeout, 408, 429, 5xx, a deployment
+ * still in progress) must throw a classified ProviderError instead (`networkError`,
+ * `errorForStatus` in http.ts), so `validate` retries it and health reports it as unknown.
+ */
 export type ResourceProbe = { ok: boolean; detail: string };
 
 /**

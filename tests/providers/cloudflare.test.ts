@@ -163,9 +163,6 @@ describe("live Cloudflare Pages adapter against the Cloudflare fake", () => {
 
       expect(await probe()).toEqual({ ok: false, detail: "Pages project brain-inst1 is not live (latest deployment: none)" });
 
-      h.fakes.cloudflare.addDeployment("brain-inst1", "active");
-      expect(await probe()).toEqual({ ok: false, detail: "Pages project brain-inst1 is not live (latest deployment: deploy active)" });
-
       h.fakes.cloudflare.addDeployment("brain-inst1", "failure");
       expect((await probe()).ok).toBe(false);
 
@@ -174,6 +171,33 @@ describe("live Cloudflare Pages adapter against the Cloudflare fake", () => {
 
       h.fakes.cloudflare.addDeployment("brain-inst1", "failure");
       expect(await probe()).toEqual({ ok: false, detail: "Pages project brain-inst1 is not live (latest deployment: deploy failure)" });
+    });
+
+    test("a latest deployment still in progress is thrown as transient, not reported as not live", async () => {
+      await cloudflare.ensurePagesProject({ instanceId: "inst1", projectName: "brain-inst1" });
+      h.fakes.cloudflare.addDeployment("brain-inst1", "active");
+
+      const error = await providerError(cloudflare.probePagesProject({ projectName: "brain-inst1" }));
+
+      expect(error).toMatchObject({ provider: "cloudflare", kind: "transient" });
+      expect(error.message).toBe("Pages project brain-inst1 is still deploying (latest deployment: deploy active)");
+
+      // Once that deployment has ended, the probe gives a definite answer again.
+      h.fakes.cloudflare.addDeployment("brain-inst1", "success");
+      expect(await cloudflare.probePagesProject({ projectName: "brain-inst1" })).toEqual({
+        ok: true,
+        detail: "Pages project brain-inst1 is live",
+      });
+    });
+
+    test("an unreachable Cloudflare API while probing is thrown as a transient network error", async () => {
+      await cloudflare.ensurePagesProject({ instanceId: "inst1", projectName: "brain-inst1" });
+      h.fakes.cloudflare.inject({ method: "GET", path: `${PROJECTS_PATH}/brain-inst1`, dropResponse: true });
+
+      const error = await providerError(cloudflare.probePagesProject({ projectName: "brain-inst1" }));
+
+      expect(error).toMatchObject({ provider: "cloudflare", kind: "transient", status: undefined });
+      expect(error.message).toMatch(/^network error/);
     });
 
     test("reports a missing project as not found instead of throwing", async () => {

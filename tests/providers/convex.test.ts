@@ -200,13 +200,48 @@ describe("live Convex adapter against the Convex fake", () => {
       });
     });
 
-    test("reports a deployment whose URL does not answer as not ok, without throwing", async () => {
+    test("a deployment URL that cannot be reached is thrown as a transient network error, not reported as down", async () => {
       const project = await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
 
-      const probe = await convex.probeDeployment({ deploymentName: project.deploymentName, deploymentUrl: "http://127.0.0.1:1" });
+      const error = await providerError(
+        convex.probeDeployment({ deploymentName: project.deploymentName, deploymentUrl: "http://127.0.0.1:1" }),
+      );
 
-      expect(probe.ok).toBe(false);
-      expect(probe.detail).toMatch(/does not answer/);
+      expect(error).toMatchObject({ provider: "convex", kind: "transient", status: undefined });
+      expect(error.message).toMatch(/^network error/);
+    });
+
+    test.each([500, 502, 503, 504, 408])(
+      "a %i from the deployment's /version is thrown as transient, not reported as down",
+      async (status) => {
+        const project = await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
+        h.fakes.convex.inject({ method: "GET", path: `/d/${project.deploymentName}/version`, status });
+
+        const error = await providerError(convex.probeDeployment(project));
+
+        expect(error).toMatchObject({ provider: "convex", kind: "transient", status });
+        // The probe is made again once the deployment answers.
+        expect(await convex.probeDeployment(project)).toMatchObject({ ok: true });
+      },
+    );
+
+    test("a 429 from the deployment's /version is thrown as rate_limited with its Retry-After", async () => {
+      const project = await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
+      h.fakes.convex.inject({ method: "GET", path: `/d/${project.deploymentName}/version`, status: 429, retryAfterSeconds: 2 });
+
+      const error = await providerError(convex.probeDeployment(project));
+
+      expect(error).toMatchObject({ provider: "convex", kind: "rate_limited", status: 429, retryAfterMs: 2000 });
+    });
+
+    test("a deployment whose /version answers 404 is reported as not ok: a definite wrong answer", async () => {
+      const project = await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
+      h.fakes.convex.inject({ method: "GET", path: `/d/${project.deploymentName}/version`, status: 404 });
+
+      expect(await convex.probeDeployment(project)).toEqual({
+        ok: false,
+        detail: `Convex deployment ${project.deploymentName} answered 404`,
+      });
     });
 
     test("a Management API failure while probing is thrown as a classified error, not reported as down", async () => {

@@ -147,6 +147,13 @@ describe("probeWebhookEndpoint", () => {
     const error = await providerError(liveStripe(h.env).probeWebhookEndpoint({ endpointId: "we_any" }));
     expect(error).toMatchObject({ provider: "stripe", kind: "transient", status: 500 });
   });
+
+  test("a dropped connection while probing is thrown as a transient network error, not reported as missing", async () => {
+    h.fakes.stripe.inject({ method: "GET", path: ENDPOINT, dropResponse: true });
+    const error = await providerError(liveStripe(h.env).probeWebhookEndpoint({ endpointId: "we_any" }));
+    expect(error).toMatchObject({ provider: "stripe", kind: "transient", status: undefined });
+    expect(error.message).toMatch(/^network error/);
+  });
 });
 
 describe("listWebhookEndpoints", () => {

@@ -252,6 +252,13 @@ describe("probeOrganization", () => {
     const error = await providerError(liveWorkos(h.env).probeOrganization({ organizationId: "org_01ANY00000000000000000000" }));
     expect(error).toMatchObject({ provider: "workos", kind: "transient", status: 503 });
   });
+
+  test("a dropped connection while probing is thrown as a transient network error, not reported as missing", async () => {
+    h.fakes.workos.inject({ method: "GET", path: /^\/organizations\/org_/, dropResponse: true });
+    const error = await providerError(liveWorkos(h.env).probeOrganization({ organizationId: "org_01ANY00000000000000000000" }));
+    expect(error).toMatchObject({ provider: "workos", kind: "transient", status: undefined });
+    expect(error.message).toMatch(/^network error/);
+  });
 });
 
 describe("listOrganizations", () => {
