@@ -4,7 +4,7 @@
 import type { Value } from "convex/values";
 import type { TestBackend } from "../harness";
 import type { Owner } from "./checker";
-import { APP_COMPONENT, inRange, type TransactionRecord } from "./recorder";
+import { APP_COMPONENT, inRange, type TransactionRecord, type WriteRecord } from "./recorder";
 
 /**
  * The hot paths: what runs for every checkout, many at once during a burst. Each must not
@@ -149,7 +149,13 @@ export async function loadOwnership(t: TestBackend) {
     return ownerOf(tx).kind === "several" ? `${base} [several jobs]` : base;
   }
 
-  return { ownerOf, kindOf, jobs: rows.jobs };
+  /** The one job a written row belongs to, or null (shared rows: circuits, a returning customer). */
+  function documentOwner(write: WriteRecord): string | null {
+    const owners = ownersOfRow(write.table, write.after ?? write.before, write.id);
+    return owners.length === 1 ? owners[0] : null;
+  }
+
+  return { ownerOf, kindOf, documentOwner, jobs: rows.jobs };
 }
 
 export const isHot = (kind: string) =>

@@ -38,12 +38,20 @@ export type CheckOptions = {
   ownerOf: (tx: TransactionRecord) => Owner;
   /** Which transactions take part (the hot paths). */
   include: (tx: TransactionRecord) => boolean;
+  /**
+   * The job a written document belongs to, if any. A document of job X written by one
+   * transaction of X and read by another of X is X's own document shared within X, which
+   * is allowed even when one of them also touches other jobs (an admission inside X's last
+   * completion, say).
+   */
+  documentOwner?: (write: WriteRecord) => string | null;
   windowMs?: number;
   /** Component whose tables are checked; others' tables are their own design. Default: the app. */
   component?: string;
 };
 
 const sameJob = (a: Owner, b: Owner) => a.kind === "job" && b.kind === "job" && a.id === b.id;
+const involves = (o: Owner, job: string) => (o.kind === "job" ? o.id === job : o.kind === "several" ? o.ids.includes(job) : false);
 
 export function describeRange(read: RangeRead): string {
   if (read.index === null) return "full table scan";
@@ -89,6 +97,7 @@ export function findIntersections(transactions: TransactionRecord[], options: Ch
   txs.forEach((w, wi) => {
     for (const write of w.tx.writes) {
       if (write.component !== component) continue;
+      const docOwner = options.documentOwner?.(write) ?? null;
       const hits = new Map<number, { read: string; by: string | null }>();
       for (const r of byId.get(write.id) ?? []) hits.set(r.i, { read: "by id", by: r.by });
       for (const { i, read } of byTable.get(write.table) ?? []) {
@@ -101,6 +110,7 @@ export function findIntersections(transactions: TransactionRecord[], options: Ch
         const r = txs[ri];
         if (Math.abs(r.tx.startedAt - w.tx.startedAt) > windowMs) continue;
         if (sameJob(w.owner, r.owner)) continue;
+        if (docOwner !== null && involves(w.owner, docOwner) && involves(r.owner, docOwner)) continue;
         found.push({
           writer: { seq: w.tx.seq, kind: w.kind, startedAt: w.tx.startedAt, owner: w.owner, by: write.by?.udfPath ?? null },
           reader: { seq: r.tx.seq, kind: r.kind, startedAt: r.tx.startedAt, owner: r.owner, by: hit.by },
@@ -121,7 +131,7 @@ const ownerText = (o: Owner) => (o.kind === "job" ? `job ${o.id}` : o.kind === "
 export function formatIntersections(found: Intersection[], maxGroups = 40): string {
   const groups = new Map<string, Intersection[]>();
   for (const x of found) {
-    const key = `${x.writer.kind} ⟶ ${x.reader.kind} on ${x.table} ${x.read.replace(/"[^"]*"/g, (s) => (s.length > 24 ? '"…"' : s))}`;
+    const key = signature(x);
     const list = groups.get(key) ?? [];
     list.push(x);
     groups.set(key, list);
@@ -130,7 +140,7 @@ export function formatIntersections(found: Intersection[], maxGroups = 40): stri
   for (const [, list] of [...groups.entries()].slice(0, maxGroups)) {
     const x = list[0];
     lines.push(
-      `- ${x.writer.kind} writes ${x.table} (${x.write}) ∩ ${x.reader.kind} reads ${x.table} ${x.read}: ${list.length}×`,
+      `- ${x.writer.kind} writes ${x.table} (${x.write}) ∩ ${x.reader.kind} reads ${x.table} ${elide(x.read)}: ${list.length}×`,
       `    e.g. writer tx#${x.writer.seq} (${ownerText(x.writer.owner)}, t=${x.writer.startedAt}${x.writer.by && x.writer.by !== x.writer.kind ? `, in ${x.writer.by}` : ""})` +
         ` wrote ${x.id}; reader tx#${x.reader.seq} (${ownerText(x.reader.owner)}, t=${x.reader.startedAt}${x.reader.by && x.reader.by !== x.reader.kind ? `, in ${x.reader.by}` : ""})`,
     );
@@ -139,8 +149,10 @@ export function formatIntersections(found: Intersection[], maxGroups = 40): stri
   return lines.join("\n");
 }
 
-/** One line per group, stable across runs, for baselines: `writer ⟶ reader | table | index or "by id"`. */
+/** Long string values (ids, session ids) vary between runs; short ones ("running") name the range. */
+const elide = (text: string) => text.replace(/"[^"]*"/g, (s) => (s.length > 24 ? '"…"' : s));
+
+/** A stable name for an intersection's group, for baselines: `writer ⟶ reader | table | read`. */
 export function signature(x: Intersection): string {
-  const read = x.read === "by id" ? "by id" : x.read.split(" ")[0];
-  return `${x.writer.kind} ⟶ ${x.reader.kind} | ${x.table} | ${read}`;
+  return `${x.writer.kind} ⟶ ${x.reader.kind} | ${x.table} | ${elide(x.read.replace(/ \((read up to a row|paginated)(, paginated)?\)$/, ""))}`;
 }
