@@ -8,7 +8,7 @@ import type { WorkId } from "@convex-dev/workpool";
 import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { sendCheckout, setupBackend, statusOf } from "./harness";
-import { COLD_PATHS, HOT_PATHS, baseKind, isHot, loadOwnership } from "./contention/brain";
+import { COLD_PATHS, HOT_PATHS, baseKind, isHot, isSerialPair, loadOwnership } from "./contention/brain";
 import { runBurst } from "./contention/burst";
 import { CONCURRENCY_WINDOW_MS, findIntersections, formatIntersections, signature, type Intersection } from "./contention/checker";
 import { APP_COMPONENT, installRecorder, type TransactionRecord } from "./contention/recorder";
@@ -129,6 +129,7 @@ describe("contention: the hot paths of different jobs do not read each other's w
       kindOf: ownership.kindOf,
       ownerOf: ownership.ownerOf,
       documentOwner: ownership.documentOwner,
+      serial: isSerialPair,
       include: (tx) => isHot(baseKind(tx)),
     });
     expectOnly(found, KNOWN_TODAY, "KNOWN_TODAY");
@@ -169,6 +170,7 @@ describe("contention: the hot paths of different jobs do not read each other's w
       kindOf: ownership.kindOf,
       ownerOf: ownership.ownerOf,
       documentOwner: ownership.documentOwner,
+      serial: isSerialPair,
       include: (tx) => isHot(baseKind(tx)),
     });
     expectOnly(found, KNOWN_TODAY_LIVE_CLOUDFLARE, "KNOWN_TODAY_LIVE_CLOUDFLARE");

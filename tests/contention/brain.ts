@@ -56,6 +56,16 @@ export const COLD_PATHS: Record<string, string> = {
   "sandbox:listResources": "simulated provider",
 };
 
+/**
+ * Hot paths that run as a singleton chain (each run schedules the next; at most one in
+ * flight), so two of their runs never overlap. The target design's admission is one; name
+ * it here once it is, or its runs a segment apart are checked against each other.
+ */
+export const SERIAL_PATHS: readonly string[] = [];
+
+export const isSerialPair = (a: TransactionRecord, b: TransactionRecord) =>
+  baseKind(a) === baseKind(b) && SERIAL_PATHS.includes(baseKind(a));
+
 const JOBS = "provisioningJobs";
 
 /** The app function a transaction ran for: its outermost app query or mutation (a workpool's

@@ -45,6 +45,12 @@ export type CheckOptions = {
    * completion, say).
    */
   documentOwner?: (write: WriteRecord) => string | null;
+  /**
+   * Whether two transactions can never run at the same time: runs of one self-scheduling
+   * singleton (each run schedules the next, so at most one is in flight). Their pairs are
+   * ordered, not concurrent, and are skipped.
+   */
+  serial?: (a: TransactionRecord, b: TransactionRecord) => boolean;
   windowMs?: number;
   /** Component whose tables are checked; others' tables are their own design. Default: the app. */
   component?: string;
@@ -110,6 +116,7 @@ export function findIntersections(transactions: TransactionRecord[], options: Ch
         const r = txs[ri];
         if (Math.abs(r.tx.startedAt - w.tx.startedAt) > windowMs) continue;
         if (sameJob(w.owner, r.owner)) continue;
+        if (options.serial?.(w.tx, r.tx)) continue;
         if (docOwner !== null && involves(w.owner, docOwner) && involves(r.owner, docOwner)) continue;
         found.push({
           writer: { seq: w.tx.seq, kind: w.kind, startedAt: w.tx.startedAt, owner: w.owner, by: write.by?.udfPath ?? null },
