@@ -12,6 +12,7 @@ import {
   vJobStatus,
   vFailureClass,
   vStepContext,
+  vStepInput,
   vStepName,
   vStepOutcome,
   vStepState,
@@ -135,21 +136,13 @@ async function applyDeployReport(
   return "recorded";
 }
 
-/** Everything a step action needs, or null when this attempt is no longer current. */
+/**
+ * Everything a step action needs, or null when this attempt is no longer current. Steps get
+ * their input with their dispatch; this serves jobs created before that and operators.
+ */
 export const getStepInput = internalQuery({
   args: vStepContext,
-  returns: v.union(
-    v.null(),
-    v.object({
-      jobId: v.id("provisioningJobs"),
-      instanceId: v.id("instances"),
-      correlationId: v.string(),
-      plan: v.string(),
-      email: v.string(),
-      customerName: v.optional(v.string()),
-      resources: vInstanceResources,
-    }),
-  ),
+  returns: v.union(v.null(), vStepInput),
   handler: async (ctx, args) => {
     const job = await ctx.db.get("provisioningJobs", args.jobId);
     const state = job?.steps.find((s) => s.name === args.step);
@@ -168,7 +161,7 @@ export const getStepInput = internalQuery({
       plan: instance.plan,
       email: customer.email,
       customerName: customer.name,
-      resources: instance.resources,
+      resources: { ...instance.resources, ...job.resources },
     };
   },
 });

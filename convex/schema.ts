@@ -16,6 +16,7 @@ import {
   vStripeEventOutcome,
   vStepName,
   vFailureClass,
+  vJobCustomer,
 } from "./lib/validators";
 
 export default defineSchema({
@@ -79,6 +80,10 @@ export default defineSchema({
     totalSteps: v.number(),
     currentStep: v.number(),
     retryCount: v.number(),
+    /** What the steps made so far; copied onto the instance when the job ends. */
+    resources: v.optional(vInstanceResources),
+    /** The customer facts steps need, so a step's input travels with its dispatch. */
+    customer: v.optional(vJobCustomer),
     /** The retry policy in force (next attempt times are on the steps). */
     retryPolicy: v.optional(vRetryPolicy),
     correlationId: v.string(),

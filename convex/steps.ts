@@ -6,17 +6,18 @@ import { internal } from "./_generated/api";
 import { internalAction } from "./_generated/server";
 import { loadConfig } from "./lib/config";
 import { log } from "./lib/log";
-import { vStepContext, vStepOutcome, type StepOutcome } from "./lib/validators";
+import { vStepContext, vStepInput, vStepOutcome, type StepOutcome } from "./lib/validators";
 import { stepDeadlineMs } from "./lib/config";
 import { STEPS } from "./registry";
 import { outcomeForError } from "./providers/classify";
 import { providersFor } from "./providers";
 
 export const runStep = internalAction({
-  args: vStepContext,
+  args: { ...vStepContext.fields, input: v.optional(vStepInput) },
   returns: vStepOutcome,
-  handler: async (ctx, args): Promise<StepOutcome> => {
-    const input = await ctx.runQuery(internal.provisioning.getStepInput, args);
+  handler: async (ctx, { input: dispatched, ...args }): Promise<StepOutcome> => {
+    // The input travels with the dispatch; a job made before that reads it.
+    const input = dispatched ?? (await ctx.runQuery(internal.provisioning.getStepInput, args));
     if (!input) {
       // Superseded or already recorded: the completion handler will ignore this attempt.
       return { kind: "transient", message: `attempt ${args.attempt} of ${args.step} is no longer current` };

@@ -97,6 +97,7 @@ describe("provisioning callback", () => {
     const { jobId } = await waitingJob(t);
     const body = report(jobId, { runId: "555" });
     expect((await post(t, body, sign(body))).status).toBe(200);
+    await drain(t);
     const instance = await t.run(async (ctx) => ctx.db.get("instances", (await ctx.db.get("provisioningJobs", jobId))!.instanceId));
     expect(instance!.resources.deployRunId).toBe("555");
   });

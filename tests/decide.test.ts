@@ -100,7 +100,9 @@ const rows: Row[] = [
     event: outcome("convexProject", 1, ok({ convexProjectId: "p1" })),
     expect: (d) => {
       expect(stepIn(d, "convexProject")).toMatchObject({ status: "succeeded", finishedAt: NOW });
-      expect(effectsOf(d, "mergeResources")).toEqual([{ kind: "mergeResources", resources: { convexProjectId: "p1" } }]);
+      // Kept on the job while it runs; the instance is written once, when the job ends.
+      expect(applied(d).patch.resources).toEqual({ convexProjectId: "p1" });
+      expect(effectsOf(d, "mergeResources")).toEqual([]);
       expect(effectsOf(d, "enqueue").map((e) => e.step)).toEqual(["stripeEndpoint", "configureSite"]);
       expect(applied(d).patch.currentStep).toBe(3);
     },
@@ -141,7 +143,7 @@ const rows: Row[] = [
       expect(applied(d).patch).toMatchObject({ status: "failed", error: { step: "workosOrg", class: "transient" }, compensationStatus: "scheduled" });
       expect(applied(d).patch.error!.message).toContain("gave up after 3 attempts");
       expect(effectsOf(d, "compensate")).toEqual([{ kind: "compensate", delayMs: CLEANUP_DELAY }]);
-      expect(kinds(d)).toEqual(expect.arrayContaining(["instanceStatus", "releaseSlot"]));
+      expect(kinds(d)).toEqual(expect.arrayContaining(["syncInstance", "releaseSlot"]));
       expect(effectsOf(d, "enqueue")).toEqual([]);
     },
   },
@@ -179,7 +181,7 @@ const rows: Row[] = [
     expect: (d) => {
       expect(applied(d).patch.status).toBe("succeeded");
       expect(stepIn(d, "activate")).toMatchObject({ status: "succeeded", attempts: 1 });
-      expect(effectsOf(d, "instanceStatus")).toEqual([{ kind: "instanceStatus", status: "active" }]);
+      expect(effectsOf(d, "syncInstance")).toEqual([{ kind: "syncInstance", status: "active" }]);
       expect(effectsOf(d, "releaseSlot")).toHaveLength(1);
       expect(effectsOf(d, "enqueue")).toEqual([]);
       expect(applied(d).patch.currentStep).toBe(10);
@@ -197,7 +199,7 @@ const rows: Row[] = [
     expect: (d) => {
       expect(applied(d).patch.status).toBeUndefined();
       expect(stepIn(d, "activate").status).toBe("pending");
-      expect(kinds(d)).not.toContain("instanceStatus");
+      expect(kinds(d)).not.toContain("syncInstance");
       expect(kinds(d)).not.toContain("releaseSlot");
     },
   },
@@ -206,6 +208,7 @@ const rows: Row[] = [
     job: job({ status: "failed", compensationStatus: "done", stepStates: { pagesProject: running() } }),
     event: outcome("pagesProject", 1, ok({ pagesProjectName: "brain-x" })),
     expect: (d) => {
+      expect(effectsOf(d, "mergeResources")).toEqual([{ kind: "mergeResources", resources: { pagesProjectName: "brain-x" } }]);
       expect(applied(d).patch).toMatchObject({ compensationStatus: "scheduled", compensateAt: NOW });
       expect(effectsOf(d, "compensate")).toEqual([{ kind: "compensate", delayMs: 0 }]);
     },
@@ -231,6 +234,12 @@ const rows: Row[] = [
     },
   },
   {
+    name: "running with a retry waiting in its pool + cancel → that retry is cancelled before it starts",
+    job: job({ stepStates: { workosOrg: { status: "retrying", attempts: 2, nextAttemptAt: NOW + 5_000, workId: "w9" }, convexProject: running() } }),
+    event: { kind: "cancel", by: "admin-api" },
+    expect: (d) => expect(effectsOf(d, "cancelWork")).toEqual([{ kind: "cancelWork", workId: "w9" }]),
+  },
+  {
     name: "queued + cancel → failed (cancelled) without freeing a slot it never held",
     job: job({ status: "queued" }),
     event: { kind: "cancel", by: "admin-api" },
@@ -253,7 +262,7 @@ const rows: Row[] = [
     expect: (d) => {
       expect(applied(d).patch).toMatchObject({ status: "running", retryCount: 1, compensationStatus: undefined });
       expect(stepIn(d, "workosUser")).toMatchObject({ status: "running", attempts: 4, attemptsBeforeRetry: 3 });
-      expect(effectsOf(d, "instanceStatus")).toEqual([{ kind: "instanceStatus", status: "provisioning" }]);
+      expect(kinds(d)).toContain("resumeFromInstance");
     },
   },
   {

@@ -62,6 +62,8 @@ export const vStepState = v.object({
   waitingForCircuit: v.optional(v.boolean()),
   /** deployApp: the run its dispatch started, when the provider named it; a report must match. */
   runId: v.optional(v.string()),
+  /** The work pool item of the current attempt (cancelled if the job stops before it starts). */
+  workId: v.optional(v.string()),
   startedAt: v.optional(v.number()),
   finishedAt: v.optional(v.number()),
   nextAttemptAt: v.optional(v.number()),
@@ -115,6 +117,21 @@ export type StepOutcome = Infer<typeof vStepOutcome>;
 
 export const vCompensationStatus = literals("scheduled", "running", "done");
 export type CompensationStatus = Infer<typeof vCompensationStatus>;
+
+/** What a provision job knows of its customer for its steps (copied at creation). */
+export const vJobCustomer = v.object({ email: v.string(), customerName: v.optional(v.string()), plan: v.string() });
+export type JobCustomer = Infer<typeof vJobCustomer>;
+
+/** A step action's input: who the instance is for and what the job made so far. */
+export const vStepInput = v.object({
+  jobId: v.id("provisioningJobs"),
+  instanceId: v.id("instances"),
+  correlationId: v.string(),
+  plan: v.string(),
+  email: v.string(),
+  customerName: v.optional(v.string()),
+  resources: vInstanceResources,
+});
 
 export const vStepContext = v.object({
   jobId: v.id("provisioningJobs"),

@@ -33,7 +33,13 @@ export async function provisionCheckout(
     createdAt: Date.now(),
   });
   await appendAudit(ctx, { actor: origin.actor, action: "instance.created", instanceId, detail: `plan ${plan}` });
-  const job = { instanceId, correlationId: origin.correlationId, trigger: origin.actor };
+  const customer = await ctx.db.get("customers", customerId);
+  const job = {
+    instanceId,
+    correlationId: origin.correlationId,
+    trigger: origin.actor,
+    customer: { email: customer!.email, plan, ...(customer!.name !== undefined ? { customerName: customer!.name } : {}) },
+  };
   // Checked at intake (by the webhook's action, off every mutation's read set): see pagesCapExceeded.
   const overCap = origin.pagesCapExceeded;
   if (overCap) {

@@ -45,9 +45,14 @@ export type Effect =
   | { kind: "wakeAt"; step: StepName; attempt: number; delayMs: number }
   | { kind: "expireAt"; step: StepName; attempt: number; delayMs: number }
   | { kind: "audit"; action: string; detail?: string; step?: StepName; attempt?: number; delayMs?: number; errorClass?: FailureClass }
+  /** Resources that arrive after the job stopped go straight to the instance (for its cleanup). */
   | { kind: "mergeResources"; resources: InstanceResources }
   | { kind: "circuit"; provider: ProviderName; row: CircuitRow }
-  | { kind: "instanceStatus"; status: "failed" | "provisioning" | "active" }
+  /** The job ended: the instance takes its status and everything the job made, in one write. */
+  | { kind: "syncInstance"; status: "failed" | "active" }
+  /** A retry: the instance is provisioning again, and the job starts from what it still holds. */
+  | { kind: "resumeFromInstance" }
+  | { kind: "cancelWork"; workId: string }
   | { kind: "compensate"; delayMs: number }
   | { kind: "cancelCleanup" }
   | { kind: "releaseSlot" }
@@ -141,8 +146,14 @@ function onOutcome(job: Job, name: StepName, attempt: number, outcome: StepOutco
     }
   }
 
+  t.set(name, { workId: undefined });
   if (outcome.kind === "succeeded" || outcome.kind === "waiting") {
-    if (Object.keys(outcome.resources).length > 0) t.emit({ kind: "mergeResources", resources: outcome.resources });
+    if (Object.keys(outcome.resources).length > 0) {
+      // While the job runs, what it makes lives on the job (the instance is written once, at
+      // the end); after it stopped, straight on the instance, where cleanup looks.
+      if (job.status === "running") t.patch.resources = { ...job.resources, ...outcome.resources };
+      else t.emit({ kind: "mergeResources", resources: outcome.resources });
+    }
     if (outcome.kind === "waiting") {
       t.set(name, { status: "waiting", nextAttemptAt: undefined, deadlineAt: ctx.now + outcome.deadlineMs, runId: outcome.resources.deployRunId });
       t.emit({ kind: "expireAt", step: name, attempt, delayMs: outcome.deadlineMs });
@@ -270,7 +281,7 @@ function onRetry(job: Job, admit: boolean, ctx: DecideContext): Decision {
     cleanupInFlight: undefined,
   });
   t.audit("job.retried", { detail: `retry ${retryCount}` });
-  t.emit({ kind: "instanceStatus", status: "provisioning" });
+  t.emit({ kind: "resumeFromInstance" });
   if (admit) {
     t.patch.status = "running";
     dispatchReady(t);
@@ -364,7 +375,7 @@ function dispatchReady(t: Transition) {
 
 function activate(t: Transition) {
   Object.assign(t.patch, { status: "succeeded", finishedAt: t.ctx.now });
-  t.emit({ kind: "instanceStatus", status: "active" });
+  t.emit({ kind: "syncInstance", status: "active" });
   t.audit("job.succeeded");
   t.emit({ kind: "releaseSlot" });
 }
@@ -378,6 +389,8 @@ function failJob(t: Transition, error: JobError, cleanupDelayMs: number) {
   const wasRunning = t.job.status === "running";
   for (const s of t.steps) {
     if (s.waitingForCircuit) t.set(s.name, { status: "failed", finishedAt: t.ctx.now, ...idle });
+    // A retry still waiting in its pool starts nothing now: the pool reports it canceled.
+    else if (s.status === "retrying" && s.workId && (s.nextAttemptAt ?? 0) > t.ctx.now) t.emit({ kind: "cancelWork", workId: s.workId });
   }
   Object.assign(t.patch, {
     status: "failed",
@@ -387,7 +400,7 @@ function failJob(t: Transition, error: JobError, cleanupDelayMs: number) {
     compensateAt: t.ctx.now + cleanupDelayMs,
     queuedAt: undefined,
   });
-  t.emit({ kind: "instanceStatus", status: "failed" });
+  t.emit({ kind: "syncInstance", status: "failed" });
   t.audit("job.failed", { step: error.step, errorClass: error.class, detail: `${error.step} (${error.class}): ${error.message}` });
   t.emit({ kind: "compensate", delayMs: cleanupDelayMs });
   // Only a job leaving `running` frees a slot (a queued job held none).

@@ -6,7 +6,9 @@ import type { Doc, Id } from "../_generated/dataModel";
 import type { MutationCtx } from "../_generated/server";
 import { retryPolicy, stepDeadlineMs, type Config } from "../lib/config";
 import { log } from "../lib/log";
-import type { StepName, StepState } from "../lib/validators";
+import type { WorkId } from "@convex-dev/workpool";
+import type { JobCustomer, StepName, StepState } from "../lib/validators";
+import type { StepInput } from "./steps";
 import { STEPS } from "../registry";
 import { appendAudit } from "./audit";
 import { circuitSettings, loadCircuits, saveCircuit } from "./circuits";
@@ -49,29 +51,45 @@ export async function applyEvent(ctx: MutationCtx, config: Config, job: Job, eve
     return decision;
   }
   if (decision.kind === "refused") return decision;
-  await ctx.db.patch("provisioningJobs", job._id, decision.patch);
   const after = { ...job, ...decision.patch } as Job;
-  for (const effect of decision.effects) await perform(ctx, config, after, effect, actor, now);
+  // Effects first: an enqueue or a timer hands back the id the step keeps; then one patch.
+  const kept: Partial<Record<StepName, Partial<StepState>>> = {};
+  for (const effect of decision.effects) {
+    const update = await perform(ctx, config, after, effect, actor, now);
+    if (update) kept[update.step] = { ...kept[update.step], ...update.fields };
+  }
+  const steps = decision.patch.steps?.map((s) => (kept[s.name] ? { ...s, ...kept[s.name] } : s));
+  await ctx.db.patch("provisioningJobs", job._id, { ...decision.patch, ...(steps ? { steps } : {}) });
   return decision;
 }
 
-async function perform(ctx: MutationCtx, config: Config, job: Job, effect: Effect, actor: string, now: number): Promise<void> {
+type StepUpdate = { step: StepName; fields: Partial<StepState> } | void;
+
+async function perform(ctx: MutationCtx, config: Config, job: Job, effect: Effect, actor: string, now: number): Promise<StepUpdate> {
   const context = (step: StepName, attempt: number) => ({ jobId: job._id, step, attempt });
   switch (effect.kind) {
     case "enqueue": {
       const stepContext = context(effect.step, effect.attempt);
-      await poolFor(config, STEPS[effect.step].provider).enqueueAction(ctx, internal.steps.runStep, stepContext, {
-        onComplete: internal.provisioning.onStepComplete,
-        context: stepContext,
-        retry: false,
-        runAfter: effect.delayMs,
-      });
-      return;
+      // The step's input travels with its dispatch: the action needs no read of its own.
+      const input = job.customer ? stepInput(job, job.customer) : undefined;
+      const workId = await poolFor(config, STEPS[effect.step].provider).enqueueAction(
+        ctx,
+        internal.steps.runStep,
+        { ...stepContext, ...(input ? { input } : {}) },
+        { onComplete: internal.provisioning.onStepComplete, context: stepContext, retry: false, runAfter: effect.delayMs },
+      );
+      return { step: effect.step, fields: { workId } };
     }
+    case "cancelWork":
+      // A retry waiting in its pool for a job that stopped: the pool reports it canceled.
+      await poolFor(config, "brain").cancel(ctx, effect.workId as WorkId);
+      return;
+
     case "wakeAt":
       await ctx.scheduler.runAfter(effect.delayMs, internal.provisioning.onCircuitWake, context(effect.step, effect.attempt));
       return;
     case "expireAt":
+      // Not cancelled when the report comes: it then finds the step no longer waiting.
       await ctx.scheduler.runAfter(effect.delayMs, internal.provisioning.expireWaitingStep, context(effect.step, effect.attempt));
       return;
     case "audit": {
@@ -83,8 +101,17 @@ async function perform(ctx: MutationCtx, config: Config, job: Job, effect: Effec
       return mergeResources(ctx, job.instanceId, effect.resources);
     case "circuit":
       return saveCircuit(ctx, effect.provider, effect.row, now);
-    case "instanceStatus":
-      return setInstanceStatus(ctx, job.instanceId, effect.status, now);
+    case "syncInstance":
+      return syncInstance(ctx, job, effect.status, now);
+    case "resumeFromInstance": {
+      const instance = await ctx.db.get("instances", job.instanceId);
+      if (!instance) return;
+      await ctx.db.patch("instances", job.instanceId, { status: "provisioning" });
+      // What cleanup left is what this run starts from (the same names adopt it).
+      job.resources = instance.resources;
+      await ctx.db.patch("provisioningJobs", job._id, { resources: instance.resources });
+      return;
+    }
     case "compensate":
       await ctx.scheduler.runAfter(effect.delayMs, internal.cleanup.startCompensation, { jobId: job._id, retryCount: job.retryCount });
       return;
@@ -97,9 +124,9 @@ async function perform(ctx: MutationCtx, config: Config, job: Job, effect: Effec
       return;
     }
     case "releaseSlot":
-      // Insert-only: no two finishing jobs touch the same document. Admission folds it in later.
+      // Insert-only: no two finishing jobs touch the same document. Admission folds it in on
+      // its next run (it polls while jobs wait for a slot).
       await ctx.db.insert("jobSlotReleases", { jobId: job._id, releasedAt: now });
-      await kickAdmission(ctx);
       return;
     case "queueForAdmission":
       await kickAdmission(ctx);
@@ -119,19 +146,36 @@ async function mergeResources(ctx: MutationCtx, instanceId: Id<"instances">, res
   }
 }
 
-async function setInstanceStatus(ctx: MutationCtx, instanceId: Id<"instances">, status: "failed" | "provisioning" | "active", now: number) {
-  if (status !== "active") return ctx.db.patch("instances", instanceId, { status });
-  const instance = await ctx.db.get("instances", instanceId);
+/** The job ended: its status and resources reach the instance (and the customer's WorkOS user id). */
+async function syncInstance(ctx: MutationCtx, job: Job, status: "failed" | "active", now: number) {
+  const instance = await ctx.db.get("instances", job.instanceId);
   if (!instance) return;
-  const subdomain = instance.resources.pagesSubdomain;
-  await ctx.db.patch("instances", instanceId, {
-    status: "active",
-    activatedAt: now,
-    ...(subdomain ? { url: `https://${subdomain}` } : {}),
+  const resources = { ...instance.resources, ...job.resources };
+  const subdomain = resources.pagesSubdomain;
+  await ctx.db.patch("instances", job.instanceId, {
+    status,
+    resources,
+    ...(status === "active" ? { activatedAt: now, ...(subdomain ? { url: `https://${subdomain}` } : {}) } : {}),
   });
+  if (resources.workosUserId && resources.workosUserId !== instance.resources.workosUserId) {
+    await ctx.db.patch("customers", instance.customerId, { workosUserId: resources.workosUserId });
+  }
 }
 
-type JobOrigin = { instanceId: Id<"instances">; correlationId: string; trigger: string };
+/** Everything a step action needs, built from the job alone. */
+export function stepInput(job: Job, customer: JobCustomer): StepInput {
+  return {
+    jobId: job._id,
+    instanceId: job.instanceId,
+    correlationId: job.correlationId,
+    plan: customer.plan,
+    email: customer.email,
+    ...(customer.customerName !== undefined ? { customerName: customer.customerName } : {}),
+    resources: job.resources ?? {},
+  };
+}
+
+type JobOrigin = { instanceId: Id<"instances">; correlationId: string; trigger: string; customer?: JobCustomer };
 
 function insertJob(ctx: MutationCtx, config: Config, origin: JobOrigin, fields: Pick<Job, "status" | "steps"> & Partial<Job>, now: number) {
   return ctx.db.insert("provisioningJobs", {
@@ -143,6 +187,8 @@ function insertJob(ctx: MutationCtx, config: Config, origin: JobOrigin, fields: 
     retryPolicy: retryPolicy(config),
     correlationId: origin.correlationId,
     trigger: origin.trigger,
+    resources: {},
+    ...(origin.customer ? { customer: origin.customer } : {}),
     createdAt: now,
     updatedAt: now,
     ...fields,
@@ -190,7 +236,7 @@ export async function startFailedJob(
   const job = (await ctx.db.get("provisioningJobs", jobId))!;
   await appendAudit(ctx, { actor: origin.trigger, action: "job.created", jobId, instanceId: origin.instanceId });
   for (const effect of [
-    { kind: "instanceStatus", status: "failed" },
+    { kind: "syncInstance", status: "failed" },
     { kind: "audit", action: "job.failed", step: origin.step, errorClass: "permanent", detail: `${origin.step} (permanent): ${origin.message}` },
     { kind: "compensate", delayMs: config.CLEANUP_DELAY_MS },
   ] as Effect[]) {
@@ -233,9 +279,16 @@ export async function admitQueuedJobs(ctx: MutationCtx, config: Config): Promise
   running += admitted;
   if (state) await ctx.db.patch("admission", state._id, { running, updatedAt: now });
   else await ctx.db.insert("admission", { running, updatedAt: now });
-  // A full batch may leave more behind it; anything newer kicked its own run.
-  if (releases.length === ADMISSION_BATCH || (queued.length === ADMISSION_BATCH && admitted === ADMISSION_BATCH)) {
+  if (releases.length === ADMISSION_BATCH || admitted === ADMISSION_BATCH) {
+    // A full batch may leave more behind it.
     await ctx.scheduler.runAfter(0, internal.provisioning.admitQueuedJobs, {});
+  } else if (admitted === queued.length && (free === 0 || free === admitted)) {
+    // Jobs may still wait for a slot: look again a segment on, when more releases are folded in.
+    const waiting = await ctx.db
+      .query("provisioningJobs")
+      .withIndex("by_status_and_queuedAt", (q) => q.eq("status", "queued").lt("queuedAt", cutoff))
+      .first();
+    if (waiting) await ctx.scheduler.runAfter(ADMISSION_SEGMENT_MS, internal.provisioning.admitQueuedJobs, {});
   }
   return { admitted, running };
 }
