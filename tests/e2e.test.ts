@@ -95,7 +95,7 @@ describe.each(MODES)("provisioning end to end ($name providers)", (mode) => {
     const actions = (await t.query(internal.audit.listForJob, { jobId: status.jobId as Id<"provisioningJobs"> })).map(
       (r) => r.action,
     );
-    expect(new Set(actions)).toEqual(new Set(["job.created", "step.started", "step.succeeded", "step.waiting", "job.succeeded"]));
+    expect(new Set(actions)).toEqual(new Set(["job.created", "job.admitted", "step.started", "step.succeeded", "step.waiting", "job.succeeded"]));
   });
 
   test("a transient provider failure is retried and the job still reaches ready", async () => {

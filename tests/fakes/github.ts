@@ -103,6 +103,8 @@ export async function startGithubFake(options: GithubFakeOptions): Promise<Githu
       step: dispatch.inputs.step ?? "deployApp",
       status: failure === null ? "succeeded" : "failed",
       runId: String(dispatch.runId),
+      // As the workflow does (.github/workflows/provision_backend.yml): the dispatch it answers.
+      ...(dispatch.inputs.dispatch_id ? { dispatchId: dispatch.inputs.dispatch_id } : {}),
       ...(failure === null ? { timings: { deployMs: Date.now() - dispatch.at } } : { message: failure }),
     });
     try {
