@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
-import { adminHeaders, drain, sendCheckout, setupBackend, statusOf, type TestBackend } from "./harness";
+import { adminHeaders, admitNow, drain, sendCheckout, setupBackend, statusOf, type TestBackend } from "./harness";
 
 beforeEach(() => vi.useFakeTimers());
 afterEach(() => vi.useRealTimers());
@@ -139,8 +139,7 @@ describe("POST /retry-provisioning/:jobId", () => {
   test("a running job answers 409", async () => {
     const t = setupBackend();
     const { sessionId } = await sendCheckout(t);
-    vi.advanceTimersByTime(1);
-    await t.finishInProgressScheduledFunctions();
+    await admitNow(t);
     const { body } = await statusOf(t, sessionId);
     expect(body.status).toBe("provisioning");
     const response = await t.fetch(`/retry-provisioning/${body.jobId}`, { method: "POST", headers: adminHeaders() });

@@ -14,31 +14,14 @@ import { CONCURRENCY_WINDOW_MS, findIntersections, formatIntersections, signatur
 import { APP_COMPONENT, installRecorder, type TransactionRecord } from "./contention/recorder";
 
 /**
- * Intersections today's engine has and the target design removes (docs/contention.md,
- * "Found against today's code"). Listed so the suite stays green while the engine changes;
- * any intersection not listed fails, and so does a listed one that no longer occurs (delete it).
+ * Intersections allowed between hot paths of different jobs: none. (The engine before v2 had
+ * four: admission read running and queued jobs that creations and completions write, and the
+ * Pages cap read instances that completions write; docs/contention.md.)
  */
-const KNOWN_TODAY = new Set<string>([
-  // Job creation reads the running jobs (by_status = running, up to MAX_ACTIVE_JOBS) to admit
-  // at once: every other creation's insert as running lands in that range.
-  "stripe:processStripeEvent ⟶ stripe:processStripeEvent | provisioningJobs | by_status [status = \"running\"]",
-  // ... and every step completion patches a running job, which lies in that same range.
-  "provisioning:onStepComplete ⟶ stripe:processStripeEvent | provisioningJobs | by_status [status = \"running\"]",
-  // A job's last completion admits the oldest queued job (by_status = queued, first): two
-  // such completions at once read the same queued job and both write it.
-  "provisioning:onStepComplete [several jobs] ⟶ provisioning:onStepComplete [several jobs] | provisioningJobs | by_status [status = \"queued\"]",
-]);
+const KNOWN_TODAY = new Set<string>([]);
 
-/**
- * The same with live Cloudflare, where job creation also counts the Pages projects in use.
- * The target design moves that count into a query the webhook's HTTP action runs.
- */
-const KNOWN_TODAY_LIVE_CLOUDFLARE = new Set<string>([
-  // The Pages cap reads instances by status; a step completion that merges resources into its
-  // (provisioning) instance writes inside that range.
-  "provisioning:onStepComplete ⟶ stripe:processStripeEvent | instances | by_status_and_pagesProjectName [status = \"provisioning\"]",
-  "provisioning:onStepComplete ⟶ stripe:processStripeEvent | provisioningJobs | by_status [status = \"running\"]",
-]);
+/** The same with live Cloudflare, where the webhook's HTTP action counts the Pages projects in use. */
+const KNOWN_TODAY_LIVE_CLOUDFLARE = new Set<string>([]);
 
 /** Fails on intersections not in `known`, and on known ones that no longer occur. */
 function expectOnly(found: Intersection[], known: Set<string>, listName: string) {

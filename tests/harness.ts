@@ -8,6 +8,8 @@ import rateLimiterTest from "@convex-dev/rate-limiter/test";
 import Stripe from "stripe";
 import schema from "../convex/schema";
 import { POOL_NAMES as REGISTRY_POOL_NAMES } from "../convex/registry";
+import { internal } from "../convex/_generated/api";
+import { ADMISSION_SEGMENT_MS } from "../convex/model/jobs";
 
 export const TEST_STRIPE_WEBHOOK_SECRET = "whsec_test_brain_harness_secret";
 export const TEST_ADMIN_API_TOKEN = "test-admin-token-0123456789abcdef";
@@ -132,6 +134,19 @@ export async function drainFor(t: TestBackend, simulatedMs = 2 * 60 * 60_000) {
   } catch (error) {
     if (!(error instanceof HorizonReached)) throw error;
   }
+}
+
+/**
+ * Fake timers: processes the checkouts sent so far (their jobs are created queued) and runs
+ * admission one segment later, without firing any other timer, so the admitted jobs are
+ * `running` with their first steps enqueued but not yet run.
+ */
+export async function admitNow(t: TestBackend) {
+  const { vi } = await import("vitest");
+  vi.advanceTimersByTime(1);
+  await t.finishInProgressScheduledFunctions();
+  vi.setSystemTime(Date.now() + ADMISSION_SEGMENT_MS + 1);
+  return t.mutation(internal.provisioning.admitQueuedJobs, {});
 }
 
 /** Runs the checkout's job to a terminal status without running cleanups scheduled a day later. */

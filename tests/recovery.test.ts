@@ -4,7 +4,7 @@ import type { WorkId } from "@convex-dev/workpool";
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
-import { adminHeaders, drain, drainFor, sendCheckout, settleCheckout, setupBackend, statusOf, type TestBackend } from "./harness";
+import { adminHeaders, admitNow, drain, drainFor, sendCheckout, settleCheckout, setupBackend, statusOf, type TestBackend } from "./harness";
 
 beforeEach(() => vi.useFakeTimers());
 afterEach(() => vi.useRealTimers());
@@ -162,8 +162,7 @@ describe("cancelling queued jobs", () => {
     const t = setupBackend({ env: { MAX_ACTIVE_JOBS: "1", CLEANUP_DELAY_MS: "0" } });
     const sessions = [];
     for (let i = 0; i < 3; i++) sessions.push(await sendCheckout(t));
-    vi.advanceTimersByTime(1);
-    await t.finishInProgressScheduledFunctions();
+    await admitNow(t);
     const third = (await statusOf(t, sessions[2].sessionId)).body;
     expect(third.status).toBe("pending");
     expect((await t.fetch(`/cancel-provisioning/${third.jobId}`, { method: "POST", headers: adminHeaders() })).status).toBe(202);

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
-import { checkoutEvent, drain, sendCheckout, setupBackend, signedStripeRequest, statusOf } from "./harness";
+import { admitNow, checkoutEvent, drain, sendCheckout, setupBackend, signedStripeRequest, statusOf } from "./harness";
 
 beforeEach(() => vi.useFakeTimers());
 afterEach(() => vi.useRealTimers());
@@ -24,9 +24,12 @@ describe("public status page", () => {
     const t = setupBackend();
     const { sessionId } = await sendCheckout(t);
     expect((await statusOf(t, sessionId)).body).toMatchObject({ status: "pending", jobId: null });
-    // Run only the event's processing: the job exists, its first steps are queued.
+    // Run the event's processing: the job exists, queued for admission.
     vi.advanceTimersByTime(1);
     await t.finishInProgressScheduledFunctions();
+    expect((await statusOf(t, sessionId)).body).toMatchObject({ status: "pending", jobId: expect.any(String) });
+    // Admission starts it: its first steps are out.
+    await admitNow(t);
     const { body } = await statusOf(t, sessionId);
     expect(body.status).toBe("provisioning");
     expect(body.jobId).toEqual(expect.any(String));

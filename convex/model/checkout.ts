@@ -57,7 +57,7 @@ const HOLDS_PAGES_PROJECT = ["provisioning", "active", "degraded", "down", "susp
 /**
  * Cloudflare caps Pages projects per account. With live Cloudflare, a checkout that would
  * pass the cap fails at once, naming the limit, instead of failing mid-job. Failed
- * instances count until their resources are cleaned up. The new instance is counted too.
+ * instances count until their resources are cleaned up. The checkout at hand counts as one more.
  * It runs as a query from the webhook's HTTP action, so the instances it counts are in no
  * mutation's read set (a count inside event processing would collide with every other
  * checkout). Two checkouts at the very edge may both pass; Cloudflare's own refusal
@@ -66,7 +66,8 @@ const HOLDS_PAGES_PROJECT = ["provisioning", "active", "degraded", "down", "susp
 export async function pagesCapExceeded(ctx: QueryCtx, config: Config): Promise<string | null> {
   if (providerMode(config, "cloudflare") !== "live") return null;
   const limit = config.CLOUDFLARE_PAGES_PROJECT_LIMIT;
-  let inUse = 0;
+  // The checkout being received is not an instance yet: it counts as one more.
+  let inUse = 1;
   for (const status of [...HOLDS_PAGES_PROJECT, "failed" as const]) {
     const rows = await ctx.db
       .query("instances")

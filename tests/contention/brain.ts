@@ -19,16 +19,17 @@ export const HOT_PATHS = {
     "stripe:processStripeEvent", // event processing and job creation
     "provisioning:onStepComplete", // step completion, run inside the workpool's `complete`
     "provisioning:recordDeployReport", // the deploy run's report (the sandbox's simulated run)
-    "provisioning:getStepInput", // each step action's input
+    // (provisioning:getStepInput is no longer on the hot path: a step's input travels with its dispatch.)
     "provisioning:getStatusBySession", // the public status page
+    "provisioning:admitQueuedJobs", // admission: starts queued jobs a segment after they queue
   ],
   optional: [
     "provisioning:recordDeployCallback", // the real workflow's signed callback (live GitHub)
     "provisioning:expireWaitingStep", // a deploy report that never came
     "providerCache:getWorkosUser", // live WorkOS: the user lookup cache
     "providerCache:putWorkosUser",
-    // The target design's admission mutation goes here once it lands, e.g.
-    // "provisioning:admitQueuedJobs".
+    "provisioning:onCircuitWake", // a step parked behind an open circuit looks again
+    "stripe:checkPagesCap", // live Cloudflare: the Pages cap, counted by the webhook's HTTP action
   ],
 } as const;
 
@@ -57,11 +58,12 @@ export const COLD_PATHS: Record<string, string> = {
 };
 
 /**
- * Hot paths that run as a singleton chain (each run schedules the next; at most one in
- * flight), so two of their runs never overlap. The target design's admission is one; name
- * it here once it is, or its runs a segment apart are checked against each other.
+ * Hot paths whose runs may collide only with one another. Admission keeps its running count
+ * in a document only admission writes, so two of its runs at once serialize by OCC (one
+ * retries and sees the other's result). That is its design, a single logical admitter; what
+ * it must never do is read what a creation or a completion writes, which the test checks.
  */
-export const SERIAL_PATHS: readonly string[] = [];
+export const SERIAL_PATHS: readonly string[] = ["provisioning:admitQueuedJobs"];
 
 export const isSerialPair = (a: TransactionRecord, b: TransactionRecord) =>
   baseKind(a) === baseKind(b) && SERIAL_PATHS.includes(baseKind(a));

@@ -371,11 +371,20 @@ describe("the Pages project cap, end to end in live mode", () => {
   test("a checkout past CLOUDFLARE_PAGES_PROJECT_LIMIT fails at once as permanent on pagesProject, and Cloudflare holds one project", async () => {
     const first = await sendCheckout(h.t);
     expect(first.response.status).toBe(200);
+    // The cap is counted when a checkout arrives: the first one's instance exists by then.
+    for (let i = 0; i < 200 && (await statusOf(h.t, first.sessionId)).body.instanceId === null; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
     const second = await sendCheckout(h.t);
     expect(second.response.status).toBe(200);
 
-    // The second checkout is refused before any step runs: its first status read is already terminal.
-    const refused = (await statusOf(h.t, second.sessionId)).body;
+    // The second checkout is refused before any step runs: once processed, it is already terminal.
+    let refused = (await statusOf(h.t, second.sessionId)).body;
+    for (let i = 0; i < 200 && refused.jobId === null; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      refused = (await statusOf(h.t, second.sessionId)).body;
+    }
+    expect(refused.steps.every((s) => s.attempts === 0 || s.name === "pagesProject")).toBe(true);
     expect(refused.status).toBe("failed");
     expect(refused.error).toMatchObject({ step: "pagesProject", class: "permanent" });
     expect(refused.error!.message).toMatch(/CLOUDFLARE_PAGES_PROJECT_LIMIT/);
