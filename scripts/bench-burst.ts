@@ -12,6 +12,7 @@ import { startFakes } from "../tests/fakes/index.ts";
 import type { FakeServer } from "../tests/fakes/base.ts";
 import { loadConfig } from "../convex/lib/config.ts";
 import { startEmbeddedBackend } from "./embedded-backend.ts";
+import { installUncontendedClock, type UncontendedClock } from "./bench/uncontended-clock.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -20,6 +21,10 @@ const { values: flags } = parseArgs({
     // while the limits allow one checkout per ~0.77 s (so ~77 s at timeScale 2).
     "time-scale": { type: "string", default: "2" },
     timeout: { type: "string", default: "900" },
+    // "uncontended" (the default): Brain, its budgets and the fakes' windows all run on a clock
+    // that stops while the machine keeps this process off the CPU. "wall": the real clock.
+    clock: { type: "string", default: "uncontended" },
+    "default-budgets": { type: "boolean", default: false },
     // Writes every fake's request times (ms after the first checkout, fake's clock) to this file.
     trace: { type: "string" },
   },
@@ -28,6 +33,11 @@ const checkouts = Number(flags.checkouts);
 const timeScale = Number(flags["time-scale"]);
 if (!Number.isInteger(checkouts) || checkouts < 1) throw new Error("--checkouts must be a positive integer");
 if (!(timeScale >= 1)) throw new Error("--time-scale must be >= 1");
+if (flags.clock !== "uncontended" && flags.clock !== "wall") throw new Error("--clock must be uncontended or wall");
+// Installed before the fakes and the backend start, so every Date.now and setTimeout they make
+// (token buckets, scheduler, rate-limit windows, this script's timings) reads the same clock.
+const wallStarted = performance.now();
+const clock: UncontendedClock | null = flags.clock === "uncontended" ? installUncontendedClock() : null;
 
 // Function logs go to a file; the console keeps the benchmark's own lines.
 const logFile = join(tmpdir(), `brain-bench-burst-${process.pid}.log`);
@@ -75,7 +85,20 @@ const scaledEnv: Record<string, string> = {
   PROVIDER_TIMEOUT_MS: "30000",
   CLOUDFLARE_PAGES_PROJECT_LIMIT: String(checkouts + 10),
 };
-const budgets = Object.fromEntries(Object.entries(PROVIDERS).map(([name, p]) => [name, p.budgetRps])) as Record<ProviderName, number>;
+// The two providers whose limits bind (Cloudflare at 3 requests per checkout, GitHub at 1) get a
+// budget of 99% of their limit for this run instead of Brain's defaults (3.9 and 1.3 req/s, which
+// tie at 78 checkouts/min): Cloudflare's is then the one that binds, and the pacing, not the
+// default's 2.5% margin, decides the figure. Still under each limit, so no 429 is expected.
+// --default-budgets runs with Brain's defaults.
+const BENCH_BUDGET_SHARE = 0.99;
+const budgets = Object.fromEntries(
+  Object.entries(PROVIDERS).map(([name, p]) => [
+    name,
+    !flags["default-budgets"] && (name === "cloudflare" || name === "github")
+      ? Math.floor(BENCH_BUDGET_SHARE * (p.limit! / (p.window! / 1000)) * 1000) / 1000
+      : p.budgetRps,
+  ]),
+) as Record<ProviderName, number>;
 for (const [name, budget] of Object.entries(budgets)) {
   scaledEnv[`RATE_LIMIT_${name.toUpperCase()}_RPS`] = String(budget * timeScale);
 }
@@ -84,8 +107,9 @@ for (const [key, value] of Object.entries(scaledEnv)) process.env[key] = value;
 const t = await startEmbeddedBackend();
 fakes.attach(t);
 
-say(`bench:burst: ${checkouts} checkouts at once, live providers against local fakes, timeScale ${timeScale}`);
+say(`bench:burst: ${checkouts} checkouts at once, live providers against local fakes, timeScale ${timeScale}, ${flags.clock} clock`);
 say(`  function logs: ${logFile}`);
+say(`  budgets (req/s): ${Object.entries(budgets).map(([name, rps]) => `${name} ${rps}`).join(", ")}${flags["default-budgets"] ? " (Brain's defaults)" : ` (cloudflare and github at ${100 * BENCH_BUDGET_SHARE}% of their limits)`}`);
 
 const stripe = new Stripe("sk_test_bench");
 const started = Date.now();
@@ -139,6 +163,8 @@ while (Date.now() < deadline) {
 }
 const finishedAt = Date.now();
 const durationMs = (finishedAt - started) * timeScale;
+const wallMs = Math.round(performance.now() - wallStarted);
+const runQueueWaitMs = clock ? Math.round(clock.waitedMs()) : null;
 
 // Resources per instance in every fake: exactly one each.
 const instances = await t.run(async (ctx) => (await ctx.db.query("instances").collect()).map((i) => i._id as string));
@@ -244,6 +270,12 @@ const result = {
   timeScale,
   throughputPerMin: Math.round((counts.ready / (durationMs / 60_000)) * 10) / 10,
   limitThroughputPerMin: Math.round(limitThroughputPerMin * 10) / 10,
+  clock: flags.clock,
+  // Real time the whole script took, and how much of it the main thread waited for a CPU (the
+  // uncontended clock stood still for that long).
+  wallMs,
+  runQueueWaitMs,
+  cpuMs: Math.round((process.cpuUsage().user + process.cpuUsage().system) / 1000),
   providers,
   binding: {
     provider: binding,
@@ -269,7 +301,12 @@ say(
   `  binding provider ${binding} (${result.binding.limit}): sustained ${steady.rps} req/s of its ${result.binding.limitRps} limit ` +
     `(${(100 * steadyShare).toFixed(1)}%, budget ${budgets[binding]}) over the middle ${steady.requests} requests, idle ${(100 * steady.idleShare).toFixed(1)}% of that span`,
 );
-say(`  end to end, wall clock: ${result.throughputPerMin}/min vs limit ${result.limitThroughputPerMin}/min (${Math.round((100 * result.throughputPerMin) / result.limitThroughputPerMin)}%), including ramp-up and tail`);
+say(
+  `  ${flags.clock} clock: ${(wallMs / 1000).toFixed(1)} s of wall time` +
+    (runQueueWaitMs === null ? "" : `, of which the main thread waited ${(runQueueWaitMs / 1000).toFixed(1)} s for a CPU (the clock stood still)`) +
+    `; ${(result.cpuMs / 1000).toFixed(1)} s of CPU`,
+);
+say(`  end to end: ${result.throughputPerMin}/min vs limit ${result.limitThroughputPerMin}/min (${Math.round((100 * result.throughputPerMin) / result.limitThroughputPerMin)}%), including ramp-up and tail`);
 say(`  ${ok ? "PASS" : "FAIL"}: all ready ${counts.ready === checkouts}, no 429 ${total429 === 0}, one resource each ${duplicatedOrMissing.length === 0}, binding share ${(100 * steadyShare).toFixed(1)}% >= ${100 * MIN_SHARE}% ${steadyShare >= MIN_SHARE}`);
 if (flags.trace) {
   const trace = Object.fromEntries(
