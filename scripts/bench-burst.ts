@@ -165,6 +165,7 @@ const finishedAt = Date.now();
 const durationMs = (finishedAt - started) * timeScale;
 const wallMs = Math.round(performance.now() - wallStarted);
 const runQueueWaitMs = clock ? Math.round(clock.waitedMs()) : null;
+const mainThreadCpuMs = clock ? Math.round(clock.ranMs()) : null;
 
 // Resources per instance in every fake: exactly one each.
 const instances = await t.run(async (ctx) => (await ctx.db.query("instances").collect()).map((i) => i._id as string));
@@ -275,7 +276,9 @@ const result = {
   // uncontended clock stood still for that long).
   wallMs,
   runQueueWaitMs,
+  // CPU of the whole process (all threads), and of the main thread that runs every function.
   cpuMs: Math.round((process.cpuUsage().user + process.cpuUsage().system) / 1000),
+  mainThreadCpuMs,
   providers,
   binding: {
     provider: binding,
@@ -304,7 +307,8 @@ say(
 say(
   `  ${flags.clock} clock: ${(wallMs / 1000).toFixed(1)} s of wall time` +
     (runQueueWaitMs === null ? "" : `, of which the main thread waited ${(runQueueWaitMs / 1000).toFixed(1)} s for a CPU (the clock stood still)`) +
-    `; ${(result.cpuMs / 1000).toFixed(1)} s of CPU`,
+    `; ${(result.cpuMs / 1000).toFixed(1)} s of CPU` +
+    (mainThreadCpuMs === null ? "" : `, ${(mainThreadCpuMs / 1000).toFixed(1)} s of it on the main thread`),
 );
 say(`  end to end: ${result.throughputPerMin}/min vs limit ${result.limitThroughputPerMin}/min (${Math.round((100 * result.throughputPerMin) / result.limitThroughputPerMin)}%), including ramp-up and tail`);
 say(`  ${ok ? "PASS" : "FAIL"}: all ready ${counts.ready === checkouts}, no 429 ${total429 === 0}, one resource each ${duplicatedOrMissing.length === 0}, binding share ${(100 * steadyShare).toFixed(1)}% >= ${100 * MIN_SHARE}% ${steadyShare >= MIN_SHARE}`);

@@ -10,6 +10,8 @@ type Timer = ReturnType<typeof setTimeout>;
 export type UncontendedClock = {
   /** Milliseconds of run-queue wait (time the thread was ready but off the CPU) since install. */
   waitedMs(): number;
+  /** Milliseconds the main thread ran on a CPU since install. */
+  ranMs(): number;
   /** Restores the real Date.now, setTimeout and clearTimeout. */
   uninstall(): void;
 };
@@ -24,7 +26,9 @@ export function installUncontendedClock(): UncontendedClock {
   const fd = openSync("/proc/thread-self/schedstat", "r");
   const buffer = Buffer.alloc(128);
   // Fields: time on CPU, time waiting on a run queue (both ns), timeslices run.
-  const runQueueWaitMs = () => Number(buffer.toString("latin1", 0, readSync(fd, buffer, 0, buffer.length, 0)).split(" ")[1]) / 1e6;
+  const field = (index: number) => Number(buffer.toString("latin1", 0, readSync(fd, buffer, 0, buffer.length, 0)).split(" ")[index]) / 1e6;
+  const runQueueWaitMs = () => field(1);
+  const ranAtInstall = field(0);
 
   const realDateNow = Date.now;
   const realSetTimeout = globalThis.setTimeout;
@@ -72,6 +76,7 @@ export function installUncontendedClock(): UncontendedClock {
   globalThis.clearTimeout = clearTimeoutUncontended as typeof clearTimeout;
   return {
     waitedMs: () => runQueueWaitMs() - waitedAtInstall,
+    ranMs: () => field(0) - ranAtInstall,
     uninstall: () => {
       Date.now = realDateNow;
       globalThis.setTimeout = realSetTimeout;
