@@ -219,6 +219,10 @@ export async function startFakeServer(options: FakeServerOptions): Promise<FakeS
       })
       .finally(() => inFlight--);
   });
+  // The client (undici: 4 s idle) closes idle keep-alive sockets, never the fake: with both ends
+  // in one process on a starved CPU, the server's own 5 s close could race a request the client was
+  // already writing on that socket, and the client would see a network error no provider sent.
+  server.keepAliveTimeout = 0;
   server.on("connection", (socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
