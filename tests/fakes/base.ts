@@ -42,7 +42,21 @@ export type FaultRule = {
   times?: number;
 };
 
-export type RecordedRequest = { method: string; path: string; headers: Record<string, string>; body: unknown; at: number };
+export type RecordedRequest = {
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  body: unknown;
+  /** When the fake received it (Date.now()): the clock its rate-limit window runs on. */
+  at: number;
+  /**
+   * While a rate limit is set: how many requests its sliding window held when this one arrived,
+   * this one included, as the limit counted them (a 429 answered it when this exceeded the limit).
+   */
+  windowCount?: number;
+  /** True when the rate limit answered this request with 429. */
+  rateLimited?: boolean;
+};
 
 export type FakeServerOptions = {
   name: string;
@@ -63,8 +77,11 @@ export type FakeServer = {
   setLatency(ms: number): void;
   /** At most `limit` requests per `windowMs` (sliding window); beyond it 429 with Retry-After. */
   setRateLimit(limit: { requests: number; windowMs: number } | null): void;
-  /** Highest number of requests handled concurrently, and the count of 429s sent by the rate limit. */
-  stats(): { peakConcurrency: number; rateLimited: number; peakPerSecond: number };
+  /**
+   * Highest number of requests handled concurrently, the count of 429s sent by the rate limit,
+   * and the highest windowCount of a request the limit let through (0 when no limit was set).
+   */
+  stats(): { peakConcurrency: number; rateLimited: number; peakPerSecond: number; windowPeak: number };
   close(): Promise<void>;
 };
 
@@ -100,6 +117,7 @@ export async function startFakeServer(options: FakeServerOptions): Promise<FakeS
   let peakConcurrency = 0;
   let rateLimited = 0;
   let peakPerSecond = 0;
+  let windowPeak = 0;
   const sockets = new Set<Socket>();
 
   const send = (response: ServerResponse, answer: FakeResponse) => {
@@ -132,7 +150,8 @@ export async function startFakeServer(options: FakeServerOptions): Promise<FakeS
       body = parseForm(rawBody);
     }
     const now = Date.now();
-    requests.push({ method, path: url.pathname, headers, body, at: now });
+    const recorded: RecordedRequest = { method, path: url.pathname, headers, body, at: now };
+    requests.push(recorded);
 
     // The request budget, as the provider enforces it: past the limit, 429 with Retry-After.
     while (recent.length && recent[0] <= now - 1000 * 60 * 60) recent.shift();
@@ -140,8 +159,10 @@ export async function startFakeServer(options: FakeServerOptions): Promise<FakeS
     peakPerSecond = Math.max(peakPerSecond, perSecond);
     if (rateLimit) {
       const inWindow = recent.filter((at) => at > now - rateLimit!.windowMs);
+      recorded.windowCount = inWindow.length + 1;
       if (inWindow.length >= rateLimit.requests) {
         rateLimited++;
+        recorded.rateLimited = true;
         const retryAfter = Math.max(1, Math.ceil((inWindow[0] + rateLimit.windowMs - now) / 1000));
         recent.push(now);
         return send(response, {
@@ -152,6 +173,7 @@ export async function startFakeServer(options: FakeServerOptions): Promise<FakeS
       }
     }
     recent.push(now);
+    if (recorded.windowCount !== undefined) windowPeak = Math.max(windowPeak, recorded.windowCount);
 
     const fault = faults.find(
       (rule) =>
@@ -197,6 +219,10 @@ export async function startFakeServer(options: FakeServerOptions): Promise<FakeS
       })
       .finally(() => inFlight--);
   });
+  // The client (undici: 4 s idle) closes idle keep-alive sockets, never the fake: with both ends
+  // in one process on a starved CPU, the server's own 5 s close could race a request the client was
+  // already writing on that socket, and the client would see a network error no provider sent.
+  server.keepAliveTimeout = 0;
   server.on("connection", (socket) => {
     sockets.add(socket);
     socket.on("close", () => sockets.delete(socket));
@@ -213,7 +239,7 @@ export async function startFakeServer(options: FakeServerOptions): Promise<FakeS
     clearFaults: () => (faults = []),
     setLatency: (ms) => (latencyMs = ms),
     setRateLimit: (limit) => (rateLimit = limit),
-    stats: () => ({ peakConcurrency, rateLimited, peakPerSecond }),
+    stats: () => ({ peakConcurrency, rateLimited, peakPerSecond, windowPeak }),
     close: () =>
       new Promise<void>((resolve) => {
         for (const socket of sockets) socket.destroy();

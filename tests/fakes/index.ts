@@ -51,6 +51,7 @@ async function startBridge() {
       response.writeHead(500).end(String(error));
     });
   });
+  server.keepAliveTimeout = 0; // as in base.ts: only the client closes idle sockets
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
