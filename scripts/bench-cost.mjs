@@ -77,6 +77,7 @@ for (const name of ["brain", "workflow"]) {
   list("function calls by function", detail[name].callsByFunction);
   list("writes by top-level function", detail[name].writesByFunction);
   list("writes by table", detail[name].writesByTable);
+  list("reads by top-level function", detail[name].readsByFunction);
   list("reads by table", detail[name].readsByTable);
 }
 const ok = detail.brain.ready === checkouts && detail.workflow.ready === checkouts;
