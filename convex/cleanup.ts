@@ -6,6 +6,7 @@ import { internal } from "./_generated/api";
 import { internalAction, internalMutation, internalQuery } from "./_generated/server";
 import { backoffDelayMs } from "./lib/backoff";
 import { loadConfig } from "./lib/config";
+import { vOrphanProvider } from "./lib/validators";
 import { log } from "./lib/log";
 import { appendAudit } from "./model/audit";
 import { deleteResource, fieldsClearedBy, planCleanup } from "./model/cleanup";
@@ -13,7 +14,6 @@ import { outcomeForError } from "./providers/classify";
 import { providersFor } from "./providers";
 
 const ACTOR = "system:cleanup";
-const vCleanupProvider = v.union(v.literal("convex"), v.literal("workos"), v.literal("cloudflare"), v.literal("stripe"));
 
 export const startCompensation = internalMutation({
   args: { jobId: v.id("provisioningJobs"), retryCount: v.number() },
@@ -33,7 +33,7 @@ export const startCompensation = internalMutation({
 
 export const listPendingTasks = internalQuery({
   args: { jobId: v.id("provisioningJobs") },
-  returns: v.array(v.object({ taskId: v.id("cleanupTasks"), provider: vCleanupProvider, resourceId: v.string(), order: v.number() })),
+  returns: v.array(v.object({ taskId: v.id("cleanupTasks"), provider: vOrphanProvider, resourceId: v.string(), order: v.number() })),
   handler: async (ctx, { jobId }) => {
     const tasks = await ctx.db
       .query("cleanupTasks")

@@ -17,6 +17,7 @@ import {
   vStepName,
   vFailureClass,
   vJobCustomer,
+  vOrphanProvider,
 } from "./lib/validators";
 
 export default defineSchema({
@@ -134,7 +135,7 @@ export default defineSchema({
   cleanupTasks: defineTable({
     jobId: v.id("provisioningJobs"),
     instanceId: v.id("instances"),
-    provider: v.union(v.literal("convex"), v.literal("workos"), v.literal("cloudflare"), v.literal("stripe")),
+    provider: vOrphanProvider,
     resourceId: v.string(),
     /** Undo order: newest-made first. */
     order: v.number(),

@@ -179,7 +179,7 @@ export const vHealthReport = v.object({
 });
 export type HealthReport = Infer<typeof vHealthReport>;
 
-/** Providers an orphan scan lists: those where Brain creates a resource per instance. */
+/** Providers where Brain creates a resource per instance (the registry's owners; tests/registry.test.ts holds them equal). */
 export const vOrphanProvider = literals("convex", "workos", "cloudflare", "stripe");
 export type OrphanProvider = Infer<typeof vOrphanProvider>;
 

@@ -1,7 +1,8 @@
 // Brain's provisioning DAG as a @convex-dev/workflow workflow, for bench:cost. The waves come
-// from Brain's own STEP_NEEDS (each step in the first wave after all it needs), each wave runs
-// its steps in parallel with Promise.all, and each step is one action that runs Brain's own
-// STEP_RUNNERS on Brain's sandbox adapters. A thrown provider error is retried by the
+// from Brain's own registry (each step in the first wave after all it needs), each wave runs
+// its steps in parallel with Promise.all, and each step is one action that runs the registry's
+// own `run` on Brain's sandbox adapters. `activate` (a state change, no provider call) is made
+// by the workflow's last mutation, as Brain makes it inside validate's completion. A thrown provider error is retried by the
 // workflow's workpool (retryActionsByDefault) with Brain's attempt budget and base delay.
 // deployApp dispatches (the sandbox's simulated run reports after SANDBOX_LATENCY_MS, through
 // provisioning.recordDeployReport) and then awaits that report as a workflow event.
@@ -9,11 +10,11 @@ import { v } from "convex/values";
 import { WorkflowManager, defineEvent } from "@convex-dev/workflow";
 import { components, internal } from "./_generated/api";
 import { internalAction } from "./_generated/server";
-import { loadConfig } from "../../../convex/lib/config";
-import { STEP_NAMES, vInstanceResources, vStepName, type InstanceResources, type StepName } from "../../../convex/lib/validators";
-import { STEP_NEEDS } from "../../../convex/model/dag";
-import { STEP_RUNNERS, type StepInput } from "../../../convex/model/steps";
+import { loadConfig, stepDeadlineMs } from "../../../convex/lib/config";
+import { vInstanceResources, vStepName, type InstanceResources, type StepName } from "../../../convex/lib/validators";
+import type { StepInput } from "../../../convex/model/steps";
 import { providersFor } from "../../../convex/providers";
+import { STEP_LIST, STEPS } from "../../../convex/registry";
 
 /** The report of the deploy run, sent to the workflow that dispatched it. */
 export const DEPLOY_REPORT = defineEvent({ name: "deployReport", validator: v.object({ runId: v.string() }) });
@@ -21,7 +22,7 @@ export const DEPLOY_REPORT = defineEvent({ name: "deployReport", validator: v.ob
 /** Steps that end when an external report arrives, not when their action returns (ARCHITECTURE.md). */
 const WAITS_FOR_REPORT: ReadonlySet<StepName> = new Set(["deployApp"]);
 
-/** STEP_NEEDS as waves: each step in the wave after the latest of the steps it needs. */
+/** The registry's needs as waves: each step in the wave after the latest of the steps it needs. */
 export function wavesOf(needs: Record<StepName, readonly StepName[]>): StepName[][] {
   const level = new Map<StepName, number>();
   const levelOf = (step: StepName): number => {
@@ -32,10 +33,10 @@ export function wavesOf(needs: Record<StepName, readonly StepName[]>): StepName[
     return own;
   };
   const waves: StepName[][] = [];
-  for (const step of STEP_NAMES) (waves[levelOf(step)] ??= []).push(step);
+  for (const step of STEP_LIST) if (STEPS[step].runs === "action") (waves[levelOf(step)] ??= []).push(step);
   return waves;
 }
-const WAVES = wavesOf(STEP_NEEDS);
+const WAVES = wavesOf(Object.fromEntries(STEP_LIST.map((s) => [s, STEPS[s].needs])) as unknown as Record<StepName, readonly StepName[]>);
 
 // Read once, when convex-test first loads this module: the runner sets the environment before.
 const config = loadConfig();
@@ -89,7 +90,13 @@ export const runStep = internalAction({
     // by function names this app also defines (sandbox:applyOperation, provisioning:recordDeployReport).
     const providers = providersFor({ ctx: ctx as never, config, correlationId: input.correlationId });
     // The action cannot see its attempt number; a retried dispatch adopts the same run.
-    const outcome = await STEP_RUNNERS[step]({ providers, config, input: input as unknown as StepInput, attempt: 1 });
+    const outcome = await STEPS[step].run({
+      providers,
+      config,
+      input: input as unknown as StepInput,
+      attempt: 1,
+      deadlineMs: stepDeadlineMs(config, step),
+    });
     if (outcome.kind === "succeeded" || outcome.kind === "waiting") return outcome.resources;
     throw new Error(`${step}: ${outcome.kind}: ${outcome.message}`);
   },
