@@ -1,6 +1,7 @@
 // Operator reads of the append-only audit trail. Nothing here (or anywhere) edits it.
 import { v } from "convex/values";
 import { internalMutation, internalQuery } from "./_generated/server";
+import { vFailureClass, vStepName } from "./lib/validators";
 import { appendAudit } from "./model/audit";
 
 const vAuditEntry = v.object({
@@ -10,6 +11,10 @@ const vAuditEntry = v.object({
   jobId: v.optional(v.id("provisioningJobs")),
   instanceId: v.optional(v.id("instances")),
   detail: v.optional(v.string()),
+  step: v.optional(vStepName),
+  attempt: v.optional(v.number()),
+  delayMs: v.optional(v.number()),
+  errorClass: v.optional(vFailureClass),
 });
 
 /** A job's audit trail, oldest first. */
@@ -21,7 +26,7 @@ export const listForJob = internalQuery({
       .query("auditLogs")
       .withIndex("by_jobId", (q) => q.eq("jobId", jobId))
       .take(Math.min(limit ?? 500, 2000));
-    return rows.map(({ at, actor, action, jobId, instanceId, detail }) => ({ at, actor, action, jobId, instanceId, detail }));
+    return rows.map(({ _id, _creationTime, ...entry }) => entry);
   },
 });
 
@@ -34,7 +39,7 @@ export const listForInstance = internalQuery({
       .query("auditLogs")
       .withIndex("by_instanceId", (q) => q.eq("instanceId", instanceId))
       .take(Math.min(limit ?? 500, 2000));
-    return rows.map(({ at, actor, action, jobId, instanceId, detail }) => ({ at, actor, action, jobId, instanceId, detail }));
+    return rows.map(({ _id, _creationTime, ...entry }) => entry);
   },
 });
 
