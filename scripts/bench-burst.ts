@@ -155,7 +155,8 @@ while (Date.now() < deadline) {
     return {
       ready: jobs.filter((j) => j.status === "succeeded").length,
       failed: jobs.filter((j) => j.status === "failed").length,
-      running: checkouts - jobs.filter((j) => j.status !== "running").length,
+      // Queued (waiting for admission) counts as in progress too.
+      running: checkouts - jobs.filter((j) => j.status === "succeeded" || j.status === "failed").length,
     };
   });
   const line = `  ${counts.ready} ready, ${counts.failed} failed, ${counts.running} in progress after ${((Date.now() - started) / 1000).toFixed(1)} s`;
