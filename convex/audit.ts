@@ -2,7 +2,7 @@
 import { v } from "convex/values";
 import { internalMutation, internalQuery } from "./_generated/server";
 import { vFailureClass, vStepName } from "./lib/validators";
-import { appendAudit } from "./model/audit";
+import { appendAudit, expandAudit } from "./model/audit";
 
 const vAuditEntry = v.object({
   at: v.number(),
@@ -26,7 +26,7 @@ export const listForJob = internalQuery({
       .query("auditLogs")
       .withIndex("by_jobId", (q) => q.eq("jobId", jobId))
       .take(Math.min(limit ?? 500, 2000));
-    return rows.map(({ _id, _creationTime, ...entry }) => entry);
+    return rows.flatMap(({ _id, _creationTime, ...row }) => expandAudit(row)).slice(0, Math.min(limit ?? 500, 2000));
   },
 });
 
@@ -39,7 +39,7 @@ export const listForInstance = internalQuery({
       .query("auditLogs")
       .withIndex("by_instanceId", (q) => q.eq("instanceId", instanceId))
       .take(Math.min(limit ?? 500, 2000));
-    return rows.map(({ _id, _creationTime, ...entry }) => entry);
+    return rows.flatMap(({ _id, _creationTime, ...row }) => expandAudit(row)).slice(0, Math.min(limit ?? 500, 2000));
   },
 });
 

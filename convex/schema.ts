@@ -18,6 +18,7 @@ import {
   vFailureClass,
   vJobCustomer,
   vOrphanProvider,
+  vAuditChange,
 } from "./lib/validators";
 
 export default defineSchema({
@@ -162,6 +163,11 @@ export default defineSchema({
     attempt: v.optional(v.number()),
     delayMs: v.optional(v.number()),
     errorClass: v.optional(vFailureClass),
+    /**
+     * The further changes of the same transition (one job transition, one row: a completion
+     * that also starts two steps writes one row, not three). Readers expand them in order.
+     */
+    more: v.optional(v.array(vAuditChange)),
   })
     .index("by_jobId", ["jobId"])
     .index("by_instanceId", ["instanceId"])

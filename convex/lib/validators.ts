@@ -133,6 +133,17 @@ export const vStepInput = v.object({
   resources: vInstanceResources,
 });
 
+/** One change in a transition's audit row (`auditLogs.more`): the row's own fields, less who and when. */
+export const vAuditChange = v.object({
+  action: v.string(),
+  detail: v.optional(v.string()),
+  step: v.optional(vStepName),
+  attempt: v.optional(v.number()),
+  delayMs: v.optional(v.number()),
+  errorClass: v.optional(vFailureClass),
+});
+export type AuditChange = Infer<typeof vAuditChange>;
+
 export const vStepContext = v.object({
   jobId: v.id("provisioningJobs"),
   step: vStepName,

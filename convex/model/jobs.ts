@@ -7,7 +7,7 @@ import type { MutationCtx } from "../_generated/server";
 import { retryPolicy, stepDeadlineMs, type Config } from "../lib/config";
 import { log } from "../lib/log";
 import type { WorkId } from "@convex-dev/workpool";
-import type { JobCustomer, StepName, StepState } from "../lib/validators";
+import type { AuditChange, JobCustomer, StepName, StepState } from "../lib/validators";
 import type { StepInput } from "./steps";
 import { STEPS } from "../registry";
 import { appendAudit } from "./audit";
@@ -54,9 +54,20 @@ export async function applyEvent(ctx: MutationCtx, config: Config, job: Job, eve
   const after = { ...job, ...decision.patch } as Job;
   // Effects first: an enqueue or a timer hands back the id the step keeps; then one patch.
   const kept: Partial<Record<StepName, Partial<StepState>>> = {};
+  const changes: AuditChange[] = [];
   for (const effect of decision.effects) {
+    if (effect.kind === "audit") {
+      const { kind: _kind, ...change } = effect;
+      changes.push(change);
+      continue;
+    }
     const update = await perform(ctx, config, after, effect, actor, now);
     if (update) kept[update.step] = { ...kept[update.step], ...update.fields };
+  }
+  // One transition, one audit row: its first change, and the rest in order under `more`.
+  if (changes.length > 0) {
+    const [first, ...more] = changes;
+    await appendAudit(ctx, { actor, jobId: job._id, instanceId: job.instanceId, ...first, ...(more.length > 0 ? { more } : {}) });
   }
   const steps = decision.patch.steps?.map((s) => (kept[s.name] ? { ...s, ...kept[s.name] } : s));
   await ctx.db.patch("provisioningJobs", job._id, { ...decision.patch, ...(steps ? { steps } : {}) });
