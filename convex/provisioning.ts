@@ -75,9 +75,9 @@ export const onCircuitWake = internalMutation({
 
 /** Admission (kicked a segment after a job queues or frees its slot; the watchdog backs it up). */
 export const admitQueuedJobs = internalMutation({
-  args: {},
+  args: { poll: v.optional(v.boolean()) },
   returns: v.object({ admitted: v.number(), running: v.number() }),
-  handler: async (ctx) => admitQueued(ctx, loadConfig()),
+  handler: async (ctx, { poll }) => admitQueued(ctx, loadConfig(), poll ?? false),
 });
 
 const vDeployReport = {

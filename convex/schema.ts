@@ -123,7 +123,12 @@ export default defineSchema({
 
   // Admission's own count of running jobs. Written and read only by provisioning.admitQueuedJobs
   // (and an operator's retry), never by a hot path: see docs/contention.md.
-  admission: defineTable({ running: v.number(), updatedAt: v.number() }),
+  admission: defineTable({
+    running: v.number(),
+    /** When the one pending look-again run is due (absent: none pending). */
+    pollAt: v.optional(v.number()),
+    updatedAt: v.number(),
+  }),
 
   // One row each time a job leaves `running` (insert-only on the hot path); admission folds
   // rows older than a segment into its count and deletes them.

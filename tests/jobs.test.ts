@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
 import type { Doc, Id } from "../convex/_generated/dataModel";
 import { ADMISSION_SEGMENT_MS } from "../convex/model/jobs";
-import { adminHeaders, drain, sendCheckout, settleCheckout, setupBackend, statusOf, type TestBackend } from "./harness";
+import { adminHeaders, admitNow, drain, sendCheckout, settleCheckout, setupBackend, statusOf, type TestBackend } from "./harness";
 
 beforeEach(() => vi.useFakeTimers());
 afterEach(() => vi.useRealTimers());
@@ -74,6 +74,22 @@ describe("admission", () => {
     const retry = await t.fetch(`/retry-provisioning/${failed.jobId}`, { method: "POST", headers: adminHeaders() });
     expect(await retry.json()).toMatchObject({ status: "running" });
     expect((await settleCheckout(t, sessionId)).status).toBe("ready");
+  });
+
+  test("while jobs wait for a slot, however many admission runs there are, one look-again is pending", async () => {
+    const t = setupBackend({ env: { MAX_ACTIVE_JOBS: "1" } });
+    for (let i = 0; i < 4; i++) await sendCheckout(t);
+    await admitNow(t);
+    for (let i = 0; i < 5; i++) await t.mutation(internal.provisioning.admitQueuedJobs, {});
+    const pending = await t.run(async (ctx) =>
+      (await ctx.db.system.query("_scheduled_functions").collect()).filter(
+        (f) => f.name.includes("admitQueuedJobs") && f.state.kind === "pending" && (f.args[0] as { poll?: boolean }).poll,
+      ),
+    );
+    expect(pending).toHaveLength(1);
+    await drain(t);
+    const jobs = await t.run((ctx) => ctx.db.query("provisioningJobs").collect());
+    expect(jobs.map((j) => j.status)).toEqual(["succeeded", "succeeded", "succeeded", "succeeded"]);
   });
 
   test("admission's count returns to zero once every job has finished", async () => {

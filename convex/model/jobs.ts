@@ -263,7 +263,7 @@ const ADMISSION_BATCH = 100;
  * Admission: folds released slots into its own count and starts the oldest queued jobs while
  * slots are free. It reads only rows older than a segment and a count only it writes.
  */
-export async function admitQueuedJobs(ctx: MutationCtx, config: Config): Promise<{ admitted: number; running: number }> {
+export async function admitQueuedJobs(ctx: MutationCtx, config: Config, poll = false): Promise<{ admitted: number; running: number }> {
   const now = Date.now();
   const cutoff = now - ADMISSION_SEGMENT_MS;
   const state = await ctx.db.query("admission").first();
@@ -288,19 +288,25 @@ export async function admitQueuedJobs(ctx: MutationCtx, config: Config): Promise
     if (decision.kind === "applied") admitted++;
   }
   running += admitted;
-  if (state) await ctx.db.patch("admission", state._id, { running, updatedAt: now });
-  else await ctx.db.insert("admission", { running, updatedAt: now });
+  // This run is the pending look-again, or one is still due: either way at most one is pending.
+  let pollAt = poll || (state?.pollAt ?? 0) <= now ? undefined : state?.pollAt;
   if (releases.length === ADMISSION_BATCH || admitted === ADMISSION_BATCH) {
     // A full batch may leave more behind it.
     await ctx.scheduler.runAfter(0, internal.provisioning.admitQueuedJobs, {});
-  } else if (admitted === queued.length && (free === 0 || free === admitted)) {
+  } else if (pollAt === undefined && admitted === queued.length && (free === 0 || free === admitted)) {
     // Jobs may still wait for a slot: look again a segment on, when more releases are folded in.
     const waiting = await ctx.db
       .query("provisioningJobs")
       .withIndex("by_status_and_queuedAt", (q) => q.eq("status", "queued").lt("queuedAt", cutoff))
       .first();
-    if (waiting) await ctx.scheduler.runAfter(ADMISSION_SEGMENT_MS, internal.provisioning.admitQueuedJobs, {});
+    if (waiting) {
+      pollAt = now + ADMISSION_SEGMENT_MS;
+      await ctx.scheduler.runAfter(ADMISSION_SEGMENT_MS, internal.provisioning.admitQueuedJobs, { poll: true });
+    }
   }
+  const fields = { running, pollAt, updatedAt: now };
+  if (state) await ctx.db.patch("admission", state._id, fields);
+  else await ctx.db.insert("admission", fields);
   return { admitted, running };
 }
 
