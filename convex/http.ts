@@ -169,7 +169,7 @@ http.route({
     }
     const parsed = CallbackBody.safeParse(payload);
     if (!parsed.success) {
-      return jsonError("BAD_REQUEST", `body must be { jobId, step: "deployApp", status: "succeeded" | "failed", runId, message?, timings? }`);
+      return jsonError("BAD_REQUEST", `body must be { jobId, step: "deployApp", status: "succeeded" | "failed", runId, dispatchId, message?, timings? }`);
     }
     const { timings: _timings, ...report } = parsed.data;
     const result = await ctx.runMutation(internal.provisioning.recordDeployCallback, { signature: parts.v1, ...report });
