@@ -3,7 +3,8 @@
 // a manual retry before then makes it a no-op (the job's retryCount moved on).
 import { v } from "convex/values";
 import { internal } from "./_generated/api";
-import { internalAction, internalMutation, internalQuery } from "./_generated/server";
+import type { Doc, Id } from "./_generated/dataModel";
+import { internalAction, internalMutation, internalQuery, type MutationCtx } from "./_generated/server";
 import { backoffDelayMs } from "./lib/backoff";
 import { loadConfig } from "./lib/config";
 import { vOrphanProvider } from "./lib/validators";
@@ -15,6 +16,19 @@ import { providersFor } from "./providers";
 
 const ACTOR = "system:cleanup";
 
+/** How long a cleanup run holds its job before another may start (an action dying holds it no longer). */
+export const CLEANUP_LEASE_MS = 15 * 60_000;
+
+export const cleanupRunning = (job: Doc<"provisioningJobs">, now: number) => (job.cleanupRun?.until ?? 0) > now;
+
+/** Starts a cleanup run of the job's pending deletions under a fresh lease. */
+async function beginCleanupRun(ctx: MutationCtx, jobId: Id<"provisioningJobs">, fields: Partial<Doc<"provisioningJobs">> = {}) {
+  const now = Date.now();
+  const token = crypto.randomUUID();
+  await ctx.db.patch("provisioningJobs", jobId, { ...fields, cleanupRun: { token, until: now + CLEANUP_LEASE_MS }, updatedAt: now });
+  await ctx.scheduler.runAfter(0, internal.cleanup.runCleanup, { jobId, token });
+}
+
 export const startCompensation = internalMutation({
   args: { jobId: v.id("provisioningJobs"), retryCount: v.number() },
   returns: v.null(),
@@ -25,8 +39,7 @@ export const startCompensation = internalMutation({
     }
     const pending = await planCleanup(ctx, job);
     await appendAudit(ctx, { actor: ACTOR, action: "job.compensation_started", jobId, instanceId: job.instanceId, detail: `${pending} resources` });
-    await ctx.db.patch("provisioningJobs", jobId, { compensationStatus: "running", cleanupInFlight: true, updatedAt: Date.now() });
-    await ctx.scheduler.runAfter(0, internal.cleanup.runCleanup, { jobId });
+    await beginCleanupRun(ctx, jobId, { compensationStatus: "running" });
     return null;
   },
 });
@@ -47,9 +60,9 @@ export const listPendingTasks = internalQuery({
 
 /** Deletes the job's pending resources newest first, recording each result, then closes the compensation. */
 export const runCleanup = internalAction({
-  args: { jobId: v.id("provisioningJobs") },
+  args: { jobId: v.id("provisioningJobs"), token: v.optional(v.string()) },
   returns: v.null(),
-  handler: async (ctx, { jobId }) => {
+  handler: async (ctx, { jobId, token }) => {
     const config = loadConfig();
     const providers = providersFor({ ctx, config, correlationId: `cleanup:${jobId}` });
     for (const task of await ctx.runQuery(internal.cleanup.listPendingTasks, { jobId })) {
@@ -62,7 +75,7 @@ export const runCleanup = internalAction({
       }
       await ctx.runMutation(internal.cleanup.recordCleanupResult, { taskId: task.taskId, error });
     }
-    await ctx.runMutation(internal.cleanup.finishCompensation, { jobId });
+    await ctx.runMutation(internal.cleanup.finishCompensation, { jobId, ...(token ? { token } : {}) });
     return null;
   },
 });
@@ -96,11 +109,13 @@ export const recordCleanupResult = internalMutation({
 });
 
 export const finishCompensation = internalMutation({
-  args: { jobId: v.id("provisioningJobs") },
+  args: { jobId: v.id("provisioningJobs"), token: v.optional(v.string()) },
   returns: v.null(),
-  handler: async (ctx, { jobId }) => {
+  handler: async (ctx, { jobId, token }) => {
     const job = await ctx.db.get("provisioningJobs", jobId);
     if (!job || job.compensationStatus !== "running") return null;
+    // Another run took over since (a late result, the cron, an operator): it closes, not this one.
+    if (job.cleanupRun && job.cleanupRun.token !== token && cleanupRunning(job, Date.now())) return null;
     const pending = await ctx.db
       .query("cleanupTasks")
       .withIndex("by_jobId_and_status", (q) => q.eq("jobId", jobId).eq("status", "pending"))
@@ -108,10 +123,10 @@ export const finishCompensation = internalMutation({
     const now = Date.now();
     if (pending) {
       // The cleanup cron retries what failed; until then the job may be retried or cleaned up now.
-      await ctx.db.patch("provisioningJobs", jobId, { cleanupInFlight: false, updatedAt: now });
+      await ctx.db.patch("provisioningJobs", jobId, { cleanupRun: undefined, updatedAt: now });
       return null;
     }
-    await ctx.db.patch("provisioningJobs", jobId, { compensationStatus: "done", cleanupInFlight: false, compensatedAt: now, updatedAt: now });
+    await ctx.db.patch("provisioningJobs", jobId, { compensationStatus: "done", cleanupRun: undefined, compensatedAt: now, updatedAt: now });
     await appendAudit(ctx, { actor: ACTOR, action: "job.compensated", jobId, instanceId: job.instanceId });
     return null;
   },
@@ -127,9 +142,12 @@ export const retryPendingCleanups = internalMutation({
       .withIndex("by_status_and_nextAttemptAt", (q) => q.eq("status", "pending").lte("nextAttemptAt", Date.now()))
       .take(100);
     const jobIds = [...new Set(due.map((t) => t.jobId))];
+    const now = Date.now();
     for (const jobId of jobIds) {
-      await ctx.db.patch("provisioningJobs", jobId, { cleanupInFlight: true });
-      await ctx.scheduler.runAfter(0, internal.cleanup.runCleanup, { jobId });
+      const job = await ctx.db.get("provisioningJobs", jobId);
+      // A run under way will reach these tasks itself.
+      if (!job || cleanupRunning(job, now)) continue;
+      await beginCleanupRun(ctx, jobId);
     }
     // A cleanup whose action died after its last deletion but before closing has nothing
     // pending: close it here.
@@ -138,7 +156,7 @@ export const retryPendingCleanups = internalMutation({
       .withIndex("by_status_and_compensationStatus", (q) => q.eq("status", "failed").eq("compensationStatus", "running"))
       .take(100);
     for (const job of running) {
-      if (jobIds.includes(job._id)) continue;
+      if (jobIds.includes(job._id) || cleanupRunning(job, now)) continue;
       await ctx.scheduler.runAfter(0, internal.cleanup.finishCompensation, { jobId: job._id });
     }
     return jobIds.length;
@@ -153,12 +171,11 @@ export const compensateNow = internalMutation({
     const job = await ctx.db.get("provisioningJobs", jobId);
     if (!job || job.status !== "failed") return false;
     // A cleanup stuck on a failing deletion (between the cron's attempts) can be run again now.
-    const stalled = job.compensationStatus === "running" && !job.cleanupInFlight;
+    const stalled = job.compensationStatus === "running" && !cleanupRunning(job, Date.now());
     if (job.compensationStatus !== "scheduled" && !stalled) return false;
     await appendAudit(ctx, { actor, action: "job.compensation_requested", jobId, instanceId: job.instanceId });
     if (stalled) {
-      await ctx.db.patch("provisioningJobs", jobId, { cleanupInFlight: true, updatedAt: Date.now() });
-      await ctx.scheduler.runAfter(0, internal.cleanup.runCleanup, { jobId });
+      await beginCleanupRun(ctx, jobId);
       return true;
     }
     await ctx.db.patch("provisioningJobs", jobId, { compensateAt: Date.now() });

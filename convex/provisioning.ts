@@ -234,7 +234,12 @@ export const runWatchdog = internalMutation({
         if (decision.kind === "applied" && !state.waitingForCircuit) expired++;
       }
     }
-    if (running.length < Math.max(config.MAX_ACTIVE_JOBS * 4, 1000)) await resyncAdmission(ctx, running.length);
+    if (running.length < Math.max(config.MAX_ACTIVE_JOBS * 4, 1000)) {
+      // Jobs this pass failed left running (and inserted their release): count what is left.
+      let stillRunning = 0;
+      for (const found of running) if ((await ctx.db.get("provisioningJobs", found._id))?.status === "running") stillRunning++;
+      await resyncAdmission(ctx, stillRunning);
+    }
     return { expired };
   },
 });

@@ -95,8 +95,11 @@ export default defineSchema({
     compensationStatus: v.optional(vCompensationStatus),
     compensateAt: v.optional(v.number()),
     compensatedAt: v.optional(v.number()),
-    /** A cleanup action is running now (a retry or an early cleanup must wait for it). */
-    cleanupInFlight: v.optional(v.boolean()),
+    /**
+     * The cleanup action running now, until its lease ends (a retry or an early cleanup waits
+     * for it). Only the run holding `token` clears it, so overlapping runs cannot clear early.
+     */
+    cleanupRun: v.optional(v.object({ token: v.string(), until: v.number() })),
     /** When the job last entered `queued`; admission takes jobs queued over a segment ago. */
     queuedAt: v.optional(v.number()),
     createdAt: v.number(),

@@ -237,7 +237,7 @@ const rows: Row[] = [
     name: "running with a retry waiting in its pool + cancel → that retry is cancelled before it starts",
     job: job({ stepStates: { workosOrg: { status: "retrying", attempts: 2, nextAttemptAt: NOW + 5_000, workId: "w9" }, convexProject: running() } }),
     event: { kind: "cancel", by: "admin-api" },
-    expect: (d) => expect(effectsOf(d, "cancelWork")).toEqual([{ kind: "cancelWork", workId: "w9" }]),
+    expect: (d) => expect(effectsOf(d, "cancelWork")).toEqual([{ kind: "cancelWork", step: "workosOrg", workId: "w9" }]),
   },
   {
     name: "queued + cancel → failed (cancelled) without freeing a slot it never held",
@@ -277,18 +277,39 @@ const rows: Row[] = [
   },
   {
     name: "failed with its cleanup action running + retry → refused (COMPENSATION_IN_PROGRESS)",
-    job: job({ status: "failed", compensationStatus: "running", cleanupInFlight: true }),
+    job: job({ status: "failed", compensationStatus: "running", cleanupRun: { token: "r1", until: NOW + 60_000 } }),
     event: { kind: "retry", by: "admin-api", admit: true },
     expect: (d) => expect(d).toMatchObject({ kind: "refused", code: "COMPENSATION_IN_PROGRESS" }),
   },
   {
     name: "failed with a cleanup stuck on a failing deletion + retry → retried; the stuck deletions are cancelled and every step runs again",
-    job: job({ status: "failed", compensationStatus: "running", cleanupInFlight: false, stepStates: { ...firstThreeDone, workosUser: { status: "failed", attempts: 3 } } }),
+    job: job({ status: "failed", compensationStatus: "running", stepStates: { ...firstThreeDone, workosUser: { status: "failed", attempts: 3 } } }),
     event: { kind: "retry", by: "admin-api", admit: true },
     expect: (d) => {
       expect(applied(d).patch.status).toBe("running");
       expect(kinds(d)).toContain("cancelCleanup");
       expect(effectsOf(d, "enqueue").map((e) => e.step)).toEqual(["convexProject", "workosOrg", "pagesProject"]);
+    },
+  },
+  {
+    name: "failed with its cleanup run's lease expired (the action died) + retry → retried",
+    job: job({ status: "failed", compensationStatus: "running", cleanupRun: { token: "r1", until: NOW - 1 }, stepStates: { workosOrg: { status: "failed", attempts: 3 } } }),
+    event: { kind: "retry", by: "admin-api", admit: true },
+    expect: (d) => expect(applied(d).patch.status).toBe("running"),
+  },
+  {
+    name: "failed with a step still in flight + retry with every slot taken → queued with no step in flight; its pool work cancelled",
+    job: job({
+      status: "failed",
+      compensationStatus: "scheduled",
+      stepStates: { convexProject: { ...running(), workId: "w1" }, workosOrg: done(), pagesProject: { status: "failed", attempts: 1 } },
+    }),
+    event: { kind: "retry", by: "admin-api", admit: false },
+    expect: (d) => {
+      expect(applied(d).patch.status).toBe("queued");
+      expect(stepIn(d, "convexProject")).toMatchObject({ status: "pending", attempts: 1, attemptsBeforeRetry: 1 });
+      expect(stepIn(d, "workosOrg").status).toBe("succeeded");
+      expect(effectsOf(d, "cancelWork")).toEqual([{ kind: "cancelWork", step: "convexProject", workId: "w1" }]);
     },
   },
   {
@@ -323,6 +344,21 @@ const rows: Row[] = [
     expect: (d) => {
       expect(stepIn(d, "deployApp").status).toBe("succeeded");
       expect(effectsOf(d, "enqueue").map((e) => e.step)).toEqual(["validate"]);
+    },
+  },
+  {
+    name: "retrying (attempt 2 dispatched) + its dispatch's report, before the dispatching action's own completion → accepted",
+    job: job({ stepStates: { ...allDoneUpTo("configureSite"), workosUser: done(), deployApp: { status: "retrying", attempts: 2, nextAttemptAt: NOW - 1 } } }),
+    event: { kind: "deployReport", step: "deployApp", dispatchId: `${JOB_ID}-2`, runId: "77", status: "succeeded" },
+    expect: (d) => expect(stepIn(d, "deployApp").status).toBe("succeeded"),
+  },
+  {
+    name: "waiting + deadline for an attempt whose work may still wait in its pool → that work is cancelled, the next attempt enqueued",
+    job: job({ stepStates: { pagesProject: { ...running(), workId: "w5" } } }),
+    event: { kind: "deadline", step: "pagesProject", attempt: 1, message: "past deadline" },
+    expect: (d) => {
+      expect(effectsOf(d, "cancelWork")).toEqual([{ kind: "cancelWork", step: "pagesProject", workId: "w5" }]);
+      expect(effectsOf(d, "enqueue")).toEqual([{ kind: "enqueue", step: "pagesProject", attempt: 2, delayMs: 1_000 }]);
     },
   },
   {
@@ -404,6 +440,13 @@ const circuitRows: Row[] = [
       expect(effectsOf(d, "wakeAt")).toHaveLength(1);
       expect(effectsOf(d, "enqueue")).toEqual([]);
     },
+  },
+  {
+    name: "half-open + the probe answers permanent → circuit closed and the probe released (the provider answered)",
+    job: job({ stepStates: { pagesProject: running() } }),
+    event: outcome("pagesProject", 1, { kind: "permanent", message: "400" }),
+    ctx: context({ cloudflare: openRow(NOW - 40_000, { jobId: JOB_ID, step: "pagesProject", attempt: 1, until: NOW + 1 }) }),
+    expect: (d) => expect(effectsOf(d, "circuit")).toEqual([{ kind: "circuit", provider: "cloudflare", row: { failures: 0 } }]),
   },
   {
     name: "a permanent failure leaves the circuit alone (the provider answered)",

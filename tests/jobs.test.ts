@@ -10,6 +10,15 @@ import { adminHeaders, admitNow, drain, sendCheckout, settleCheckout, setupBacke
 beforeEach(() => vi.useFakeTimers());
 afterEach(() => vi.useRealTimers());
 
+/** Runs scheduled work a little at a time until `done` holds (fake timers). */
+async function drainUntil(t: TestBackend, done: () => Promise<boolean>) {
+  for (let i = 0; i < 2_000 && !(await done()); i++) {
+    vi.advanceTimersByTime(100);
+    await t.finishAllScheduledFunctions(() => vi.advanceTimersByTime(100), 1).catch(() => undefined);
+  }
+  if (!(await done())) throw new Error("condition never held");
+}
+
 const jobOf = (t: TestBackend, jobId: Id<"provisioningJobs">) => t.run(async (ctx) => (await ctx.db.get("provisioningJobs", jobId))!);
 const instanceOf = (t: TestBackend, id: Id<"instances">) => t.run(async (ctx) => (await ctx.db.get("instances", id))!);
 const releasesOf = (t: TestBackend, jobId: Id<"provisioningJobs">) =>
@@ -140,6 +149,23 @@ describe("cancel racing a step's result", () => {
   });
 });
 
+describe("a job that stops", () => {
+  test("a retry still waiting in its pool when the job is cancelled never reaches the provider", async () => {
+    const t = setupBackend({ env: { RETRY_BASE_DELAY_MS: "600000", RETRY_MAX_DELAY_MS: "600000", RETRY_JITTER: "0" } });
+    await t.mutation(internal.sandbox.injectFault, { operation: "pagesProject", kind: "transient", times: 2 });
+    const { sessionId } = await sendCheckout(t);
+    await drainUntil(t, async () => (await statusOf(t, sessionId)).body.steps.find((s) => s.name === "pagesProject")?.status === "retrying");
+    const jobId = (await statusOf(t, sessionId)).body.jobId!;
+    expect((await t.fetch(`/cancel-provisioning/${jobId}`, { method: "POST", headers: adminHeaders() })).status).toBe(202);
+    await drain(t);
+    // The first attempt used one injected fault; the cancelled retry would have used the second.
+    const faults = await t.run((ctx) => ctx.db.query("sandboxFaults").collect());
+    expect(faults.map((f) => f.remaining)).toEqual([1]);
+    const step = (await jobOf(t, jobId as Id<"provisioningJobs">)).steps.find((s) => s.name === "pagesProject")!;
+    expect(step).toMatchObject({ status: "failed", attempts: 2 });
+  });
+});
+
 describe("half-open circuit", () => {
   test("when a circuit turns half-open, exactly one waiting step goes out as the probe; the others wait for its result", async () => {
     const t = setupBackend({ env: { CIRCUIT_COOLDOWN_MS: "30000" } });
@@ -184,7 +210,8 @@ describe("a cleanup stuck on a failing deletion", () => {
     const failed = await settleCheckout(t, sessionId);
     const jobId = failed.jobId as Id<"provisioningJobs">;
     const job = await jobOf(t, jobId);
-    expect(job).toMatchObject({ status: "failed", compensationStatus: "running", cleanupInFlight: false });
+    expect(job).toMatchObject({ status: "failed", compensationStatus: "running" });
+    expect(job.cleanupRun).toBeUndefined();
     return { sessionId, jobId };
   }
 
@@ -213,6 +240,7 @@ describe("a cleanup stuck on a failing deletion", () => {
     });
     expect(await t.mutation(internal.cleanup.compensateNow, { jobId, actor: "operator" })).toBe(true);
     await drain(t);
-    expect(await jobOf(t, jobId)).toMatchObject({ compensationStatus: "done", cleanupInFlight: false });
+    expect(await jobOf(t, jobId)).toMatchObject({ compensationStatus: "done" });
+    expect((await jobOf(t, jobId)).cleanupRun).toBeUndefined();
   });
 });

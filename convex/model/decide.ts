@@ -52,7 +52,7 @@ export type Effect =
   | { kind: "syncInstance"; status: "failed" | "active" }
   /** A retry: the instance is provisioning again, and the job starts from what it still holds. */
   | { kind: "resumeFromInstance" }
-  | { kind: "cancelWork"; workId: string }
+  | { kind: "cancelWork"; step: StepName; workId: string }
   | { kind: "compensate"; delayMs: number }
   | { kind: "cancelCleanup" }
   | { kind: "releaseSlot" }
@@ -110,7 +110,10 @@ export function decide(job: Job, event: EngineEvent, ctx: DecideContext): Decisi
       const state = job.steps.find((s) => s.name === event.step);
       // A parked step had nothing in flight: its deadline is a wake-up, not a provider failure.
       if (state?.waitingForCircuit) return onCircuitWake(job, event.step, event.attempt, ctx);
-      return onOutcome(job, event.step, event.attempt, { kind: "deadline", message: event.message }, ctx);
+      const decision = onOutcome(job, event.step, event.attempt, { kind: "deadline", message: event.message }, ctx);
+      // The attempt past its deadline may still wait in its pool: it must not start now.
+      if (decision.kind === "applied" && state?.workId) decision.effects.unshift({ kind: "cancelWork", step: event.step, workId: state.workId });
+      return decision;
     }
     case "deployReport":
       return onDeployReport(job, event, ctx);
@@ -137,7 +140,9 @@ function onOutcome(job: Job, name: StepName, attempt: number, outcome: StepOutco
   // A permanent error or a rate limit means the provider answered: it says nothing about its
   // health. Nor does an attempt of a job that had already stopped, unless it was the probe.
   let tripped = false;
-  if (row !== undefined && outcome.kind !== "permanent" && outcome.kind !== "rate_limited" && (job.status === "running" || probe)) {
+  const answered = outcome.kind === "permanent" || outcome.kind === "rate_limited";
+  // The probe's answer, whatever it is, ends the probe: a provider that answered is up.
+  if (row !== undefined && (probe || (!answered && job.status === "running"))) {
     const next = afterResult(row, outcome.kind === "transient" || outcome.kind === "deadline", ctx.circuit, ctx.now);
     tripped = next.tripped;
     if (next.changed) {
@@ -196,6 +201,7 @@ function onOutcome(job: Job, name: StepName, attempt: number, outcome: StepOutco
     t.set(name, {
       status: "retrying",
       attempts: next,
+      runId: undefined,
       ...budget,
       lastError: error,
       nextAttemptAt: ctx.now + delay,
@@ -228,7 +234,8 @@ function onDeployReport(job: Job, report: Extract<EngineEvent, { kind: "deployRe
   // dispatching action's own completion marked the step waiting: its dispatch id proves it.
   const current = `${job._id}-${state.attempts}`;
   if (report.dispatchId !== current) return refuse(`the report is not for ${report.step}'s current dispatch (${current})`);
-  if (state.status !== "waiting" && state.status !== "running") return refuse(`${report.step} of job ${job._id} is ${state.status}`);
+  const dispatched = state.status === "waiting" || state.status === "running" || (state.status === "retrying" && !state.waitingForCircuit);
+  if (!dispatched) return refuse(`${report.step} of job ${job._id} is ${state.status}`);
   // When the dispatch named its run, only that run may report.
   if (state.runId !== undefined && state.runId !== report.runId) return refuse(`run ${report.runId} is not the run dispatched (${state.runId})`);
   const outcome: StepOutcome =
@@ -256,7 +263,7 @@ function onRetry(job: Job, admit: boolean, ctx: DecideContext): Decision {
   if (job.status !== "failed") {
     return { kind: "refused", code: "JOB_NOT_FAILED", message: `job ${job._id} is ${job.status}; only a failed job can be retried` };
   }
-  if (job.compensationStatus === "running" && job.cleanupInFlight) {
+  if (job.compensationStatus === "running" && (job.cleanupRun?.until ?? 0) > ctx.now) {
     return { kind: "refused", code: "COMPENSATION_IN_PROGRESS", message: `job ${job._id} is being cleaned up; retry once that finishes` };
   }
   const t = new Transition(job, ctx);
@@ -265,10 +272,14 @@ function onRetry(job: Job, admit: boolean, ctx: DecideContext): Decision {
   // abandoned: the retried job owns its resources again.
   const cleanupStarted = job.compensationStatus === "done" || job.compensationStatus === "running";
   if (job.compensationStatus === "running") t.emit({ kind: "cancelCleanup" });
+  // A job that queues keeps no step in flight: a step still out when it failed starts over
+  // once admitted (its late result is then stale; what it made is adopted by name).
+  const restart = (s: StepState) => s.status === "failed" || cleanupStarted || (!admit && LIVE.has(s.status));
+  for (const s of job.steps) {
+    if (!admit && LIVE.has(s.status) && s.workId) t.emit({ kind: "cancelWork", step: s.name, workId: s.workId });
+  }
   t.steps = job.steps.map((s): StepState =>
-    s.status === "failed" || cleanupStarted
-      ? { name: s.name, status: "pending", attempts: s.attempts, attemptsBeforeRetry: s.attempts, startedAt: s.startedAt }
-      : s,
+    restart(s) ? { name: s.name, status: "pending", attempts: s.attempts, attemptsBeforeRetry: s.attempts, startedAt: s.startedAt } : s,
   );
   const retryCount = job.retryCount + 1;
   Object.assign(t.patch, {
@@ -278,7 +289,7 @@ function onRetry(job: Job, admit: boolean, ctx: DecideContext): Decision {
     finishedAt: undefined,
     compensationStatus: undefined,
     compensateAt: undefined,
-    cleanupInFlight: undefined,
+    cleanupRun: undefined,
   });
   t.audit("job.retried", { detail: `retry ${retryCount}` });
   t.emit({ kind: "resumeFromInstance" });
@@ -389,8 +400,9 @@ function failJob(t: Transition, error: JobError, cleanupDelayMs: number) {
   const wasRunning = t.job.status === "running";
   for (const s of t.steps) {
     if (s.waitingForCircuit) t.set(s.name, { status: "failed", finishedAt: t.ctx.now, ...idle });
-    // A retry still waiting in its pool starts nothing now: the pool reports it canceled.
-    else if (s.status === "retrying" && s.workId && (s.nextAttemptAt ?? 0) > t.ctx.now) t.emit({ kind: "cancelWork", workId: s.workId });
+    // Work still waiting in its pool starts nothing now (the pool reports it canceled); an
+    // attempt already running finishes and reports as usual.
+    else if (LIVE.has(s.status) && s.workId) t.emit({ kind: "cancelWork", step: s.name, workId: s.workId });
   }
   Object.assign(t.patch, {
     status: "failed",

@@ -44,7 +44,8 @@ const providersOf = (job: Job) => job.steps.filter((s) => s.status !== "succeede
 /** Decides `event` for `job` and applies the result. Stale and refused events change nothing. */
 export async function applyEvent(ctx: MutationCtx, config: Config, job: Job, event: EngineEvent, actor: string = SYSTEM): Promise<Decision> {
   const now = Date.now();
-  const circuits = await loadCircuits(ctx, providersOf(job));
+  // A retry may restart every step, so it consults every provider's circuit.
+  const circuits = await loadCircuits(ctx, event.kind === "retry" ? job.steps.map((s) => STEPS[s.name].provider) : providersOf(job));
   const decision = decide(job, event, contextFor(config, job, circuits, now));
   if (decision.kind === "stale") {
     log("warn", "job.stale_event", { correlationId: job.correlationId, jobId: job._id, event: event.kind, reason: decision.reason });
@@ -93,7 +94,7 @@ async function perform(ctx: MutationCtx, config: Config, job: Job, effect: Effec
     }
     case "cancelWork":
       // A retry waiting in its pool for a job that stopped: the pool reports it canceled.
-      await poolFor(config, "brain").cancel(ctx, effect.workId as WorkId);
+      await poolFor(config, STEPS[effect.step].provider).cancel(ctx, effect.workId as WorkId);
       return;
 
     case "wakeAt":
@@ -289,7 +290,8 @@ export async function admitQueuedJobs(ctx: MutationCtx, config: Config, poll = f
   }
   running += admitted;
   // This run is the pending look-again, or one is still due: either way at most one is pending.
-  let pollAt = poll || (state?.pollAt ?? 0) <= now ? undefined : state?.pollAt;
+  // A poll is pending until it has had a segment to run (it may be due but not yet started).
+  let pollAt = poll || (state?.pollAt ?? 0) + ADMISSION_SEGMENT_MS <= now ? undefined : state?.pollAt;
   if (releases.length === ADMISSION_BATCH || admitted === ADMISSION_BATCH) {
     // A full batch may leave more behind it.
     await ctx.scheduler.runAfter(0, internal.provisioning.admitQueuedJobs, {});
