@@ -722,7 +722,7 @@ const ROWS: Row[] = [
     },
   },
   {
-    name: "a manual retry while an automatic retry is still queued runs that attempt once and reaches ready",
+    name: "a manual retry while an automatic retry is still queued runs one attempt, not two, and reaches ready",
     sandbox: "injectFault pagesProject rate_limited (retryAfterMs 1000) and stripeEndpoint permanent; POST /retry-provisioning once the job failed and pagesProject still waits for its retry; CLEANUP_DELAY_MS 600000",
     live: "Cloudflare POST /pages/projects 429 Retry-After: 1 and Stripe POST /v1/webhook_endpoints 400; the same retry",
     env: () => ({ CLEANUP_DELAY_MS: "600000" }),
@@ -746,8 +746,9 @@ const ROWS: Row[] = [
       expect(retry).toMatchObject({ status: 202, body: { retryCount: 1 } });
       const status = await h.settle(sessionId);
       expectStatus(status, "ready");
-      // The queued automatic attempt ran once; the manual retry did not start another.
-      expect(status.steps.find((s) => s.name === "pagesProject")?.attempts).toBe(2);
+      // The queued automatic attempt (2) was cancelled in its pool when the job failed, so it
+      // never ran; the manual retry ran one fresh attempt (3), never two at once.
+      expect(status.steps.find((s) => s.name === "pagesProject")?.attempts).toBe(3);
       expect(status.steps.find((s) => s.name === "stripeEndpoint")?.attempts).toBe(2);
       return [sessionId];
     },
