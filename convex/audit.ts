@@ -1,21 +1,9 @@
 // Operator reads of the append-only audit trail. Nothing here (or anywhere) edits it.
 import { v } from "convex/values";
 import { internalMutation, internalQuery } from "./_generated/server";
-import { vFailureClass, vStepName } from "./lib/validators";
+import { vAuditEntry } from "./lib/validators";
 import { appendAudit, expandAudit } from "./model/audit";
 
-const vAuditEntry = v.object({
-  at: v.number(),
-  actor: v.string(),
-  action: v.string(),
-  jobId: v.optional(v.id("provisioningJobs")),
-  instanceId: v.optional(v.id("instances")),
-  detail: v.optional(v.string()),
-  step: v.optional(vStepName),
-  attempt: v.optional(v.number()),
-  delayMs: v.optional(v.number()),
-  errorClass: v.optional(vFailureClass),
-});
 
 /** A job's audit trail, oldest first. */
 export const listForJob = internalQuery({

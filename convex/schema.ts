@@ -15,10 +15,10 @@ import {
   vStepState,
   vStripeEventOutcome,
   vStepName,
-  vFailureClass,
   vJobCustomer,
   vOrphanProvider,
   vAuditChange,
+  vAuditEntry,
 } from "./lib/validators";
 
 export default defineSchema({
@@ -161,16 +161,7 @@ export default defineSchema({
   // Append-only: written by audit.append from every job transition and admin call;
   // read by operators. No function updates or deletes it.
   auditLogs: defineTable({
-    at: v.number(),
-    actor: v.string(),
-    action: v.string(),
-    jobId: v.optional(v.id("provisioningJobs")),
-    instanceId: v.optional(v.id("instances")),
-    detail: v.optional(v.string()),
-    step: v.optional(vStepName),
-    attempt: v.optional(v.number()),
-    delayMs: v.optional(v.number()),
-    errorClass: v.optional(vFailureClass),
+    ...vAuditEntry.fields,
     /**
      * The further changes of the same transition (one job transition, one row: a completion
      * that also starts two steps writes one row, not three). Readers expand them in order.

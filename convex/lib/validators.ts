@@ -144,6 +144,15 @@ export const vAuditChange = v.object({
 });
 export type AuditChange = Infer<typeof vAuditChange>;
 
+/** One entry of the audit trail: who, when, on what, and the change. */
+export const vAuditEntry = v.object({
+  at: v.number(),
+  actor: v.string(),
+  jobId: v.optional(v.id("provisioningJobs")),
+  instanceId: v.optional(v.id("instances")),
+  ...vAuditChange.fields,
+});
+
 export const vStepContext = v.object({
   jobId: v.id("provisioningJobs"),
   step: vStepName,
