@@ -101,6 +101,17 @@ describe("admission", () => {
     expect(jobs.map((j) => j.status)).toEqual(["succeeded", "succeeded", "succeeded", "succeeded"]);
   });
 
+  test("a slot count gone wrong (a lost release) is reset by the watchdog, and the waiting job starts", async () => {
+    const t = setupBackend({ env: { MAX_ACTIVE_JOBS: "1" } });
+    await t.run((ctx) => ctx.db.insert("admission", { running: 1, updatedAt: 0 })); // a slot held by no job
+    const { sessionId } = await sendCheckout(t);
+    await admitNow(t);
+    expect((await statusOf(t, sessionId)).body.status).toBe("pending");
+    await t.mutation(internal.provisioning.runWatchdog, {});
+    await drain(t);
+    expect((await statusOf(t, sessionId)).body.status).toBe("ready");
+  });
+
   test("admission's count returns to zero once every job has finished", async () => {
     const t = setupBackend({ env: { MAX_ACTIVE_JOBS: "3" } });
     const sessions = await Promise.all(Array.from({ length: 7 }, () => sendCheckout(t)));

@@ -1,19 +1,12 @@
 // What a step's run (registry.ts) gets and the helpers it shares: deterministic names
 // derived from the instance, so a re-run adopts what an earlier attempt made.
-import type { Id } from "../_generated/dataModel";
+import type { Infer } from "convex/values";
 import type { Config } from "../lib/config";
-import type { InstanceResources } from "../lib/validators";
+import type { InstanceResources, vStepInput } from "../lib/validators";
 import { ProviderError, type Providers } from "../providers/types";
 
-export type StepInput = {
-  jobId: Id<"provisioningJobs">;
-  instanceId: Id<"instances">;
-  correlationId: string;
-  plan: string;
-  email: string;
-  customerName?: string;
-  resources: InstanceResources;
-};
+/** A step action's input, as its dispatch carries it (validators.ts vStepInput). */
+export type StepInput = Infer<typeof vStepInput>;
 
 export type StepEnv = {
   providers: Providers;
