@@ -19,6 +19,12 @@ import {
   vOrphanProvider,
   vAuditChange,
   vAuditEntry,
+  vJobKind,
+  vJobParams,
+  vSubscriptionSummary,
+  vEventRouting,
+  vAppliedSubscription,
+  vDeliveryStatus,
 } from "./lib/validators";
 
 export default defineSchema({
@@ -37,6 +43,10 @@ export default defineSchema({
     checkoutSessionId: v.optional(v.string()),
     /** Set at intake when live Cloudflare's Pages project cap was already reached. */
     pagesCapExceeded: v.optional(v.string()),
+    /** customer.subscription.* events: the subscription as the event carried it. */
+    subscription: v.optional(vSubscriptionSummary),
+    /** Who the event belongs to (customer, subscription, metadata.instanceId). */
+    routing: v.optional(vEventRouting),
   })
     .index("by_eventId", ["eventId"])
     .index("by_checkoutSessionId_and_createdAt", ["checkoutSessionId", "createdAt"])
@@ -67,16 +77,34 @@ export default defineSchema({
     unhealthySince: v.optional(v.number()),
     createdAt: v.number(),
     activatedAt: v.optional(v.number()),
+    /** Stripe: the customer and subscription this instance is paid by (from its checkout). */
+    stripeCustomerId: v.optional(v.string()),
+    stripeSubscriptionId: v.optional(v.string()),
+    /** The newest subscription state applied (lifecycle.ts): older events never regress it. */
+    subscription: v.optional(vAppliedSubscription),
+    /** When the subscription went past_due (suspension follows SUSPEND_AFTER_PAST_DUE_MS later). */
+    pastDueSince: v.optional(v.number()),
+    /** The subscription ended: the instance is deprovisioned at this time unless resubscribed. */
+    deprovisionAt: v.optional(v.number()),
+    /** A plan change Stripe asked for that has not been applied yet (a job was running). */
+    pendingPlan: v.optional(v.object({ plan: v.string(), priceId: v.string() })),
+    suspendedAt: v.optional(v.number()),
+    deletedAt: v.optional(v.number()),
   })
     .index("by_checkoutSessionId", ["checkoutSessionId"])
     .index("by_customerId", ["customerId"])
+    .index("by_stripeSubscriptionId", ["stripeSubscriptionId"])
+    .index("by_stripeCustomerId", ["stripeCustomerId"])
+    .index("by_deprovisionAt", ["deprovisionAt"])
     .index("by_status_and_pagesProjectName", ["status", "resources.pagesProjectName"]),
 
   // The job engine's state: one document per job, its steps inline (ten, bounded).
   // Written only by provisioning mutations; read by the step actions, status page and operators.
   provisioningJobs: defineTable({
     instanceId: v.id("instances"),
-    kind: v.literal("provision"),
+    kind: vJobKind,
+    /** A lifecycle job's parameters (a plan change's plan and variables). */
+    params: v.optional(vJobParams),
     status: vJobStatus,
     steps: v.array(vStepState),
     totalSteps: v.number(),
@@ -107,6 +135,9 @@ export default defineSchema({
     finishedAt: v.optional(v.number()),
   })
     .index("by_instanceId", ["instanceId"])
+    // The status page reads an instance's newest provision job, whatever lifecycle jobs followed.
+    // eslint-disable-next-line @convex-dev/no-duplicate-indexes
+    .index("by_instanceId_and_kind", ["instanceId", "kind"])
     // Admission and the watchdog need running/queued jobs in creation order, which the
     // compound index below does not give.
     // eslint-disable-next-line @convex-dev/no-duplicate-indexes
@@ -230,6 +261,68 @@ export default defineSchema({
     message: v.optional(v.string()),
     retryAfterMs: v.optional(v.number()),
   }).index("by_operation", ["operation"]),
+
+  // Stripe events forwarded to the tenant they belong to, signed with its own secret. Queued by
+  // stripe.recordStripeEvent (and checkout processing) in the transaction that records the event;
+  // sent in `eventCreated` order per tenant by forwarding.ts; listed by GET /admin/deliveries.
+  tenantDeliveries: defineTable({
+    instanceId: v.id("instances"),
+    eventId: v.string(),
+    eventType: v.string(),
+    /** The event's `created` (ms): the order a tenant receives its events in. */
+    eventCreated: v.number(),
+    /** The original event body, byte for byte (what Stripe signed; re-signed for the tenant). */
+    body: v.string(),
+    status: vDeliveryStatus,
+    attempts: v.number(),
+    /** The tenant's last HTTP status (absent: no answer, see lastError). */
+    lastStatus: v.optional(v.number()),
+    lastError: v.optional(v.string()),
+    lastAttemptAt: v.optional(v.number()),
+    nextAttemptAt: v.number(),
+    /** Retries stop after this (TENANT_FORWARD_MAX_AGE_MS from queueing or the last redeliver). */
+    expiresAt: v.number(),
+    /** The send under way and until when it holds the tenant's queue (one send per tenant at a time). */
+    inFlight: v.optional(v.object({ token: v.string(), until: v.number() })),
+    createdAt: v.number(),
+    deliveredAt: v.optional(v.number()),
+  })
+    .index("by_instanceId_and_status_and_eventCreated", ["instanceId", "status", "eventCreated"])
+    .index("by_instanceId_and_eventId", ["instanceId", "eventId"])
+    .index("by_status_and_nextAttemptAt", ["status", "nextAttemptAt"]),
+
+  // Reconciliation runs (daily cron, POST /admin/reconcile): Stripe's subscriptions and completed
+  // checkouts compared with the instances. Written by reconciliation.ts; read by getLastRun.
+  reconciliationRuns: defineTable({
+    startedAt: v.number(),
+    finishedAt: v.number(),
+    actor: v.string(),
+    dryRun: v.boolean(),
+    braked: v.boolean(),
+    /** Why a run applied nothing though it was not a dry run (the brake, a listing failure). */
+    note: v.optional(v.string()),
+    subscriptionsSeen: v.number(),
+    sessionsSeen: v.number(),
+    /** At most the first 500 differences and applications are kept (`total` counts all). */
+    total: v.number(),
+    differences: v.array(
+      v.object({
+        type: v.union(
+          v.literal("paid_not_provisioned"),
+          v.literal("cancelled_still_running"),
+          v.literal("status_mismatch"),
+          v.literal("unknown_subscription"),
+        ),
+        subscriptionId: v.optional(v.string()),
+        checkoutSessionId: v.optional(v.string()),
+        instanceId: v.optional(v.string()),
+        action: v.string(),
+      }),
+    ),
+    applied: v.array(
+      v.object({ type: v.string(), subscriptionId: v.optional(v.string()), checkoutSessionId: v.optional(v.string()), instanceId: v.optional(v.string()), action: v.string(), result: v.string() }),
+    ),
+  }).index("by_startedAt", ["startedAt"]),
 
   // Orphan scans (hourly cron, operators, the admin API): only the newest few are kept.
   // Written by orphans.recordOrphanScan; read by orphans.getLastOrphanScan (dashboard).

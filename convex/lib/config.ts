@@ -94,6 +94,55 @@ export const EnvSchema = z.object({
   PROVIDER_TIMEOUT_MS: int(100).default(30_000),
   /** Jobs running at once; more wait in `queued` and start as running ones finish. */
   MAX_ACTIVE_JOBS: int(1).max(10_000).default(25),
+
+  // The tenant's life with Stripe (issue #8): docs/lifecycle.md.
+  /** A cancelled subscription's instance is suspended at once and deprovisioned this much later (0: at once). */
+  DEPROVISION_GRACE_MS: int(0).default(7 * 24 * 60 * 60_000),
+  /** A subscription past_due this long suspends its instance. */
+  SUSPEND_AFTER_PAST_DUE_MS: int(0).default(7 * 24 * 60 * 60_000),
+  /** Stripe price id -> plan name and that plan's tenant variables. */
+  PLANS: z
+    .string()
+    .transform((text, ctx) => {
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        ctx.addIssue({ code: "custom", message: "must be JSON" });
+        return z.NEVER;
+      }
+    })
+    .pipe(
+      z.record(
+        z.string().min(1),
+        z.object({
+          plan: z.string().regex(/^[a-z0-9_-]{1,40}$/, "plan names are lower-case letters, digits, _ or -"),
+          env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "variable names are letters, digits and _"), z.string()).default({}),
+        }),
+      ),
+    )
+    .default({}),
+  /** The Stripe event types forwarded to the tenant they belong to (comma-separated). */
+  TENANT_EVENT_TYPES: z
+    .string()
+    .transform((text) => text.split(",").map((type) => type.trim()).filter((type) => type.length > 0))
+    .pipe(z.array(z.string().regex(/^[a-z0-9_]+(\.[a-z0-9_]+)+$/, "must be Stripe event types")))
+    .default([
+      "checkout.session.completed",
+      "customer.subscription.created",
+      "customer.subscription.updated",
+      "customer.subscription.deleted",
+      "invoice.paid",
+      "invoice.payment_failed",
+    ]),
+  /** Where a tenant receives its forwarded events; {deployment} and {instanceId} are filled in. */
+  TENANT_EVENTS_URL_TEMPLATE: z
+    .string()
+    .refine((t) => t.includes("{deployment}") || t.includes("{instanceId}"), "must contain {deployment} or {instanceId}")
+    .default("https://{deployment}.convex.site/stripe/events"),
+  /** How long a forward is retried before it is given up (failed; redeliverable by hand). */
+  TENANT_FORWARD_MAX_AGE_MS: int(1).default(3 * 24 * 60 * 60_000),
+  /** Reconciliation's brake: more suspensions or deprovisions than this (or 5% of the fleet) apply nothing. */
+  RECONCILE_MAX_CHANGES: int(0).default(10),
 });
 
 export type Config = z.infer<typeof EnvSchema>;

@@ -3,7 +3,7 @@
 import type { GenericActionCtx } from "convex/server";
 import type { DataModel } from "../_generated/dataModel";
 import type { Config } from "../lib/config";
-import type { FailureClass, ProviderName } from "../lib/validators";
+import type { CheckoutSummary, FailureClass, ProviderName, SubscriptionSummary } from "../lib/validators";
 
 /** What an adapter may use of the calling action: read and write through functions, schedule. */
 export type ProviderCtx = GenericActionCtx<DataModel>;
@@ -58,12 +58,23 @@ export interface ConvexAdapter {
     deploymentUrl: string;
     deployKey: string;
   }>;
+  /** Sets the deployment's variables; a `null` value removes that variable. */
   setEnvironment(input: {
     deploymentName: string;
     deploymentUrl: string;
     deployKey: string;
-    variables: Record<string, string>;
+    variables: Record<string, string | null>;
   }): Promise<void>;
+  /** Suspension: Deployment API `POST /api/v1/pause_deployment` (already paused is success). */
+  pauseDeployment(input: { deploymentName: string; deploymentUrl: string; deployKey: string }): Promise<void>;
+  /** Resume: `POST /api/v1/unpause_deployment` (already running is success). */
+  unpauseDeployment(input: { deploymentName: string; deploymentUrl: string; deployKey: string }): Promise<void>;
+  /**
+   * Forwards one Stripe event to the tenant's HTTP actions: POST `url` with the original body
+   * and its `Stripe-Signature`. Resolves with the tenant's HTTP status whatever it is; throws a
+   * classified (transient) ProviderError only when no answer came (network error, timeout).
+   */
+  deliverEvent(input: { deploymentName: string; url: string; body: string; signature: string }): Promise<{ status: number }>;
   /** Reads the deployment's environment back (validation). */
   getEnvironment(input: { deploymentUrl: string; deployKey: string }): Promise<Record<string, string>>;
   /** The deployment exists and its URL answers. */
@@ -78,6 +89,11 @@ export interface WorkosAdapter {
   /** Finds (cached) or creates the customer's user and makes it a member of the organization, once. */
   ensureMembership(input: { organizationId: string; email: string; name?: string }): Promise<{ userId: string }>;
   probeOrganization(input: { organizationId: string }): Promise<ResourceProbe>;
+  /**
+   * Suspension and resume: deactivates (or reactivates) every membership of the organization,
+   * paging through them; one already in the wanted state is left alone. Returns how many changed.
+   */
+  setMembershipsActive(input: { organizationId: string; active: boolean }): Promise<{ changed: number }>;
   listOrganizations(): Promise<OwnedResource[]>;
   deleteOrganization(input: { organizationId: string }): Promise<void>;
 }
@@ -95,9 +111,28 @@ export interface CloudflareAdapter {
   deletePagesProject(input: { projectName: string }): Promise<void>;
 }
 
+/** A subscription as Stripe returned it (reconciliation, and the tie-break of same-second events). */
+export type SubscriptionSnapshot = SubscriptionSummary & { /** ms */ created: number };
+
+/** A Checkout Session as Stripe's list returned it (reconciliation looks for paid ones without an instance). */
+export type CheckoutSnapshot = CheckoutSummary & {
+  status: "open" | "complete" | "expired";
+  mode: "payment" | "setup" | "subscription";
+  /** ms */
+  created: number;
+};
+
+/** One page of a Stripe list; pass the last item's id as `startingAfter` for the next one. */
+export type StripePage<T> = { data: T[]; hasMore: boolean };
+
 export interface StripeAdapter {
-  ensureWebhookEndpoint(input: { instanceId: string; url: string }): Promise<{ endpointId: string; secret: string }>;
-  probeWebhookEndpoint(input: { endpointId: string }): Promise<ResourceProbe>;
+  /** `GET /v1/subscriptions?status=all`, one page (limit up to 100). */
+  listSubscriptions(input: { startingAfter?: string; limit?: number }): Promise<StripePage<SubscriptionSnapshot>>;
+  /** `GET /v1/subscriptions/:id`; null when Stripe has no such subscription (404). */
+  retrieveSubscription(input: { subscriptionId: string }): Promise<SubscriptionSnapshot | null>;
+  /** `GET /v1/checkout/sessions?status=complete&created[gte]=`, one page (limit up to 100). */
+  listCheckoutSessions(input: { createdAfter: number; startingAfter?: string; limit?: number }): Promise<StripePage<CheckoutSnapshot>>;
+  /** Brain-tagged webhook endpoints left by earlier versions (no step makes one now): the orphan scan's. */
   listWebhookEndpoints(): Promise<OwnedResource[]>;
   deleteWebhookEndpoint(input: { endpointId: string }): Promise<void>;
 }
