@@ -16,6 +16,9 @@ crons.interval("reprocess stale Stripe events", { minutes: 10 }, internal.stripe
 // Retries deletions of compensation that failed (each waits out its own backoff).
 crons.interval("retry failed cleanup deletions", { minutes: 5 }, internal.cleanup.retryPendingCleanups, {});
 
+// Backstop of each instance's own deprovision timer: instances whose grace ran out are reviewed.
+crons.interval("deprovision instances whose grace ran out", { minutes: 15 }, internal.lifecycle.reviewDueDeprovisions, {});
+
 crons.hourly("scan for orphaned provider resources", { minuteUTC: 17 }, internal.orphans.scanOrphans, {
   actor: SCAN_CRON_ACTOR,
 });

@@ -38,6 +38,8 @@ http.route({
       const { duplicate } = await ctx.runMutation(internal.stripe.recordStripeEvent, {
         ...event,
         ...(pagesCapExceeded ? { pagesCapExceeded } : {}),
+        // The original bytes, for the tenant the event belongs to (only types it is forwarded).
+        ...(config.TENANT_EVENT_TYPES.includes(event.type) ? { body } : {}),
       });
       log("info", "webhook.received", { correlationId: event.eventId, type: event.type, duplicate });
       return json(200, { received: true, duplicate });
@@ -104,6 +106,18 @@ http.route({
     const result = await ctx.runMutation(internal.provisioning.cancelJob, { jobId, actor: ADMIN_ACTOR });
     if (result.kind === "refused") return jsonError(result.code, result.message);
     return json(202, { jobId: result.jobId, status: "failed", error: { class: "cancelled" } });
+  }),
+});
+
+http.route({
+  pathPrefix: "/deprovision/",
+  method: "POST",
+  handler: adminRoute("/deprovision", async (ctx, request) => {
+    const instanceId = pathParam(request, "/deprovision/");
+    if (!instanceId) return jsonError("INVALID_ID", "expected /deprovision/<instanceId>");
+    const result = await ctx.runMutation(internal.lifecycle.deprovisionInstance, { instanceId, actor: ADMIN_ACTOR });
+    if (result.kind === "refused") return jsonError(result.code, result.message);
+    return json(202, { instanceId: result.instanceId, status: "deprovisioning" });
   }),
 });
 
@@ -200,6 +214,7 @@ const ROUTES: { path: string; prefix: boolean; method: (typeof METHODS)[number] 
   { path: "/admin/orphans", prefix: false, method: "GET" },
   { path: "/admin/orphans/cleanup", prefix: false, method: "POST" },
   { path: "/cancel-provisioning/", prefix: true, method: "POST" },
+  { path: "/deprovision/", prefix: true, method: "POST" },
   { path: "/admin/dead-letter", prefix: false, method: "GET" },
   { path: "/admin/circuits", prefix: false, method: "GET" },
 ];

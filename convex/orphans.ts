@@ -38,7 +38,7 @@ export const getInstanceRefs = internalQuery({
       if (instance.status === "failed") {
         const job = await ctx.db
           .query("provisioningJobs")
-          .withIndex("by_instanceId", (q) => q.eq("instanceId", instance._id))
+          .withIndex("by_instanceId_and_kind", (q) => q.eq("instanceId", instance._id).eq("kind", "provision"))
           .order("desc")
           .first();
         cleanedUp = job?.compensationStatus === "done";

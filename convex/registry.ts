@@ -9,8 +9,10 @@
 import { components } from "./_generated/api";
 import { decryptSecret, encryptSecret, sealForWorkflow } from "./lib/crypto";
 import type { Config } from "./lib/config";
-import type { InstanceResources, ProviderName, StepName, StepOutcome } from "./lib/validators";
-import { need, resourceName, siteUrlOf, type StepEnv } from "./model/steps";
+import { newTenantWebhookSecret } from "./lib/stripeSignature";
+import { PROVISION_STEP_NAMES } from "./lib/validators";
+import type { InstanceResources, InstanceStatus, JobKind, ProviderName, StepName, StepOutcome } from "./lib/validators";
+import { need, planVariables, resourceName, type StepEnv } from "./model/steps";
 import type { OperationName } from "./providers/operations";
 import { ProviderError, type OwnedResource, type Providers, type ResourceProbe } from "./providers/types";
 
@@ -36,6 +38,8 @@ type ProviderSpec = {
     readonly remove: (providers: Providers, resourceId: string) => Promise<void>;
     /** Owned by name only (`<prefix>-<instanceId>`): a name whose rest is not an instance id is someone else's. */
     readonly namedOnly: boolean;
+    /** No step makes these any more: every one Brain's tags name is an orphan. */
+    readonly retired?: boolean;
   };
 };
 
@@ -86,10 +90,13 @@ export const PROVIDERS = {
     modeVariable: "PROVIDER_MODE_STRIPE",
     credentials: ["STRIPE_SECRET_KEY"],
     circuit: true,
+    // No step makes a Stripe resource now (one platform webhook, forwarded to each tenant);
+    // webhook endpoints earlier versions made per tenant are still found and removed as orphans.
     owned: {
       list: (p) => p.stripe.listWebhookEndpoints(),
       remove: (p, endpointId) => p.stripe.deleteWebhookEndpoint({ endpointId }),
       namedOnly: false,
+      retired: true,
     },
   },
   github: {
@@ -172,6 +179,8 @@ type StepSpec = {
     readonly clears: readonly (keyof InstanceResources)[];
   };
   readonly probe?: ProbeSpec;
+  /** A deprovision step: the provision step whose undo it runs. */
+  readonly deletes?: StepName;
 };
 
 const done = (resources: InstanceResources): StepOutcome => ({ kind: "succeeded", resources });
@@ -270,47 +279,30 @@ export const STEPS = {
     },
   },
 
-  stripeEndpoint: {
-    provider: "stripe",
-    needs: ["convexProject"],
-    label: "Billing events",
-    operation: "stripe.ensureWebhookEndpoint",
-    runs: "action",
-    async run({ providers, config, input }) {
-      const url = `${siteUrlOf(need(input, "convexDeploymentUrl"))}/stripe/webhook`;
-      const endpoint = await providers.stripe.ensureWebhookEndpoint({ instanceId: input.instanceId, url });
-      return done({
-        stripeEndpointId: endpoint.endpointId,
-        stripeEndpointSecretCiphertext: await encryptSecret(endpoint.secret, config.ENCRYPTION_KEY),
-      });
-    },
-    undo: { provider: "stripe", recorded: "stripeEndpointId", clears: ["stripeEndpointId", "stripeEndpointSecretCiphertext"] },
-    probe: {
-      resource: "stripeWebhookEndpoint",
-      requires: "stripeEndpointId",
-      health: true,
-      run: ({ providers, resources }) => providers.stripe.probeWebhookEndpoint({ endpointId: resources.stripeEndpointId! }),
-    },
-  },
-
   configureBackend: {
     provider: "convex",
-    needs: ["convexProject", "workosOrg", "stripeEndpoint"],
+    needs: ["convexProject", "workosOrg"],
     label: "Backend configuration",
     operation: "convex.setEnvironment",
     runs: "action",
     async run({ providers, config, input }) {
+      // The tenant's own Stripe signing secret: Brain forwards the tenant's events signed with it.
+      // Made once; a re-run sets the same one again.
+      const secretCiphertext =
+        input.resources.tenantWebhookSecretCiphertext ?? (await encryptSecret(newTenantWebhookSecret(), config.ENCRYPTION_KEY));
       await providers.convex.setEnvironment({
         deploymentName: need(input, "convexDeploymentName"),
         deploymentUrl: need(input, "convexDeploymentUrl"),
         deployKey: await decryptSecret(need(input, "convexDeployKeyCiphertext"), config.ENCRYPTION_KEY),
         variables: {
           BRAIN_INSTANCE_ID: input.instanceId,
+          BRAIN_PLAN: input.plan,
           WORKOS_ORGANIZATION_ID: need(input, "workosOrganizationId"),
-          STRIPE_WEBHOOK_SECRET: await decryptSecret(need(input, "stripeEndpointSecretCiphertext"), config.ENCRYPTION_KEY),
+          STRIPE_WEBHOOK_SECRET: await decryptSecret(secretCiphertext, config.ENCRYPTION_KEY),
+          ...planVariables(config, input.plan),
         },
       });
-      return done({ backendConfiguredAt: Date.now() });
+      return done({ backendConfiguredAt: Date.now(), tenantWebhookSecretCiphertext: secretCiphertext });
     },
     probe: {
       resource: "convexConfiguration",
@@ -405,10 +397,179 @@ export const STEPS = {
       return done({});
     },
   },
+
+  // Deprovisioning: each provision step's undo, newest-made first (the reverse of the DAG's
+  // order), then the instance is marked deleted. "Already gone" is success.
+  deletePagesProject: {
+    provider: "cloudflare",
+    needs: [],
+    label: "Delete website",
+    operation: "cloudflare.deletePagesProject",
+    runs: "action",
+    deletes: "pagesProject",
+    run: (env) => runUndo("pagesProject", env),
+  },
+  deleteWorkosOrg: {
+    provider: "workos",
+    needs: ["deletePagesProject"],
+    label: "Delete organization",
+    operation: "workos.deleteOrganization",
+    runs: "action",
+    deletes: "workosOrg",
+    run: (env) => runUndo("workosOrg", env),
+  },
+  deleteConvexProject: {
+    provider: "convex",
+    needs: ["deleteWorkosOrg"],
+    label: "Delete backend project",
+    operation: "convex.deleteProject",
+    runs: "action",
+    deletes: "convexProject",
+    run: (env) => runUndo("convexProject", env),
+  },
+  markDeleted: {
+    provider: "brain",
+    needs: ["deleteConvexProject"],
+    label: "Deleted",
+    runs: "inline",
+    async run() {
+      return done({});
+    },
+  },
+
+  // Suspension removes access and deletes nothing: the backend is told (BRAIN_SUSPENDED=1) and
+  // paused, and the organization's memberships are deactivated. Resume undoes both.
+  suspendBackend: {
+    provider: "convex",
+    needs: [],
+    label: "Pause backend",
+    operation: "convex.pauseDeployment",
+    runs: "action",
+    async run({ providers, config, input }) {
+      const deployment = await deploymentOf(input, config);
+      if (!deployment) return done({}); // never made, or already deleted: nothing to pause
+      await providers.convex.setEnvironment({ ...deployment, variables: { BRAIN_SUSPENDED: "1" } });
+      await providers.convex.pauseDeployment(deployment);
+      return done({});
+    },
+  },
+  deactivateMembers: {
+    provider: "workos",
+    needs: [],
+    label: "Deactivate members",
+    operation: "workos.setMembershipsActive",
+    runs: "action",
+    async run({ providers, input }) {
+      const organizationId = input.resources.workosOrganizationId;
+      if (organizationId) await providers.workos.setMembershipsActive({ organizationId, active: false });
+      return done({});
+    },
+  },
+  markSuspended: {
+    provider: "brain",
+    needs: ["suspendBackend", "deactivateMembers"],
+    label: "Suspended",
+    runs: "inline",
+    async run() {
+      return done({});
+    },
+  },
+  resumeBackend: {
+    provider: "convex",
+    needs: [],
+    label: "Resume backend",
+    operation: "convex.unpauseDeployment",
+    runs: "action",
+    async run({ providers, config, input }) {
+      const deployment = await deploymentOf(input, config);
+      if (!deployment) return done({});
+      await providers.convex.unpauseDeployment(deployment);
+      await providers.convex.setEnvironment({ ...deployment, variables: { BRAIN_SUSPENDED: null } });
+      return done({});
+    },
+  },
+  reactivateMembers: {
+    provider: "workos",
+    needs: [],
+    label: "Reactivate members",
+    operation: "workos.setMembershipsActive",
+    runs: "action",
+    async run({ providers, input }) {
+      const organizationId = input.resources.workosOrganizationId;
+      if (organizationId) await providers.workos.setMembershipsActive({ organizationId, active: true });
+      return done({});
+    },
+  },
+  markResumed: {
+    provider: "brain",
+    needs: ["resumeBackend", "reactivateMembers"],
+    label: "Resumed",
+    runs: "inline",
+    async run() {
+      return done({});
+    },
+  },
+
+  // A plan change: the new plan's variables (PLANS) are set on the tenant deployment.
+  applyPlan: {
+    provider: "convex",
+    needs: [],
+    label: "Apply plan",
+    operation: "convex.setEnvironment",
+    runs: "action",
+    async run({ providers, config, input }) {
+      const plan = input.params?.plan ?? input.plan;
+      const deployment = await deploymentOf(input, config);
+      if (!deployment) throw new ProviderError("brain", "permanent", "the instance has no backend deployment to set the plan on");
+      await providers.convex.setEnvironment({ ...deployment, variables: { ...input.params?.env, BRAIN_PLAN: plan } });
+      return done({});
+    },
+  },
+  markPlanApplied: {
+    provider: "brain",
+    needs: ["applyPlan"],
+    label: "Plan applied",
+    runs: "inline",
+    async run() {
+      return done({});
+    },
+  },
 } as const satisfies Record<StepName, StepSpec>;
 
-/** Steps in their public order (the status page's, the schema's). */
-export const STEP_LIST = Object.keys(STEPS) as StepName[];
+type JobKindSpec = {
+  readonly steps: readonly StepName[];
+  /** The instance's status while the job runs (null: left as it is). */
+  readonly startStatus: InstanceStatus | null;
+  /** The instance's status once the job succeeded (null: left as it is). */
+  readonly endStatus: InstanceStatus | null;
+  /** A provision job that fails for good has its partial resources removed; a lifecycle job is retried instead. */
+  readonly compensates: boolean;
+};
+
+/**
+ * The jobs the engine runs, each a DAG of the steps above. Every kind ends in an inline step:
+ * the transition that settles the instance (activate, markDeleted, …).
+ */
+export const JOB_KINDS = {
+  provision: { steps: PROVISION_STEP_NAMES, startStatus: "provisioning", endStatus: "active", compensates: true },
+  deprovision: {
+    steps: ["deletePagesProject", "deleteWorkosOrg", "deleteConvexProject", "markDeleted"],
+    startStatus: "deprovisioning",
+    endStatus: "deleted",
+    compensates: false,
+  },
+  suspend: { steps: ["suspendBackend", "deactivateMembers", "markSuspended"], startStatus: "suspended", endStatus: "suspended", compensates: false },
+  resume: { steps: ["resumeBackend", "reactivateMembers", "markResumed"], startStatus: null, endStatus: "active", compensates: false },
+  changePlan: { steps: ["applyPlan", "markPlanApplied"], startStatus: null, endStatus: null, compensates: false },
+} as const satisfies Record<JobKind, JobKindSpec>;
+
+export const jobKindSpec = (kind: JobKind): JobKindSpec => JOB_KINDS[kind];
+
+/** The provision job's steps in their public order (the status page's). */
+export const STEP_LIST: StepName[] = [...PROVISION_STEP_NAMES];
+
+/** Every step of every kind (the config's per-step deadline variables). */
+export const ALL_STEPS = Object.keys(STEPS) as StepName[];
 
 export const stepSpec = (name: StepName): StepSpec => STEPS[name];
 export const providerSpec = (name: ProviderName): ProviderSpec => PROVIDERS[name];
@@ -427,7 +588,7 @@ export function recordedField(provider: OwnerProviderName): keyof InstanceResour
 
 /** Providers some step calls: the only ones whose live credentials a job needs. */
 export const PROVIDERS_IN_USE = new Set<ProviderName>(
-  STEP_LIST.flatMap((name) => {
+  ALL_STEPS.flatMap((name) => {
     const spec = STEPS[name] as StepSpec;
     const used: ProviderName[] = [spec.provider];
     if (spec.undo) used.push(spec.undo.provider);
@@ -438,4 +599,32 @@ export const PROVIDERS_IN_USE = new Set<ProviderName>(
 for (const name of STEP_LIST) {
   const probe = (STEPS[name] as StepSpec).probe;
   if (probe) PROVIDERS_IN_USE.add(STEPS[name].provider);
+}
+// The lifecycle reads subscriptions from Stripe (a same-second tie, the daily reconciliation).
+PROVIDERS_IN_USE.add("stripe");
+
+/**
+ * A deprovision step: the undo of `step`. The recorded resource is deleted by its id; one never
+ * recorded (its create's answer was lost) is found by the instance it is tagged with.
+ */
+async function runUndo(step: StepName, { providers, input }: StepEnv): Promise<StepOutcome> {
+  const undo = (STEPS[step] as StepSpec).undo;
+  if (!undo) throw new ProviderError("brain", "permanent", `${step} has no undo`);
+  const owned = PROVIDERS[undo.provider].owned;
+  const recorded = input.resources[undo.recorded];
+  if (recorded !== undefined) await owned.remove(providers, String(recorded));
+  else {
+    for (const resource of await owned.list(providers)) {
+      if (resource.instanceId === input.instanceId) await owned.remove(providers, resource.id);
+    }
+  }
+  return done({});
+}
+
+/** The tenant deployment and its deploy key, or null when the instance has none. */
+async function deploymentOf(input: StepEnv["input"], config: Config) {
+  const { convexDeploymentName, convexDeploymentUrl, convexDeployKeyCiphertext } = input.resources;
+  if (!convexDeploymentName || !convexDeploymentUrl || !convexDeployKeyCiphertext) return null;
+  const deployKey = await decryptSecret(convexDeployKeyCiphertext, config.ENCRYPTION_KEY);
+  return { deploymentName: convexDeploymentName, deploymentUrl: convexDeploymentUrl, deployKey };
 }

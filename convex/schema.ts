@@ -47,6 +47,8 @@ export default defineSchema({
     subscription: v.optional(vSubscriptionSummary),
     /** Who the event belongs to (customer, subscription, metadata.instanceId). */
     routing: v.optional(vEventRouting),
+    /** A forwardable event no tenant existed for at intake (a first checkout): forwarded once its instance exists. */
+    forwardBody: v.optional(v.string()),
   })
     .index("by_eventId", ["eventId"])
     .index("by_checkoutSessionId_and_createdAt", ["checkoutSessionId", "createdAt"])

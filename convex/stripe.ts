@@ -1,15 +1,18 @@
 // Stripe intake. The webhook route verifies the signature and calls recordStripeEvent,
-// which stores each event id once and schedules processing in the same transaction;
-// processStripeEvent then turns a paid checkout into customer + instance + job.
+// which stores each event id once, queues its forward to the tenant it belongs to and
+// schedules processing in the same transaction; processStripeEvent then turns a paid checkout
+// into customer + instance + job, and a subscription change into the instance's lifecycle.
 import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import { internalMutation, internalQuery } from "./_generated/server";
 import { loadConfig, requireLiveCredentials, type Config } from "./lib/config";
 import { isBrainError } from "./lib/errors";
 import { log } from "./lib/log";
-import { vCheckoutSummary, vStripeEventOutcome } from "./lib/validators";
+import { vCheckoutSummary, vEventRouting, vStripeEventOutcome, vSubscriptionSummary } from "./lib/validators";
 import { appendAudit } from "./model/audit";
 import { pagesCapExceeded, provisionCheckout } from "./model/checkout";
+import { queueDeliveries } from "./model/forwarding";
+import { applySubscription, instancesForRouting } from "./model/lifecycle";
 
 /** Inserts the event if its id is new and schedules its processing. Duplicates change nothing. */
 export const recordStripeEvent = internalMutation({
@@ -19,21 +22,33 @@ export const recordStripeEvent = internalMutation({
     livemode: v.boolean(),
     createdAt: v.number(),
     checkout: v.optional(vCheckoutSummary),
+    subscription: v.optional(vSubscriptionSummary),
+    routing: v.optional(vEventRouting),
     pagesCapExceeded: v.optional(v.string()),
+    /** The original body, when the event's type is forwarded to tenants. */
+    body: v.optional(v.string()),
   },
   returns: v.object({ duplicate: v.boolean() }),
-  handler: async (ctx, args) => {
+  handler: async (ctx, { body, ...args }) => {
     const existing = await ctx.db
       .query("stripeEvents")
       .withIndex("by_eventId", (q) => q.eq("eventId", args.eventId))
       .unique();
     if (existing) return { duplicate: true };
+    // Forwards are queued here, with the event: a tenant never misses one Brain recorded.
+    // Reads: the event id, and the few instances the event names (its tenant's rows only).
+    const tenants = body === undefined ? [] : await instancesForRouting(ctx, args.routing);
     const id = await ctx.db.insert("stripeEvents", {
       ...args,
       checkoutSessionId: args.checkout?.sessionId,
       receivedAt: Date.now(),
       outcome: "received",
+      // A first checkout's tenant does not exist yet: its forward waits for the instance.
+      ...(body !== undefined && tenants.length === 0 ? { forwardBody: body } : {}),
     });
+    if (body !== undefined && tenants.length > 0) {
+      await queueDeliveries(ctx, loadConfig(), { eventId: args.eventId, type: args.type, createdAt: args.createdAt, body }, tenants);
+    }
     await ctx.scheduler.runAfter(0, internal.stripe.processStripeEvent, { id });
     return { duplicate: false };
   },
@@ -77,14 +92,34 @@ export const processStripeEvent = internalMutation({
         const result = await provisionCheckout(ctx, config, checkout, {
           correlationId: event.eventId,
           actor,
+          createdAt: event.createdAt,
           pagesCapExceeded: event.pagesCapExceeded,
         });
         outcome = result.outcome;
         detail = result.detail;
+        if (result.instanceId && event.forwardBody !== undefined) {
+          await queueDeliveries(ctx, config, { eventId: event.eventId, type: event.type, createdAt: event.createdAt, body: event.forwardBody }, [result.instanceId]);
+        }
       }
     } else if (checkout && event.type === "checkout.session.async_payment_failed") {
       outcome = "payment_failed";
       detail = `session ${checkout.sessionId}`;
+    } else if (event.subscription) {
+      const config = loadConfig();
+      const result = await applySubscription(ctx, config, event.subscription, {
+        createdAt: event.createdAt,
+        source: event.eventId,
+        actor,
+        snapshot: false,
+      });
+      outcome = result.outcome;
+      detail = result.detail;
+      if (result.tie) {
+        await ctx.scheduler.runAfter(0, internal.lifecycle.resolveSubscriptionTie, {
+          subscriptionId: event.subscription.subscriptionId,
+          correlationId: event.eventId,
+        });
+      }
     }
 
     await ctx.db.patch("stripeEvents", id, { processedAt: Date.now(), outcome, detail });

@@ -1,7 +1,7 @@
 // The only module that reads process.env. Every entry point calls loadConfig()
 // once and passes the typed result down. Error messages name variables, never values.
 import { z } from "zod";
-import { PROVIDERS, PROVIDERS_IN_USE, LIVE_PROVIDERS, STEP_LIST, STEPS, type LiveProviderName } from "../registry";
+import { ALL_STEPS, PROVIDERS, PROVIDERS_IN_USE, LIVE_PROVIDERS, STEPS, type LiveProviderName } from "../registry";
 import type { StepName } from "./validators";
 import { fail } from "./errors";
 import type { RetryPolicy } from "./backoff";
@@ -27,7 +27,7 @@ const registrySettings = {
   ...Object.fromEntries(Object.values(PROVIDERS).map((p) => [p.pool.concurrency.variable, concurrency(p.pool.concurrency.default)])),
   ...Object.fromEntries(Object.values(PROVIDERS).flatMap((p) => ("rate" in p ? [[p.rate.variable, requestsPerSecond(p.rate.default)]] : []))),
   ...Object.fromEntries(Object.values(PROVIDERS).flatMap((p) => ("modeVariable" in p ? [[p.modeVariable, modeOverride()]] : []))),
-  ...Object.fromEntries(STEP_LIST.map((step) => [deadlineVariable(step), deadline()])),
+  ...Object.fromEntries(ALL_STEPS.map((step) => [deadlineVariable(step), deadline()])),
 } as { [K in ConcurrencyVariable]: ReturnType<typeof concurrency> } & { [K in RateVariable]: ReturnType<typeof requestsPerSecond> } & {
   [K in ModeVariable]: ReturnType<typeof modeOverride>;
 } & { [K in DeadlineVariable]: ReturnType<typeof deadline> };

@@ -1,23 +1,28 @@
 // A paid checkout becomes a customer, an instance and its provisioning job, in the
 // caller's one mutation. Keyed by checkout session id, so a redelivered or
 // out-of-order event finds the instance it already made.
+import type { Id } from "../_generated/dataModel";
 import type { MutationCtx, QueryCtx } from "../_generated/server";
 import { providerMode, type Config } from "../lib/config";
 import type { CheckoutSummary, StripeEventOutcome } from "../lib/validators";
 import { appendAudit } from "./audit";
 import { startFailedJob, startProvisionJob } from "./jobs";
+import { resumeWithinGrace } from "./lifecycle";
 
 export async function provisionCheckout(
   ctx: MutationCtx,
   config: Config,
   checkout: CheckoutSummary,
-  origin: { correlationId: string; actor: string; pagesCapExceeded?: string },
-): Promise<{ outcome: StripeEventOutcome; detail?: string }> {
+  origin: { correlationId: string; actor: string; createdAt: number; pagesCapExceeded?: string },
+): Promise<{ outcome: StripeEventOutcome; detail?: string; instanceId?: Id<"instances"> }> {
   const existing = await ctx.db
     .query("instances")
     .withIndex("by_checkoutSessionId", (q) => q.eq("checkoutSessionId", checkout.sessionId))
     .unique();
-  if (existing) return { outcome: "already_provisioned", detail: `instance ${existing._id}` };
+  if (existing) return { outcome: "already_provisioned", detail: `instance ${existing._id}`, instanceId: existing._id };
+  // A customer who resubscribes within the grace gets the same instance back, not a new one.
+  const resumed = await resumeWithinGrace(ctx, config, checkout, { createdAt: origin.createdAt, source: origin.correlationId, actor: origin.actor });
+  if (resumed) return { outcome: "applied", detail: `resubscribed within the grace: instance ${resumed} resumes`, instanceId: resumed };
   if (!checkout.email) {
     return { outcome: "needs_attention", detail: `paid session ${checkout.sessionId} has no customer email` };
   }
@@ -31,6 +36,8 @@ export async function provisionCheckout(
     status: "provisioning",
     resources: {},
     createdAt: Date.now(),
+    ...(checkout.stripeCustomerId ? { stripeCustomerId: checkout.stripeCustomerId } : {}),
+    ...(checkout.subscriptionId ? { stripeSubscriptionId: checkout.subscriptionId } : {}),
   });
   await appendAudit(ctx, { actor: origin.actor, action: "instance.created", instanceId, detail: `plan ${plan}` });
   const customer = await ctx.db.get("customers", customerId);
@@ -44,10 +51,10 @@ export async function provisionCheckout(
   const overCap = origin.pagesCapExceeded;
   if (overCap) {
     const jobId = await startFailedJob(ctx, config, { ...job, step: "pagesProject", message: overCap });
-    return { outcome: "needs_attention", detail: `job ${jobId}: ${overCap}` };
+    return { outcome: "needs_attention", detail: `job ${jobId}: ${overCap}`, instanceId };
   }
   const jobId = await startProvisionJob(ctx, config, job);
-  return { outcome: "provisioning_started", detail: `job ${jobId}` };
+  return { outcome: "provisioning_started", detail: `job ${jobId}`, instanceId };
 }
 
 /** Instance statuses that hold a Pages project (or are about to). Failed ones count only while

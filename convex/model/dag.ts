@@ -1,10 +1,11 @@
-// The provision job's step graph, read off the registry: a step starts as soon as
+// A job's step graph, read off the registry: a step starts as soon as
 // everything it needs succeeded.
-import type { StepName, StepState } from "../lib/validators";
-import { STEP_LIST, STEPS } from "../registry";
+import type { JobKind, StepName, StepState } from "../lib/validators";
+import { JOB_KINDS, STEPS } from "../registry";
 
-export function initialSteps(): StepState[] {
-  return STEP_LIST.map((name) => ({ name, status: "pending" as const, attempts: 0 }));
+/** A new job's steps, all pending: the provision DAG, or a lifecycle job's. */
+export function initialSteps(kind: JobKind = "provision"): StepState[] {
+  return JOB_KINDS[kind].steps.map((name) => ({ name, status: "pending" as const, attempts: 0 }));
 }
 
 /** Pending steps whose inputs have all succeeded. */

@@ -7,7 +7,7 @@
 import type { Doc } from "../_generated/dataModel";
 import { retryDelayMs, type RetryPolicy } from "../lib/backoff";
 import type { FailureClass, InstanceResources, JobError, ProviderName, StepName, StepOutcome, StepState } from "../lib/validators";
-import { STEPS } from "../registry";
+import { JOB_KINDS, STEPS } from "../registry";
 import { afterResult, gate, isProbe, type CircuitRow, type CircuitSettings } from "./circuits";
 import { readySteps } from "./dag";
 
@@ -48,9 +48,9 @@ export type Effect =
   /** Resources that arrive after the job stopped go straight to the instance (for its cleanup). */
   | { kind: "mergeResources"; resources: InstanceResources }
   | { kind: "circuit"; provider: ProviderName; row: CircuitRow }
-  /** The job ended: the instance takes its status and everything the job made, in one write. */
-  | { kind: "syncInstance"; status: "failed" | "active" }
-  /** A retry: the instance is provisioning again, and the job starts from what it still holds. */
+  /** The job ended: the instance takes what its kind settles on (JOB_KINDS) and what the job made, in one write. */
+  | { kind: "syncInstance"; outcome: "succeeded" | "failed" }
+  /** A retry: the instance takes the kind's running status again, and the job starts from what it still holds. */
   | { kind: "resumeFromInstance" }
   | { kind: "cancelWork"; step: StepName; workId: string }
   | { kind: "compensate"; delayMs: number }
@@ -208,7 +208,8 @@ function onOutcome(job: Job, name: StepName, attempt: number, outcome: StepOutco
       deadlineAt: ctx.now + delay + ctx.deadlineMs(name),
       waitingForCircuit: parked ? true : undefined,
     });
-    t.emit({ kind: parked ? "wakeAt" : "enqueue", step: name, attempt: next, delayMs: delay });
+    const timing = { step: name, attempt: next, delayMs: delay };
+    t.emit(parked ? { kind: "wakeAt", ...timing } : { kind: "enqueue", ...timing });
     t.audit("step.retry_scheduled", {
       step: name,
       attempt: next,
@@ -252,7 +253,7 @@ function onCancel(job: Job, by: string, ctx: DecideContext): Decision {
   }
   const t = new Transition(job, ctx);
   const inFlight = job.steps.find((s) => LIVE.has(s.status) && !s.waitingForCircuit);
-  const step = inFlight?.name ?? job.steps.find((s) => s.status !== "succeeded")?.name ?? "activate";
+  const step = inFlight?.name ?? job.steps.find((s) => s.status !== "succeeded")?.name ?? job.steps[job.steps.length - 1].name;
   // Nothing new starts; a step still running finishes, and if it made something its result
   // schedules one more cleanup. Cleanup starts at once.
   failJob(t, { step, class: "cancelled", message: `cancelled by ${by}` }, 0);
@@ -375,7 +376,8 @@ function dispatchReady(t: Transition) {
         t.set(name, { status: "succeeded", attempts: state.attempts + 1, startedAt: t.ctx.now, finishedAt: t.ctx.now, ...idle });
         t.audit("step.started", { step: name, attempt: state.attempts + 1, detail: `${name} attempt ${state.attempts + 1}` });
         t.audit("step.succeeded", { step: name, attempt: state.attempts + 1, detail: `${name} attempt ${state.attempts + 1}` });
-        if (name === "activate") activate(t);
+        // A kind's inline step is its last: it settles the instance (activate, markDeleted, …).
+        finish(t);
       } else {
         go(t, name, state.attempts + 1, true);
       }
@@ -384,19 +386,22 @@ function dispatchReady(t: Transition) {
   }
 }
 
-function activate(t: Transition) {
+function finish(t: Transition) {
   Object.assign(t.patch, { status: "succeeded", finishedAt: t.ctx.now });
-  t.emit({ kind: "syncInstance", status: "active" });
+  t.emit({ kind: "syncInstance", outcome: "succeeded" });
   t.audit("job.succeeded");
   t.emit({ kind: "releaseSlot" });
 }
 
 /**
- * The job fails for good: the instance is failed, its slot is freed, and its partial
- * resources are cleaned up after `cleanupDelayMs` (unless retried first). Steps parked
- * behind a circuit never ran this attempt: they end failed too.
+ * The job fails for good: its slot is freed and the instance is told. A provision job's
+ * instance is failed and its partial resources are cleaned up after `cleanupDelayMs` (unless
+ * retried first); a lifecycle job compensates nothing (its undo would be the very change it
+ * was asked for): the lifecycle retries it later. Steps parked behind a circuit never ran
+ * this attempt: they end failed too.
  */
 function failJob(t: Transition, error: JobError, cleanupDelayMs: number) {
+  const compensates = JOB_KINDS[t.job.kind].compensates;
   const wasRunning = t.job.status === "running";
   for (const s of t.steps) {
     if (s.waitingForCircuit) t.set(s.name, { status: "failed", finishedAt: t.ctx.now, ...idle });
@@ -408,13 +413,12 @@ function failJob(t: Transition, error: JobError, cleanupDelayMs: number) {
     status: "failed",
     finishedAt: t.ctx.now,
     error,
-    compensationStatus: "scheduled",
-    compensateAt: t.ctx.now + cleanupDelayMs,
     queuedAt: undefined,
+    ...(compensates ? { compensationStatus: "scheduled", compensateAt: t.ctx.now + cleanupDelayMs } : {}),
   });
-  t.emit({ kind: "syncInstance", status: "failed" });
+  t.emit({ kind: "syncInstance", outcome: "failed" });
   t.audit("job.failed", { step: error.step, errorClass: error.class, detail: `${error.step} (${error.class}): ${error.message}` });
-  t.emit({ kind: "compensate", delayMs: cleanupDelayMs });
+  if (compensates) t.emit({ kind: "compensate", delayMs: cleanupDelayMs });
   // Only a job leaving `running` frees a slot (a queued job held none).
   if (wasRunning) t.emit({ kind: "releaseSlot" });
 }

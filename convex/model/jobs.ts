@@ -7,9 +7,11 @@ import type { MutationCtx } from "../_generated/server";
 import { retryPolicy, stepDeadlineMs, type Config } from "../lib/config";
 import { log } from "../lib/log";
 import type { WorkId } from "@convex-dev/workpool";
-import type { AuditChange, JobCustomer, StepName, StepState } from "../lib/validators";
+import type { AuditChange, JobCustomer, JobKind, JobParams, StepName, StepState } from "../lib/validators";
 import type { StepInput } from "./steps";
-import { STEPS } from "../registry";
+import { JOB_KINDS, STEPS, UNDOABLE } from "../registry";
+import { kickForwarding, stopForwarding } from "./forwarding";
+import { nextLifecycleJob } from "./lifecycleRules";
 import { appendAudit } from "./audit";
 import { circuitSettings, loadCircuits, saveCircuit } from "./circuits";
 import { initialSteps } from "./dag";
@@ -114,11 +116,12 @@ async function perform(ctx: MutationCtx, config: Config, job: Job, effect: Effec
     case "circuit":
       return saveCircuit(ctx, effect.provider, effect.row, now);
     case "syncInstance":
-      return syncInstance(ctx, job, effect.status, now);
+      return syncInstance(ctx, config, job, effect.outcome, now);
     case "resumeFromInstance": {
       const instance = await ctx.db.get("instances", job.instanceId);
       if (!instance) return;
-      await ctx.db.patch("instances", job.instanceId, { status: "provisioning" });
+      const running = JOB_KINDS[job.kind].startStatus;
+      if (running) await ctx.db.patch("instances", job.instanceId, { status: running });
       // What cleanup left is what this run starts from (the same names adopt it).
       job.resources = instance.resources;
       await ctx.db.patch("provisioningJobs", job._id, { resources: instance.resources });
@@ -158,20 +161,67 @@ async function mergeResources(ctx: MutationCtx, instanceId: Id<"instances">, res
   }
 }
 
-/** The job ended: its status and resources reach the instance (and the customer's WorkOS user id). */
-async function syncInstance(ctx: MutationCtx, job: Job, status: "failed" | "active", now: number) {
+/**
+ * The job ended: the instance takes what the job's kind settles on (JOB_KINDS) and what the
+ * job made. A provision job's instance is active or failed; a lifecycle job that failed leaves
+ * the instance as it is and is retried later by the lifecycle.
+ */
+async function syncInstance(ctx: MutationCtx, config: Config, job: Job, outcome: "succeeded" | "failed", now: number) {
   const instance = await ctx.db.get("instances", job.instanceId);
   if (!instance) return;
-  const resources = { ...instance.resources, ...job.resources };
-  const subdomain = resources.pagesSubdomain;
-  await ctx.db.patch("instances", job.instanceId, {
-    status,
-    resources,
-    ...(status === "active" ? { activatedAt: now, ...(subdomain ? { url: `https://${subdomain}` } : {}) } : {}),
-  });
-  if (resources.workosUserId && resources.workosUserId !== instance.resources.workosUserId) {
-    await ctx.db.patch("customers", instance.customerId, { workosUserId: resources.workosUserId });
+  if (job.kind !== "provision" && outcome === "failed") {
+    await scheduleLifecycleReview(ctx, instance._id, lifecycleRetryDelayMs(job.retryCount));
+    return;
   }
+  const resources = { ...instance.resources, ...job.resources };
+  switch (job.kind) {
+    case "provision": {
+      const status = outcome === "succeeded" ? "active" : "failed";
+      const subdomain = resources.pagesSubdomain;
+      await ctx.db.patch("instances", job.instanceId, {
+        status,
+        resources,
+        ...(status === "active" ? { activatedAt: now, ...(subdomain ? { url: `https://${subdomain}` } : {}) } : {}),
+      });
+      if (resources.workosUserId && resources.workosUserId !== instance.resources.workosUserId) {
+        await ctx.db.patch("customers", instance.customerId, { workosUserId: resources.workosUserId });
+      }
+      if (status === "active") await kickForwarding(ctx, instance._id);
+      break;
+    }
+    case "deprovision": {
+      // Every undo succeeded: what they deleted leaves the record; the history stays.
+      const cleared = { ...resources };
+      for (const undo of UNDOABLE) {
+        const id = cleared[undo.recorded];
+        if (id !== undefined) {
+          await appendAudit(ctx, { actor: SYSTEM, action: "resource.deleted", jobId: job._id, instanceId: job.instanceId, detail: `${undo.provider} ${String(id)}` });
+        }
+        for (const field of undo.clears) delete cleared[field];
+      }
+      delete cleared.tenantWebhookSecretCiphertext;
+      await ctx.db.patch("instances", job.instanceId, { status: "deleted", resources: cleared, deletedAt: now, deprovisionAt: undefined, url: undefined });
+      await stopForwarding(ctx, instance._id, "the instance was deprovisioned");
+      break;
+    }
+    case "suspend":
+      await ctx.db.patch("instances", job.instanceId, { status: "suspended", suspendedAt: now });
+      break;
+    case "resume":
+      await ctx.db.patch("instances", job.instanceId, { status: "active", suspendedAt: undefined });
+      await kickForwarding(ctx, instance._id);
+      break;
+    case "changePlan": {
+      const plan = job.params?.plan ?? instance.plan;
+      const pendingPlan = instance.pendingPlan?.plan === plan ? undefined : instance.pendingPlan;
+      await ctx.db.patch("instances", job.instanceId, { plan, pendingPlan });
+      await appendAudit(ctx, { actor: SYSTEM, action: "instance.plan_changed", jobId: job._id, instanceId: job.instanceId, detail: `${instance.plan} -> ${plan}` });
+      break;
+    }
+  }
+  // Stripe may have asked for another change while this job ran (a cancel mid-provisioning).
+  const after = (await ctx.db.get("instances", job.instanceId))!;
+  if (nextLifecycleJob(after, config, now) !== null) await scheduleLifecycleReview(ctx, instance._id, 0);
 }
 
 /** Everything a step action needs, built from the job alone. */
@@ -184,15 +234,23 @@ export function stepInput(job: Job, customer: JobCustomer): StepInput {
     email: customer.email,
     ...(customer.customerName !== undefined ? { customerName: customer.customerName } : {}),
     resources: job.resources ?? {},
+    ...(job.params ? { params: job.params } : {}),
   };
 }
 
 type JobOrigin = { instanceId: Id<"instances">; correlationId: string; trigger: string; customer?: JobCustomer };
 
-function insertJob(ctx: MutationCtx, config: Config, origin: JobOrigin, fields: Pick<Job, "status" | "steps"> & Partial<Job>, now: number) {
+function insertJob(
+  ctx: MutationCtx,
+  config: Config,
+  origin: JobOrigin,
+  fields: Pick<Job, "status" | "steps"> & Partial<Job>,
+  now: number,
+  kind: JobKind = "provision",
+) {
   return ctx.db.insert("provisioningJobs", {
     instanceId: origin.instanceId,
-    kind: "provision",
+    kind,
     totalSteps: fields.steps.length,
     currentStep: 0,
     retryCount: 0,
@@ -224,6 +282,52 @@ export async function startProvisionJob(ctx: MutationCtx, config: Config, origin
 }
 
 /**
+ * Creates a lifecycle job (deprovision, suspend, resume, plan change) of an instance, queued for
+ * admission like any job. It starts from the resources the instance holds; the instance takes the
+ * kind's running status at once (a suspension is visible before its job runs). The caller has
+ * checked that no other job of the instance is in progress.
+ */
+export async function startLifecycleJob(
+  ctx: MutationCtx,
+  config: Config,
+  instance: Doc<"instances">,
+  kind: Exclude<JobKind, "provision">,
+  origin: { trigger: string; correlationId: string; params?: JobParams },
+): Promise<Id<"provisioningJobs">> {
+  const now = Date.now();
+  const customer = await ctx.db.get("customers", instance.customerId);
+  const jobCustomer: JobCustomer = {
+    email: customer?.email ?? "unknown",
+    plan: instance.plan,
+    ...(customer?.name !== undefined ? { customerName: customer.name } : {}),
+  };
+  const jobId = await insertJob(
+    ctx,
+    config,
+    { instanceId: instance._id, correlationId: origin.correlationId, trigger: origin.trigger, customer: jobCustomer },
+    { status: "queued", steps: initialSteps(kind), queuedAt: now, resources: instance.resources, ...(origin.params ? { params: origin.params } : {}) },
+    now,
+    kind,
+  );
+  const running = JOB_KINDS[kind].startStatus;
+  if (running && instance.status !== running) await ctx.db.patch("instances", instance._id, { status: running });
+  await appendAudit(ctx, { actor: origin.trigger, action: "job.created", jobId, instanceId: instance._id, detail: kind });
+  await kickAdmission(ctx);
+  log("info", "job.created", { correlationId: origin.correlationId, jobId, instanceId: instance._id, kind });
+  return jobId;
+}
+
+/** After a lifecycle job failed: 1 min, doubling per retry, at most an hour. */
+export function lifecycleRetryDelayMs(retryCount: number): number {
+  return Math.min(60 * 60_000, 60_000 * 2 ** Math.min(retryCount, 10));
+}
+
+/** The lifecycle looks at the instance again (lifecycle.reviewInstance) after `delayMs`. */
+export async function scheduleLifecycleReview(ctx: MutationCtx, instanceId: Id<"instances">, delayMs: number): Promise<void> {
+  await ctx.scheduler.runAfter(delayMs, internal.lifecycle.reviewInstance, { instanceId });
+}
+
+/**
  * Creates a job that fails before it starts: a step is known to be impossible (a provider
  * quota, say). It stays retryable, so an operator can raise the limit and retry it.
  */
@@ -248,7 +352,7 @@ export async function startFailedJob(
   const job = (await ctx.db.get("provisioningJobs", jobId))!;
   await appendAudit(ctx, { actor: origin.trigger, action: "job.created", jobId, instanceId: origin.instanceId });
   for (const effect of [
-    { kind: "syncInstance", status: "failed" },
+    { kind: "syncInstance", outcome: "failed" },
     { kind: "audit", action: "job.failed", step: origin.step, errorClass: "permanent", detail: `${origin.step} (permanent): ${origin.message}` },
     { kind: "compensate", delayMs: config.CLEANUP_DELAY_MS },
   ] as Effect[]) {

@@ -15,7 +15,7 @@ export const ORPHAN_PROVIDERS: readonly OrphanProvider[] = OWNER_PROVIDERS;
  */
 const IN_FLIGHT: readonly InstanceStatus[] = ["provisioning", "deprovisioning"];
 
-export type OrphanReason = "no_instance" | "instance_deleted" | "duplicate" | "instance_cleaned_up";
+export type OrphanReason = "no_instance" | "instance_deleted" | "duplicate" | "instance_cleaned_up" | "retired";
 
 /** An orphan with what the scan learned about it (kept out of the HTTP answer). */
 export type FoundOrphan = Orphan & { instanceId?: string; reason: OrphanReason };
@@ -25,6 +25,8 @@ export type FoundOrphan = Orphan & { instanceId?: string; reason: OrphanReason }
  * own it. `instance` is what its instanceId resolves to (null: no such instance, or no id).
  */
 export function orphanReason(provider: OrphanProvider, resource: OwnedResource, instance: InstanceRef | null): OrphanReason | null {
+  // Brain makes none of these any more (Stripe webhook endpoints of earlier versions).
+  if ("retired" in PROVIDERS[provider].owned) return "retired";
   if (!resource.instanceId || !instance) return "no_instance";
   if (instance.status === "deleted") return "instance_deleted";
   if (IN_FLIGHT.includes(instance.status)) return null;
@@ -38,6 +40,7 @@ export function orphanReason(provider: OrphanProvider, resource: OwnedResource, 
 export function recordedIds(resources: Doc<"instances">["resources"]): InstanceRef["recorded"] {
   const recorded: InstanceRef["recorded"] = {};
   for (const provider of ORPHAN_PROVIDERS) {
+    if ("retired" in PROVIDERS[provider].owned) continue;
     const value = resources[recordedField(provider)];
     if (typeof value === "string") recorded[provider] = value;
   }

@@ -5,7 +5,7 @@ import { literals } from "convex-helpers/validators";
 import type { QueryCtx } from "../_generated/server";
 import { vJobError, vStepName, vStepStatus, vFailureClass } from "../lib/validators";
 
-export const vPublicStatus = literals("pending", "provisioning", "ready", "failed");
+export const vPublicStatus = literals("pending", "provisioning", "ready", "failed", "suspended", "deleted");
 
 export const vStatusView = v.object({
   status: vPublicStatus,
@@ -38,6 +38,8 @@ const MESSAGES = {
   provisioning: "Your instance is being set up. This page refreshes itself.",
   ready: "Your instance is ready.",
   failed: "Setting up your instance failed. Our team has been told; contact support if you need help now.",
+  suspended: "Your instance is suspended because its subscription is not active. Update your billing to restore access.",
+  deleted: "Your instance was deleted after its subscription ended.",
 } as const;
 
 export async function buildStatusView(ctx: QueryCtx, sessionId: string): Promise<StatusView | null> {
@@ -78,9 +80,10 @@ export async function buildStatusView(ctx: QueryCtx, sessionId: string): Promise
           : MESSAGES.pending,
     };
   }
+  // The provision job: suspensions and plan changes that followed are not the customer's progress.
   const job = await ctx.db
     .query("provisioningJobs")
-    .withIndex("by_instanceId", (q) => q.eq("instanceId", instance._id))
+    .withIndex("by_instanceId_and_kind", (q) => q.eq("instanceId", instance._id).eq("kind", "provision"))
     .order("desc")
     .first();
   if (!job) {
@@ -93,14 +96,18 @@ export async function buildStatusView(ctx: QueryCtx, sessionId: string): Promise
       message: MESSAGES.provisioning,
     };
   }
+  // Stripe's word outlives the provision job: a suspended or deleted instance says so.
+  const lifecycle =
+    instance.status === "deleted" ? "deleted" : instance.status === "suspended" || instance.status === "deprovisioning" ? "suspended" : null;
   const status =
-    job.status === "succeeded"
+    lifecycle ??
+    (job.status === "succeeded"
       ? "ready"
       : job.status === "failed"
         ? "failed"
         : job.status === "queued"
           ? "pending"
-          : "provisioning";
+          : "provisioning");
   return {
     status,
     progress: {
@@ -121,6 +128,6 @@ export async function buildStatusView(ctx: QueryCtx, sessionId: string): Promise
     jobId: job._id,
     instanceId: instance._id,
     ...(status === "failed" && job.error ? { error: job.error } : {}),
-    message: job.status === "queued" ? MESSAGES.queued : MESSAGES[status],
+    message: job.status === "queued" && !lifecycle ? MESSAGES.queued : MESSAGES[status],
   };
 }

@@ -34,3 +34,15 @@ export function need<K extends keyof InstanceResources>(input: StepInput, key: K
   return value as NonNullable<InstanceResources[K]>;
 }
 
+
+/** The tenant variables PLANS gives a plan (by its name), or none. */
+export function planVariables(config: Config, plan: string): Record<string, string> {
+  for (const entry of Object.values(config.PLANS)) if (entry.plan === plan) return { ...entry.env };
+  return {};
+}
+
+/** The plan PLANS maps a Stripe price to, or null when the price is unknown. */
+export function planForPrice(config: Config, priceId: string): { plan: string; env: Record<string, string> } | null {
+  const entry = config.PLANS[priceId];
+  return entry ? { plan: entry.plan, env: { ...entry.env } } : null;
+}

@@ -2,7 +2,8 @@
 // async verifier with Web Crypto, so it runs in Convex's default runtime.
 import Stripe from "stripe";
 import { z } from "zod";
-import type { CheckoutSummary } from "../lib/validators";
+import type { CheckoutSummary, EventRouting, SubscriptionSummary } from "../lib/validators";
+import { vSubscriptionStatus } from "../lib/validators";
 
 const cryptoProvider = Stripe.createSubtleCryptoProvider();
 
@@ -26,7 +27,44 @@ const CheckoutSessionShape = z.object({
     .nullable()
     .optional(),
   metadata: z.record(z.string(), z.string()).nullable().optional(),
+  subscription: z.union([z.string(), z.object({ id: z.string() }), z.null()]).optional(),
 });
+
+const SUBSCRIPTION_STATUSES = vSubscriptionStatus.members.map((m) => m.value) as [string, ...string[]];
+
+const SubscriptionShape = z.object({
+  id: z.string().regex(/^sub_/, "a Subscription id starts with sub_"),
+  object: z.literal("subscription"),
+  customer: z.union([z.string(), z.object({ id: z.string() })]),
+  status: z.enum(SUBSCRIPTION_STATUSES),
+  items: z
+    .object({ data: z.array(z.object({ price: z.object({ id: z.string() }).nullable().optional() })) })
+    .nullable()
+    .optional(),
+  metadata: z.record(z.string(), z.string()).nullable().optional(),
+});
+
+/** What any event's object says about whose it is (customer, subscription, metadata.instanceId). */
+const RoutingShape = z.object({
+  object: z.string().optional(),
+  id: z.string().optional(),
+  customer: z.union([z.string(), z.object({ id: z.string() }), z.null()]).optional(),
+  subscription: z.union([z.string(), z.object({ id: z.string() }), z.null()]).optional(),
+  // Invoices of newer API versions name their subscription here.
+  parent: z
+    .object({ subscription_details: z.object({ subscription: z.union([z.string(), z.object({ id: z.string() })]).nullable().optional() }).nullable().optional() })
+    .nullable()
+    .optional(),
+  metadata: z.record(z.string(), z.unknown()).nullable().optional(),
+});
+
+export const SUBSCRIPTION_EVENT_TYPES = new Set([
+  "customer.subscription.created",
+  "customer.subscription.updated",
+  "customer.subscription.deleted",
+  "customer.subscription.paused",
+  "customer.subscription.resumed",
+]);
 
 export const CHECKOUT_EVENT_TYPES = new Set([
   "checkout.session.completed",
@@ -40,6 +78,8 @@ export type VerifiedEvent = {
   livemode: boolean;
   createdAt: number;
   checkout?: CheckoutSummary;
+  subscription?: SubscriptionSummary;
+  routing?: EventRouting;
 };
 
 export type VerifyResult =
@@ -86,7 +126,9 @@ export async function verifyStripeWebhook(
     const plan = clean(s.metadata?.plan)?.toLowerCase().slice(0, 64);
     const email = clean(s.customer_details?.email) ?? clean(s.customer_email);
     const name = clean(s.customer_details?.name);
+    const subscriptionId = idOf(s.subscription);
     verified.checkout = {
+      ...(subscriptionId ? { subscriptionId } : {}),
       sessionId: s.id,
       paymentStatus: s.payment_status,
       ...(customer ? { stripeCustomerId: customer } : {}),
@@ -95,7 +137,44 @@ export async function verifyStripeWebhook(
       ...(plan ? { plan } : {}),
     };
   }
+  if (SUBSCRIPTION_EVENT_TYPES.has(event.data.type)) {
+    const parsed = SubscriptionShape.safeParse(event.data.data.object);
+    if (!parsed.success) {
+      return { ok: false, code: "INVALID_EVENT", message: `${event.data.type} without a valid Subscription: ${describe(parsed.error)}` };
+    }
+    const sub = parsed.data;
+    const priceId = sub.items?.data[0]?.price?.id;
+    const instanceId = clean(sub.metadata?.instanceId);
+    verified.subscription = {
+      subscriptionId: sub.id,
+      customerId: idOf(sub.customer)!,
+      status: sub.status as SubscriptionSummary["status"],
+      ...(priceId ? { priceId } : {}),
+      ...(instanceId ? { instanceId } : {}),
+    };
+  }
+  const routing = routingOf(event.data.data.object);
+  if (routing) verified.routing = routing;
   return { ok: true, event: verified };
+}
+
+const idOf = (value: string | { id: string } | null | undefined) => (typeof value === "string" ? value : (value?.id ?? undefined));
+
+/** Whose the event is, read off its object; undefined when it names nobody. */
+function routingOf(object: Record<string, unknown>): EventRouting | undefined {
+  const parsed = RoutingShape.safeParse(object);
+  if (!parsed.success) return undefined;
+  const o = parsed.data;
+  const subscriptionId = o.object === "subscription" ? o.id : (idOf(o.subscription) ?? idOf(o.parent?.subscription_details?.subscription));
+  const customerId = idOf(o.customer);
+  const named = o.metadata?.instanceId;
+  const instanceId = typeof named === "string" ? clean(named) : undefined;
+  const routing: EventRouting = {
+    ...(customerId ? { customerId } : {}),
+    ...(subscriptionId ? { subscriptionId } : {}),
+    ...(instanceId ? { instanceId } : {}),
+  };
+  return Object.keys(routing).length > 0 ? routing : undefined;
 }
 
 function describe(error: z.ZodError): string {
