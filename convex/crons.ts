@@ -23,4 +23,8 @@ crons.hourly("scan for orphaned provider resources", { minuteUTC: 17 }, internal
   actor: SCAN_CRON_ACTOR,
 });
 
+// Forwards to tenants: kicks each tenant whose oldest pending delivery is due and not in flight
+// (a lost pump, or one that died holding its lease once the lease lapsed).
+crons.interval("retry due tenant deliveries", { minutes: 1 }, internal.forwarding.retryDueDeliveries, {});
+
 export default crons;

@@ -13,6 +13,7 @@ import { renderStatusPage } from "./model/statusPage";
 import { verifyStripeWebhook } from "./model/stripeWebhook";
 import { adminRoute } from "./security";
 import { registerOrphanRoutes } from "./adminRoutes";
+import { registerDeliveryRoutes } from "./deliveryRoutes";
 
 const http = httpRouter();
 const ADMIN_ACTOR = "admin-api";
@@ -202,6 +203,7 @@ http.route({
 });
 
 registerOrphanRoutes(http);
+registerDeliveryRoutes(http);
 
 // Known paths asked with the wrong method answer in the JSON error shape too.
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
@@ -217,6 +219,8 @@ const ROUTES: { path: string; prefix: boolean; method: (typeof METHODS)[number] 
   { path: "/deprovision/", prefix: true, method: "POST" },
   { path: "/admin/dead-letter", prefix: false, method: "GET" },
   { path: "/admin/circuits", prefix: false, method: "GET" },
+  { path: "/admin/deliveries", prefix: false, method: "GET" },
+  { path: "/admin/deliveries/", prefix: true, method: "POST" },
 ];
 for (const known of ROUTES) {
   for (const method of METHODS.filter((m) => m !== known.method)) {
