@@ -3,7 +3,7 @@
 import { v } from "convex/values";
 import { internalAction, internalMutation, internalQuery } from "./_generated/server";
 import { loadConfig } from "./lib/config";
-import { vHealthReport, vInstanceResources, vInstanceStatus } from "./lib/validators";
+import { vHealthReport, vHealthStatus, vInstanceResources, vInstanceStatus } from "./lib/validators";
 import { appendAudit } from "./model/audit";
 import { listCircuits as listProviderCircuits } from "./model/circuits";
 import { checkInstanceHealth as runHealthCheck } from "./model/health";
@@ -13,12 +13,14 @@ export const getInstanceResources = internalQuery({
   args: { instanceId: v.string() },
   returns: v.union(
     v.null(),
-    v.object({ instanceId: v.id("instances"), status: vInstanceStatus, resources: vInstanceResources }),
+    v.object({ instanceId: v.id("instances"), status: vInstanceStatus, resources: vInstanceResources, healthStatus: v.optional(vHealthStatus) }),
   ),
   handler: async (ctx, args) => {
     const instanceId = ctx.db.normalizeId("instances", args.instanceId);
     const instance = instanceId ? await ctx.db.get("instances", instanceId) : null;
-    return instance ? { instanceId: instance._id, status: instance.status, resources: instance.resources } : null;
+    return instance
+      ? { instanceId: instance._id, status: instance.status, resources: instance.resources, ...(instance.healthStatus ? { healthStatus: instance.healthStatus } : {}) }
+      : null;
   },
 });
 

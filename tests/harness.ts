@@ -64,6 +64,10 @@ export type CheckoutOptions = {
   name?: string;
   customerId?: string;
   plan?: string;
+  /** The subscription the session started (mode subscription). */
+  subscriptionId?: string | null;
+  /** The event's `created`, unix seconds. */
+  created?: number;
 };
 
 /** A Stripe event for a Checkout Session (checkout.session.completed unless `type` says otherwise). */
@@ -74,7 +78,7 @@ export function checkoutEvent(options: CheckoutOptions = {}) {
     id: options.eventId ?? unique("evt_test"),
     object: "event",
     api_version: "2025-10-29.clover",
-    created: Math.floor(Date.now() / 1000),
+    created: options.created ?? Math.floor(Date.now() / 1000),
     livemode: false,
     pending_webhooks: 1,
     request: { id: null, idempotency_key: null },
@@ -82,6 +86,7 @@ export function checkoutEvent(options: CheckoutOptions = {}) {
     data: {
       object: {
         id: sessionId,
+        subscription: options.subscriptionId ?? null,
         object: "checkout.session",
         mode: "subscription",
         status: "complete",
@@ -94,6 +99,50 @@ export function checkoutEvent(options: CheckoutOptions = {}) {
       },
     },
   };
+}
+
+export type SubscriptionOptions = {
+  eventId?: string;
+  type?: "customer.subscription.created" | "customer.subscription.updated" | "customer.subscription.deleted";
+  subscriptionId: string;
+  customerId: string;
+  status?: "active" | "trialing" | "past_due" | "unpaid" | "canceled" | "incomplete" | "incomplete_expired" | "paused";
+  priceId?: string;
+  /** metadata.instanceId */
+  instanceId?: string;
+  /** The event's `created`, unix seconds (default now). */
+  created?: number;
+};
+
+/** A `customer.subscription.*` event (updated unless `type` says otherwise), shaped as Stripe sends it. */
+export function subscriptionEvent(options: SubscriptionOptions) {
+  const status = options.status ?? (options.type === "customer.subscription.deleted" ? "canceled" : "active");
+  return {
+    id: options.eventId ?? unique("evt_test"),
+    object: "event",
+    api_version: "2025-10-29.clover",
+    created: options.created ?? Math.floor(Date.now() / 1000),
+    livemode: false,
+    pending_webhooks: 1,
+    request: { id: null, idempotency_key: null },
+    type: options.type ?? "customer.subscription.updated",
+    data: {
+      object: {
+        id: options.subscriptionId,
+        object: "subscription",
+        customer: options.customerId,
+        status,
+        items: { object: "list", data: [{ id: unique("si_test"), object: "subscription_item", price: { id: options.priceId ?? "price_test_starter", object: "price" } }] },
+        metadata: options.instanceId ? { instanceId: options.instanceId } : {},
+        cancel_at_period_end: false,
+      },
+    },
+  };
+}
+
+/** Sends one signed event to POST /stripe/webhook. */
+export async function sendEvent(t: TestBackend, event: unknown) {
+  return t.fetch("/stripe/webhook", signedStripeRequest(event));
 }
 
 /** A request init for POST /stripe/webhook, signed like Stripe signs (override the secret or timestamp to forge). */
@@ -133,6 +182,19 @@ export async function drainFor(t: TestBackend, simulatedMs = 2 * 60 * 60_000) {
     }, 1_000_000);
   } catch (error) {
     if (!(error instanceof HorizonReached)) throw error;
+  }
+}
+
+/**
+ * Lets `simulatedMs` of simulated time pass, a minute at a time, running what comes due. Unlike
+ * drainFor, a long quiet stretch (a timer hours ahead, nothing running) does not end it early.
+ */
+export async function elapse(t: TestBackend, simulatedMs: number) {
+  const { vi } = await import("vitest");
+  const end = Date.now() + simulatedMs;
+  while (Date.now() < end) {
+    vi.advanceTimersByTime(Math.min(60_000, end - Date.now()));
+    await drainFor(t, 15_000);
   }
 }
 

@@ -288,6 +288,8 @@ export const vHealthReport = v.object({
   overall: vHealthStatus,
   checkedAt: v.number(),
   resources: v.array(vResourceCheck),
+  /** Why nothing was probed: a suspended or deleted instance is down on purpose (overall is its last known health). */
+  skipped: v.optional(v.string()),
 });
 export type HealthReport = Infer<typeof vHealthReport>;
 

@@ -7,6 +7,7 @@ import { outcomeForError } from "../providers/classify";
 import { providersFor } from "../providers";
 import type { ProviderCtx, ResourceProbe } from "../providers/types";
 import { STEP_LIST, stepSpec } from "../registry";
+import { isLive } from "./lifecycleRules";
 
 export function overallHealth(checks: ResourceCheck[]): HealthStatus {
   const ok = checks.filter((c) => c.ok).length;
@@ -42,6 +43,10 @@ export async function checkInstanceHealth(
   const instance = await ctx.runQuery(internal.monitoring.getInstanceResources, { instanceId: rawInstanceId });
   if (!instance) return null;
   const { instanceId } = instance;
+  if (!isLive(instance.status) && instance.status !== "provisioning" && instance.status !== "failed") {
+    // Suspended (its backend paused on purpose), being deprovisioned, or deleted: nothing to probe or record.
+    return { instanceId, overall: instance.healthStatus ?? "healthy", checkedAt: Date.now(), resources: [], skipped: `instance is ${instance.status}` };
+  }
   const providers = providersFor({ ctx, config, correlationId: `health:${instanceId}` });
   const probes = STEP_LIST.flatMap((step) => {
     const probe = stepSpec(step).probe;
