@@ -27,4 +27,11 @@ crons.hourly("scan for orphaned provider resources", { minuteUTC: 17 }, internal
 // (a lost pump, or one that died holding its lease once the lease lapsed).
 crons.interval("retry due tenant deliveries", { minutes: 1 }, internal.forwarding.retryDueDeliveries, {});
 
+// Compares Stripe's subscriptions and recent paid checkouts with the instances and applies the
+// differences (a missed webhook); a run that would suspend or deprovision too many applies nothing.
+crons.daily("reconcile Stripe with the instances", { hourUTC: 4, minuteUTC: 23 }, internal.reconciliation.runReconciliation, {
+  dryRun: false,
+  actor: "system:reconcile-cron",
+});
+
 export default crons;

@@ -13,6 +13,7 @@ import { renderStatusPage } from "./model/statusPage";
 import { verifyStripeWebhook } from "./model/stripeWebhook";
 import { adminRoute } from "./security";
 import { registerOrphanRoutes } from "./adminRoutes";
+import { registerReconcileRoutes } from "./reconcileRoutes";
 import { registerDeliveryRoutes } from "./deliveryRoutes";
 
 const http = httpRouter();
@@ -203,6 +204,7 @@ http.route({
 });
 
 registerOrphanRoutes(http);
+registerReconcileRoutes(http);
 registerDeliveryRoutes(http);
 
 // Known paths asked with the wrong method answer in the JSON error shape too.
@@ -215,6 +217,7 @@ const ROUTES: { path: string; prefix: boolean; method: (typeof METHODS)[number] 
   { path: "/provisioning-callback", prefix: false, method: "POST" },
   { path: "/admin/orphans", prefix: false, method: "GET" },
   { path: "/admin/orphans/cleanup", prefix: false, method: "POST" },
+  { path: "/admin/reconcile", prefix: false, method: "POST" },
   { path: "/cancel-provisioning/", prefix: true, method: "POST" },
   { path: "/deprovision/", prefix: true, method: "POST" },
   { path: "/admin/dead-letter", prefix: false, method: "GET" },
