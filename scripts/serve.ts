@@ -179,6 +179,11 @@ say("Try:");
 say(`  curl -s '${statusUrl}' -H 'Accept: application/json'`);
 if (view?.instanceId) say(`  curl -s ${base}/instance-health/${view.instanceId} -H 'Authorization: Bearer ${token}'`);
 if (view?.jobId) say(`  curl -s -X POST ${base}/retry-provisioning/${view.jobId} -H 'Authorization: Bearer ${token}'`);
+if (view?.instanceId) {
+  // The tenant's lifecycle (docs/lifecycle.md): its forwarded Stripe events, and deprovisioning it.
+  say(`  curl -s '${base}/admin/deliveries?instanceId=${view.instanceId}' -H 'Authorization: Bearer ${token}'`);
+  say(`  curl -s -X POST ${base}/deprovision/${view.instanceId} -H 'Authorization: Bearer ${token}'`);
+}
 
 if (once) {
   server.close();
