@@ -178,6 +178,58 @@ export const listResources = internalQuery({
   },
 });
 
+/**
+ * Puts a Stripe subscription or Checkout Session into the sandbox, or merges `attributes`
+ * into the one with that id: what tests and the offline demo use to give the sandbox's Stripe
+ * adapter state to list and retrieve. Attributes are strings, named as the adapter reads them
+ * (subscription: status, customerId, priceId, instanceId; session: sessionStatus, paymentStatus,
+ * mode, customerId, email, name, plan, subscriptionId; both: created in unix seconds). A new
+ * row gets created = now, and Stripe's usual values for the rest (an active subscription; a
+ * complete, paid subscription-mode session) unless given.
+ *
+ * ```ts
+ * await t.mutation(internal.sandbox.seedStripe, { kind: "subscription", id: "sub_1", attributes: { status: "past_due" } });
+ * ```
+ */
+export const seedStripe = internalMutation({
+  args: {
+    kind: v.union(v.literal("subscription"), v.literal("checkoutSession")),
+    id: v.string(),
+    attributes: v.record(v.string(), v.string()),
+  },
+  returns: v.object({ id: v.string(), attributes: v.record(v.string(), v.string()), created: v.boolean() }),
+  handler: async (ctx, { kind, id, attributes }) => {
+    if (!id.trim()) fail("BAD_REQUEST", "id must not be empty");
+    if (attributes.created !== undefined && !/^\d+$/.test(attributes.created)) {
+      fail("BAD_REQUEST", "created must be unix seconds");
+    }
+    const existing = await ctx.db
+      .query("sandboxResources")
+      .withIndex("by_provider_and_kind_and_name", (q) => q.eq("provider", "stripe").eq("kind", kind).eq("name", id))
+      .first();
+    const now = Date.now();
+    if (existing) {
+      const merged = { ...existing.attributes, ...attributes };
+      await ctx.db.patch("sandboxResources", existing._id, { attributes: merged, updatedAt: now });
+      return { id, attributes: merged, created: false };
+    }
+    const defaults: Record<string, string> =
+      kind === "subscription" ? { status: "active" } : { sessionStatus: "complete", paymentStatus: "paid", mode: "subscription" };
+    const stored = { created: String(Math.floor(now / 1000)), ...defaults, ...attributes };
+    // The Stripe id is both the name (what `get` finds) and the external id.
+    await ctx.db.insert("sandboxResources", {
+      provider: "stripe",
+      kind,
+      name: id,
+      externalId: id,
+      attributes: stored,
+      createdAt: now,
+      updatedAt: now,
+    });
+    return { id, attributes: stored, created: true };
+  },
+});
+
 function randomToken(length: number): string {
   const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
   let token = "";

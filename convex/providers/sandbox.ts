@@ -8,6 +8,7 @@ import { log } from "../lib/log";
 import { chaosFault } from "./chaos";
 import type { OperationName } from "./operations";
 import { instanceIdFromName, ownedResource } from "./owned";
+import { checkoutFromAttributes, pageAfter, subscriptionFromAttributes } from "./stripe";
 import {
   ProviderError,
   type ProviderEnv,
@@ -274,20 +275,25 @@ export function sandboxProviders(env: ProviderEnv): Providers {
       },
     },
 
+    // Subscriptions and Checkout Sessions are rows seeded by sandbox.seedStripe (name = the
+    // Stripe id, attributes as strings, `created` in unix seconds). A list reads every row of
+    // its kind (paged) and cuts Stripe's page from it: newest first, after `startingAfter`.
     stripe: {
-      async ensureWebhookEndpoint({ instanceId, url }) {
-        const resource = await call(env, {
-          operation: "stripe.ensureWebhookEndpoint",
-          kind: "webhookEndpoint",
-          name: instanceId, // found again by the instance named in its metadata
-          action: "ensure",
-          attributes: { url, managedBy: env.config.RESOURCE_PREFIX, secret: `whsec_sandbox_${crypto.randomUUID()}` },
-        });
-        const endpoint = mustExist(resource, "stripe", `webhook endpoint for ${instanceId}`);
-        return { endpointId: endpoint.externalId, secret: endpoint.attributes.secret };
+      async listSubscriptions({ startingAfter, limit }) {
+        const rows = await list(env, "stripe.listSubscriptions", "subscription");
+        const snapshots = rows.map((row) => subscriptionFromAttributes(row.name, row.attributes));
+        return pageAfter(snapshots, (s) => s.subscriptionId, startingAfter, limit);
       },
-      probeWebhookEndpoint: ({ endpointId }) =>
-        probe(env, "stripe.probeWebhookEndpoint", "webhookEndpoint", endpointId, "externalId"),
+      async retrieveSubscription({ subscriptionId }) {
+        const row = await call(env, { operation: "stripe.retrieveSubscription", kind: "subscription", name: subscriptionId, action: "get" });
+        return row ? subscriptionFromAttributes(row.name, row.attributes) : null;
+      },
+      async listCheckoutSessions({ createdAfter, startingAfter, limit }) {
+        const rows = await list(env, "stripe.listCheckoutSessions", "checkoutSession");
+        const snapshots = rows.map((row) => checkoutFromAttributes(row.name, row.attributes));
+        // Stripe's filters, status=complete and created[gte] (seconds; snapshots carry ms).
+        return pageAfter(snapshots, (s) => s.sessionId, startingAfter, limit, (s) => s.status === "complete" && s.created >= createdAfter * 1000);
+      },
       async listWebhookEndpoints() {
         const endpoints = await list(env, "stripe.listWebhookEndpoints", "webhookEndpoint");
         return endpoints

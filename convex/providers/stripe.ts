@@ -1,23 +1,25 @@
-// Live Stripe adapter on the `stripe` SDK (fetch client, SDK retries off). Each tenant
-// deployment gets one webhook endpoint, tagged with managedBy/instanceId metadata. Its
-// signing secret is returned only on create, so create carries an idempotency key: a
-// retry after a lost response replays the original answer, secret included.
+// Live Stripe adapter on the `stripe` SDK (fetch client, SDK retries off). Brain makes
+// nothing in Stripe: it reads subscriptions and Checkout Sessions (reconciliation, and the
+// current state behind an event) and removes the per-tenant webhook endpoints that earlier
+// versions created. Every request takes the provider's budget (sdkCall), one page per call.
 import Stripe from "stripe";
-import { sha256Hex } from "../lib/crypto";
 import { fail } from "../lib/errors";
+import { vSubscriptionStatus, type SubscriptionStatus } from "../lib/validators";
 import { errorForStatus, networkError, sdkCall } from "./http";
 import { ownedResource } from "./owned";
-import { hasStatus, ProviderError, type OwnedResource, type ProviderEnv, type StripeAdapter } from "./types";
+import {
+  hasStatus,
+  ProviderError,
+  type CheckoutSnapshot,
+  type OwnedResource,
+  type ProviderEnv,
+  type StripeAdapter,
+  type StripePage,
+  type SubscriptionSnapshot,
+} from "./types";
 
-/** The events a tenant deployment handles itself (its own subscriptions and invoices). */
-export const TENANT_WEBHOOK_EVENTS: Stripe.WebhookEndpointCreateParams.EnabledEvent[] = [
-  "checkout.session.completed",
-  "customer.subscription.created",
-  "customer.subscription.updated",
-  "customer.subscription.deleted",
-  "invoice.paid",
-  "invoice.payment_failed",
-];
+/** Stripe's largest page. */
+export const STRIPE_MAX_PAGE = 100;
 
 function classify(error: unknown): ProviderError {
   const e = error as { statusCode?: unknown; code?: string; message?: string; headers?: Record<string, string> };
@@ -30,18 +32,188 @@ function classify(error: unknown): ProviderError {
   return networkError("stripe", error);
 }
 
+const SUBSCRIPTION_STATUSES: ReadonlySet<string> = new Set(vSubscriptionStatus.members.map((member) => member.value));
+const SESSION_STATUSES: ReadonlySet<string> = new Set(["open", "complete", "expired"]);
+const SESSION_MODES: ReadonlySet<string> = new Set(["payment", "setup", "subscription"]);
+
 /**
- * Whether Stripe answered with an idempotent replay. With the fetch client, `lastResponse`
- * is the fetch Response and its headers a Headers object (not the plain object the SDK's
- * types describe), so read the header either way.
+ * One of Stripe's documented values, or a permanent failure: a value Brain does not know
+ * (a newer API version's) must stop the caller, not be guessed at or stored unchecked.
  */
-function wasReplayed(response: { lastResponse?: { headers?: unknown } }): boolean {
-  const headers = response.lastResponse?.headers as { get?: unknown } | Record<string, string> | undefined;
-  const value =
-    typeof headers?.get === "function"
-      ? (headers as Headers).get("idempotent-replayed")
-      : (headers as Record<string, string> | undefined)?.["idempotent-replayed"];
-  return value === "true";
+function known<T extends string>(values: ReadonlySet<string>, value: string | null | undefined, what: string, id: string): T {
+  if (typeof value === "string" && values.has(value)) return value as T;
+  throw new ProviderError("stripe", "permanent", `${id} has an unknown ${what} ${JSON.stringify(value)}`, undefined, `unknown_${what.replace(/ /g, "_")}`);
+}
+
+/** A trimmed, non-empty string, or undefined. */
+const clean = (value: string | null | undefined): string | undefined => value?.trim() || undefined;
+
+/** The id of a field Stripe sends as an id or, when expanded, as the object. */
+const idOf = (value: string | { id: string } | null | undefined): string | undefined =>
+  typeof value === "string" ? value : (value?.id ?? undefined);
+
+/** A page size Stripe accepts (1..100), 100 when not given (or not a number). */
+export function pageLimit(limit: number | undefined): number {
+  if (limit === undefined || !Number.isFinite(limit)) return STRIPE_MAX_PAGE;
+  return Math.min(STRIPE_MAX_PAGE, Math.max(1, Math.floor(limit)));
+}
+
+/**
+ * Stripe's cursor paging over objects already in memory (the sandbox's rows): newest first
+ * by `created`, then by id descending; the page after `startingAfter`, placed among all
+ * objects, of those `include` keeps. A cursor naming no object is Stripe's 400 resource_missing.
+ */
+export function pageAfter<T extends { created: number }>(
+  items: T[],
+  idOf: (item: T) => string,
+  startingAfter: string | undefined,
+  limit: number | undefined,
+  include: (item: T) => boolean = () => true,
+): StripePage<T> {
+  const ordered = [...items].sort((a, b) => b.created - a.created || (idOf(a) < idOf(b) ? 1 : idOf(a) > idOf(b) ? -1 : 0));
+  let start = 0;
+  if (startingAfter !== undefined) {
+    const at = ordered.findIndex((item) => idOf(item) === startingAfter);
+    if (at < 0) {
+      throw new ProviderError("stripe", "permanent", `400: No such object: '${startingAfter}'`, undefined, "resource_missing", 400);
+    }
+    start = at + 1;
+  }
+  const rest = ordered.slice(start).filter(include);
+  const size = pageLimit(limit);
+  return { data: rest.slice(0, size), hasMore: rest.length > size };
+}
+
+/** The plan a Checkout Session's metadata names: lower case, trimmed, at most 64 characters. */
+export function planOf(plan: string | null | undefined): string | undefined {
+  return clean(plan)?.toLowerCase().slice(0, 64);
+}
+
+/** Plain fields of a subscription, whichever way they were read (the SDK, the sandbox's rows). */
+export type SubscriptionFields = {
+  id: string;
+  customerId?: string | null;
+  status: string | null | undefined;
+  priceId?: string | null;
+  instanceId?: string | null;
+  /** unix seconds, as Stripe sends it */
+  created: number;
+};
+
+/** A SubscriptionSnapshot with absent fields left out; an unknown status is a permanent ProviderError. */
+export function subscriptionSnapshot(fields: SubscriptionFields): SubscriptionSnapshot {
+  const status = known<SubscriptionStatus>(SUBSCRIPTION_STATUSES, fields.status, "subscription status", fields.id);
+  const customerId = clean(fields.customerId);
+  const priceId = clean(fields.priceId);
+  const instanceId = clean(fields.instanceId);
+  return {
+    subscriptionId: fields.id,
+    ...(customerId ? { customerId } : {}),
+    status,
+    ...(priceId ? { priceId } : {}),
+    ...(instanceId ? { instanceId } : {}),
+    created: fields.created * 1000,
+  };
+}
+
+/** Plain fields of a Checkout Session, whichever way they were read. */
+export type CheckoutFields = {
+  id: string;
+  paymentStatus: string;
+  customerId?: string | null;
+  email?: string | null;
+  name?: string | null;
+  plan?: string | null;
+  subscriptionId?: string | null;
+  status: string | null | undefined;
+  mode: string | null | undefined;
+  /** unix seconds, as Stripe sends it */
+  created: number;
+};
+
+/** A CheckoutSnapshot with absent fields left out; an unknown status or mode is a permanent ProviderError. */
+export function checkoutSnapshot(fields: CheckoutFields): CheckoutSnapshot {
+  const status = known<CheckoutSnapshot["status"]>(SESSION_STATUSES, fields.status, "session status", fields.id);
+  const mode = known<CheckoutSnapshot["mode"]>(SESSION_MODES, fields.mode, "session mode", fields.id);
+  const stripeCustomerId = clean(fields.customerId);
+  const email = clean(fields.email);
+  const name = clean(fields.name);
+  const plan = planOf(fields.plan);
+  const subscriptionId = clean(fields.subscriptionId);
+  return {
+    sessionId: fields.id,
+    paymentStatus: fields.paymentStatus,
+    ...(stripeCustomerId ? { stripeCustomerId } : {}),
+    ...(email ? { email } : {}),
+    ...(name ? { name } : {}),
+    ...(plan ? { plan } : {}),
+    ...(subscriptionId ? { subscriptionId } : {}),
+    status,
+    mode,
+    created: fields.created * 1000,
+  };
+}
+
+const seconds = (value: string | undefined) => Number(value) || 0;
+
+/**
+ * A subscription kept as string attributes (the sandbox's rows, see sandbox.seedStripe):
+ * status, customerId, priceId, instanceId, created (unix seconds).
+ */
+export function subscriptionFromAttributes(id: string, a: Record<string, string>): SubscriptionSnapshot {
+  return subscriptionSnapshot({
+    id,
+    customerId: a.customerId,
+    status: a.status,
+    priceId: a.priceId,
+    instanceId: a.instanceId,
+    created: seconds(a.created),
+  });
+}
+
+/**
+ * A Checkout Session kept as string attributes: sessionStatus (default complete), paymentStatus
+ * (default paid), mode (default subscription), customerId, email, name, plan, subscriptionId, created.
+ */
+export function checkoutFromAttributes(id: string, a: Record<string, string>): CheckoutSnapshot {
+  return checkoutSnapshot({
+    id,
+    paymentStatus: a.paymentStatus ?? "paid",
+    customerId: a.customerId,
+    email: a.email,
+    name: a.name,
+    plan: a.plan,
+    subscriptionId: a.subscriptionId,
+    status: a.sessionStatus ?? "complete",
+    mode: a.mode ?? "subscription",
+    created: seconds(a.created),
+  });
+}
+
+function fromSubscription(sub: Stripe.Subscription): SubscriptionSnapshot {
+  return subscriptionSnapshot({
+    id: sub.id,
+    customerId: idOf(sub.customer),
+    status: sub.status,
+    priceId: sub.items?.data?.[0]?.price?.id,
+    instanceId: sub.metadata?.instanceId,
+    created: sub.created,
+  });
+}
+
+function fromSession(session: Stripe.Checkout.Session): CheckoutSnapshot {
+  return checkoutSnapshot({
+    id: session.id,
+    paymentStatus: session.payment_status,
+    customerId: idOf(session.customer),
+    email: clean(session.customer_details?.email) ?? session.customer_email,
+    name: session.customer_details?.name,
+    plan: session.metadata?.plan,
+    subscriptionId: idOf(session.subscription),
+    status: session.status,
+    mode: session.mode,
+    created: session.created,
+  });
 }
 
 export function liveStripe(env: ProviderEnv): StripeAdapter {
@@ -58,93 +230,61 @@ export function liveStripe(env: ProviderEnv): StripeAdapter {
   });
   const call = <T>(operation: string, run: () => Promise<T>) => sdkCall(env, "stripe", operation, run, classify);
   const managedBy = config.RESOURCE_PREFIX;
-
-  const create = (instanceId: string, url: string, idempotencyKey: string) =>
-    call("createWebhookEndpoint", () =>
-      stripe.webhookEndpoints.create(
-        {
-          url,
-          enabled_events: TENANT_WEBHOOK_EVENTS,
-          description: `Brain tenant ${instanceId}`,
-          metadata: { managedBy, instanceId },
-        },
-        { idempotencyKey },
-      ),
-    );
-
-  async function stillExists(endpointId: string): Promise<boolean> {
-    try {
-      await call("retrieveWebhookEndpoint", () => stripe.webhookEndpoints.retrieve(endpointId));
-      return true;
-    } catch (error) {
-      if (hasStatus(error, 404)) return false;
-      throw error;
-    }
-  }
-
-  /** Brain's endpoints (metadata managedBy) that match, across every page. */
-  async function endpointsOf(match: (endpoint: Stripe.WebhookEndpoint) => boolean): Promise<Stripe.WebhookEndpoint[]> {
-    const found: Stripe.WebhookEndpoint[] = [];
-    let startingAfter: string | undefined;
-    for (let page = 0; page < 1000; page++) {
-      const list = await call("listWebhookEndpoints", () =>
-        stripe.webhookEndpoints.list({ limit: 100, ...(startingAfter ? { starting_after: startingAfter } : {}) }),
-      );
-      found.push(...list.data.filter((endpoint) => endpoint.metadata?.managedBy === managedBy && match(endpoint)));
-      if (!list.has_more || list.data.length === 0) break;
-      startingAfter = list.data[list.data.length - 1].id;
-    }
-    return found;
-  }
-
-  async function deleteEndpoint(endpointId: string): Promise<void> {
-    try {
-      await call("deleteWebhookEndpoint", () => stripe.webhookEndpoints.del(endpointId));
-    } catch (error) {
-      if (!hasStatus(error, 404)) throw error; // already gone is success
-    }
-  }
+  const cursor = (startingAfter: string | undefined) => (startingAfter ? { starting_after: startingAfter } : {});
 
   return {
-    async ensureWebhookEndpoint({ instanceId, url }) {
-      // The key names the URL too: after a cleanup the retry makes a new deployment (a new
-      // URL), and Stripe refuses a key reused with other parameters.
-      const key = `brain-webhook-endpoint-${instanceId}-${(await sha256Hex(url)).slice(0, 16)}`;
-      let endpoint = await create(instanceId, url, key);
-      // A replay of an earlier create may name an endpoint deleted since (compensation, an
-      // operator). Then create again, keyed by the deleted endpoint, so a lost response of
-      // that create replays too; follow the chain if that one is gone as well.
-      for (let hop = 0; wasReplayed(endpoint) && !(await stillExists(endpoint.id)); hop++) {
-        if (hop >= 10) throw new ProviderError("stripe", "permanent", `too many deleted endpoints for ${instanceId}`);
-        endpoint = await create(instanceId, url, `${key}-after-${endpoint.id}`);
-      }
-      if (!endpoint.secret) throw new ProviderError("stripe", "permanent", `endpoint ${endpoint.id} came without a secret`);
-      // Any other endpoint tagged with this instance is an earlier create whose answer (and
-      // secret) Brain never got, past the idempotency key's 24 hours: remove it, so one remains.
-      for (const stale of await endpointsOf((e) => e.metadata?.instanceId === instanceId && e.id !== endpoint.id)) {
-        await deleteEndpoint(stale.id);
-      }
-      return { endpointId: endpoint.id, secret: endpoint.secret };
+    async listSubscriptions({ startingAfter, limit }) {
+      const page = await call("listSubscriptions", () =>
+        stripe.subscriptions.list({ status: "all", limit: pageLimit(limit), ...cursor(startingAfter) }),
+      );
+      return { data: page.data.map(fromSubscription), hasMore: page.has_more };
     },
 
-    async probeWebhookEndpoint({ endpointId }) {
+    async retrieveSubscription({ subscriptionId }) {
       try {
-        const endpoint = await call("retrieveWebhookEndpoint", () => stripe.webhookEndpoints.retrieve(endpointId));
-        return endpoint.status === "enabled"
-          ? { ok: true, detail: `Stripe webhook endpoint ${endpointId} is enabled` }
-          : { ok: false, detail: `Stripe webhook endpoint ${endpointId} is ${endpoint.status}` };
+        return fromSubscription(await call("retrieveSubscription", () => stripe.subscriptions.retrieve(subscriptionId)));
       } catch (error) {
-        if (hasStatus(error, 404)) return { ok: false, detail: `Stripe webhook endpoint ${endpointId} not found` };
+        if (hasStatus(error, 404)) return null;
         throw error;
       }
     },
 
-    async listWebhookEndpoints(): Promise<OwnedResource[]> {
-      return (await endpointsOf(() => true)).map((endpoint) =>
-        ownedResource(endpoint.id, endpoint.url, endpoint.metadata?.instanceId),
+    async listCheckoutSessions({ createdAfter, startingAfter, limit }) {
+      const page = await call("listCheckoutSessions", () =>
+        stripe.checkout.sessions.list({
+          status: "complete",
+          created: { gte: Math.floor(createdAfter) },
+          limit: pageLimit(limit),
+          ...cursor(startingAfter),
+        }),
       );
+      return { data: page.data.map(fromSession), hasMore: page.has_more };
     },
 
-    deleteWebhookEndpoint: ({ endpointId }) => deleteEndpoint(endpointId),
+    async listWebhookEndpoints(): Promise<OwnedResource[]> {
+      const owned: OwnedResource[] = [];
+      let startingAfter: string | undefined;
+      for (let page = 0; page < 1000; page++) {
+        const list = await call("listWebhookEndpoints", () =>
+          stripe.webhookEndpoints.list({ limit: STRIPE_MAX_PAGE, ...cursor(startingAfter) }),
+        );
+        for (const endpoint of list.data) {
+          if (endpoint.metadata?.managedBy === managedBy) {
+            owned.push(ownedResource(endpoint.id, endpoint.url, endpoint.metadata?.instanceId));
+          }
+        }
+        if (!list.has_more || list.data.length === 0) break;
+        startingAfter = list.data[list.data.length - 1].id;
+      }
+      return owned;
+    },
+
+    async deleteWebhookEndpoint({ endpointId }) {
+      try {
+        await call("deleteWebhookEndpoint", () => stripe.webhookEndpoints.del(endpointId));
+      } catch (error) {
+        if (!hasStatus(error, 404)) throw error; // already gone is success
+      }
+    },
   };
 }

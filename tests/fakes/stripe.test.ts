@@ -1,7 +1,7 @@
 // @vitest-environment node
 // Drives the Stripe fake through the real stripe 23.1 SDK (fetch client, no retries), so
-// the form encoding, list shape, error bodies and idempotent replays are checked against
-// what the SDK actually sends and parses.
+// the form encoding, list shapes and filters, error bodies and idempotent replays are
+// checked against what the SDK actually sends and parses.
 import Stripe from "stripe";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { parseStripeParams, startStripeFake, type StripeFake } from "./stripe";
@@ -177,6 +177,172 @@ describe("webhook endpoints", () => {
   });
 });
 
+describe("subscriptions", () => {
+  test("an added subscription comes back from retrieve in Stripe's wire shape", async () => {
+    const added = fake.addSubscription({ customer: "cus_alice", priceId: "price_team", metadata: { instanceId: "inst_1" } });
+    expect(added.id).toMatch(/^sub_[0-9A-Za-z]{24}$/);
+    const retrieved = await stripe.subscriptions.retrieve(added.id);
+    expect(retrieved).toEqual(added);
+    expect(retrieved).toMatchObject({
+      object: "subscription",
+      customer: "cus_alice",
+      status: "active",
+      livemode: false,
+      metadata: { instanceId: "inst_1" },
+      items: { object: "list", data: [{ object: "subscription_item", price: { id: "price_team", object: "price" } }] },
+    });
+    expect(Math.abs(retrieved.created - Date.now() / 1000)).toBeLessThan(5);
+  });
+
+  test("an unknown subscription is a resource_missing 404", async () => {
+    const error = await failure(stripe.subscriptions.retrieve("sub_missing"));
+    expect(error).toBeInstanceOf(Stripe.errors.StripeInvalidRequestError);
+    expect(error).toMatchObject({ statusCode: 404, code: "resource_missing", param: "id", message: "No such subscription: 'sub_missing'" });
+  });
+
+  test("a list is newest first by created, and the later added first within one second", async () => {
+    const old = fake.addSubscription({ created: 1_700_000_000 });
+    const a = fake.addSubscription({ created: 1_700_000_500 });
+    const b = fake.addSubscription({ created: 1_700_000_500 });
+    const middle = fake.addSubscription({ created: 1_700_000_100 });
+    const list = await stripe.subscriptions.list({ status: "all" });
+    expect(list).toMatchObject({ object: "list", has_more: false, url: "/v1/subscriptions" });
+    expect(list.data.map((s) => s.id)).toEqual([b.id, a.id, middle.id, old.id]);
+    expect(fake.subscriptions().map((s) => s.id)).toEqual([b.id, a.id, middle.id, old.id]);
+  });
+
+  test("status all lists every subscription, no status leaves out canceled ones, ended means canceled or incomplete_expired", async () => {
+    const active = fake.addSubscription({ created: 1_700_000_004 });
+    const pastDue = fake.addSubscription({ status: "past_due", created: 1_700_000_003 });
+    const canceled = fake.addSubscription({ created: 1_700_000_002 });
+    fake.setSubscriptionStatus(canceled.id, "canceled");
+    const expired = fake.addSubscription({ status: "incomplete_expired", created: 1_700_000_001 });
+    const ids = async (params: Stripe.SubscriptionListParams) => (await stripe.subscriptions.list(params)).data.map((s) => s.id);
+    expect(await ids({ status: "all" })).toEqual([active.id, pastDue.id, canceled.id, expired.id]);
+    expect(await ids({})).toEqual([active.id, pastDue.id, expired.id]);
+    expect(await ids({ status: "ended" })).toEqual([canceled.id, expired.id]);
+    expect(await ids({ status: "past_due" })).toEqual([pastDue.id]);
+    expect(await failure(stripe.subscriptions.list({ status: "lapsed" }))).toMatchObject({ statusCode: 400, param: "status" });
+  });
+
+  test("setSubscriptionStatus to canceled records when it was canceled and ended", async () => {
+    const { id } = fake.addSubscription();
+    const canceled = fake.setSubscriptionStatus(id, "canceled");
+    expect(canceled.status).toBe("canceled");
+    expect(canceled.canceled_at).toEqual(expect.any(Number));
+    expect(canceled.ended_at).toBe(canceled.canceled_at);
+    expect((await stripe.subscriptions.retrieve(id)).status).toBe("canceled");
+    expect(() => fake.setSubscriptionStatus("sub_nope", "active")).toThrow(/no subscription/);
+  });
+
+  test("paging with starting_after walks 250 subscriptions in pages of 100, each seen once", async () => {
+    for (let i = 0; i < 250; i++) fake.addSubscription({ created: 1_700_000_000 + (i % 7) });
+    const seen: string[] = [];
+    let startingAfter: string | undefined;
+    let pages = 0;
+    for (;;) {
+      const page = await stripe.subscriptions.list({ status: "all", limit: 100, ...(startingAfter ? { starting_after: startingAfter } : {}) });
+      pages++;
+      seen.push(...page.data.map((s) => s.id));
+      if (!page.has_more) break;
+      startingAfter = page.data.at(-1)!.id;
+    }
+    expect(pages).toBe(3);
+    expect(seen).toEqual(fake.subscriptions().map((s) => s.id));
+    expect(new Set(seen).size).toBe(250);
+    expect(fake.requestCounts()["GET /v1/subscriptions"]).toBe(3);
+  });
+
+  test("a limit outside 1..100 and an unknown cursor are refused like Stripe does", async () => {
+    expect(await failure(stripe.subscriptions.list({ limit: 101 }))).toMatchObject({ statusCode: 400, code: "parameter_invalid_integer", param: "limit" });
+    expect(await failure(stripe.subscriptions.list({ limit: 0 }))).toMatchObject({ statusCode: 400, param: "limit" });
+    expect(await failure(stripe.subscriptions.list({ starting_after: "sub_unknown" }))).toMatchObject({
+      statusCode: 400,
+      code: "resource_missing",
+      param: "starting_after",
+    });
+  });
+});
+
+describe("checkout sessions", () => {
+  test("an added session comes back from retrieve and list in Stripe's wire shape", async () => {
+    const sub = fake.addSubscription({ customer: "cus_bob" });
+    const added = fake.addCheckoutSession({
+      customer: "cus_bob",
+      customer_details: { email: "bob@example.com", name: "Bob", phone: null, tax_exempt: "none" },
+      subscription: sub.id,
+      metadata: { plan: "Pro" },
+    });
+    expect(added.id).toMatch(/^cs_test_/);
+    expect(await stripe.checkout.sessions.retrieve(added.id)).toEqual(added);
+    const list = await stripe.checkout.sessions.list();
+    expect(list).toMatchObject({ object: "list", has_more: false, url: "/v1/checkout/sessions" });
+    expect(list.data).toEqual([added]);
+    expect(added).toMatchObject({
+      object: "checkout.session",
+      mode: "subscription",
+      status: "complete",
+      payment_status: "paid",
+      customer_email: null,
+      subscription: sub.id,
+    });
+    const error = await failure(stripe.checkout.sessions.retrieve("cs_test_missing"));
+    expect(error).toMatchObject({ statusCode: 404, code: "resource_missing", message: "No such checkout.session: 'cs_test_missing'" });
+  });
+
+  test("status and created filters (exact or gt/gte/lt/lte) pick the matching sessions, newest first", async () => {
+    const at = (created: number, status: "open" | "complete" | "expired" = "complete") => fake.addCheckoutSession({ created, status }).id;
+    const s100 = at(100);
+    const s200 = at(200);
+    const open = at(250, "open");
+    const s300 = at(300);
+    const expired = at(310, "expired");
+    const ids = async (params: Stripe.Checkout.SessionListParams) => (await stripe.checkout.sessions.list(params)).data.map((s) => s.id);
+    expect(await ids({})).toEqual([expired, s300, open, s200, s100]);
+    expect(await ids({ status: "complete" })).toEqual([s300, s200, s100]);
+    expect(await ids({ status: "complete", created: { gte: 200 } })).toEqual([s300, s200]);
+    expect(await ids({ created: { gt: 200, lte: 300 } })).toEqual([s300, open]);
+    expect(await ids({ created: { lt: 200 } })).toEqual([s100]);
+    expect(await ids({ created: 250 })).toEqual([open]);
+    expect(fake.requests.at(-1)?.path).toBe("/v1/checkout/sessions");
+    expect(await failure(stripe.checkout.sessions.list({ status: "paid" as "open" }))).toMatchObject({ statusCode: 400, param: "status" });
+    expect(await failure(stripe.checkout.sessions.list({ created: { gte: "soon" as unknown as number } }))).toMatchObject({
+      statusCode: 400,
+      param: "created[gte]",
+    });
+  });
+
+  test("paging a filtered list with starting_after sees every match once", async () => {
+    const complete: string[] = [];
+    for (let i = 0; i < 130; i++) {
+      const session = fake.addCheckoutSession({ created: 1_000 + i, status: i % 4 === 0 ? "expired" : "complete" });
+      if (i % 4 !== 0) complete.unshift(session.id);
+    }
+    const seen: string[] = [];
+    let startingAfter: string | undefined;
+    for (;;) {
+      const page = await stripe.checkout.sessions.list({
+        status: "complete",
+        created: { gte: 1_000 },
+        limit: 40,
+        ...(startingAfter ? { starting_after: startingAfter } : {}),
+      });
+      seen.push(...page.data.map((s) => s.id));
+      if (!page.has_more) break;
+      startingAfter = page.data.at(-1)!.id;
+    }
+    expect(seen).toEqual(complete);
+    expect(fake.requestCounts()["GET /v1/checkout/sessions"]).toBe(Math.ceil(complete.length / 40));
+  });
+
+  test("adding a session or subscription under an id already taken throws", () => {
+    fake.addCheckoutSession({ id: "cs_test_same" });
+    expect(() => fake.addCheckoutSession({ id: "cs_test_same" })).toThrow(/exists already/);
+    fake.addSubscription({ id: "sub_same" });
+    expect(() => fake.addSubscription({ id: "sub_same" })).toThrow(/exists already/);
+  });
+});
+
 describe("idempotency", () => {
   test("the same key and params replay the original answer byte for byte, secret included", async () => {
     const first = await stripe.webhookEndpoints.create(createParams(), { idempotencyKey: "brain-we-inst_1" });
@@ -241,6 +407,16 @@ describe("auth and faults", () => {
     expect(error).toBeInstanceOf(Stripe.errors.StripeRateLimitError);
     expect(error).toMatchObject({ statusCode: 429, code: "rate_limit" });
     expect((error.headers as Record<string, string>)["retry-after"]).toBe("3");
+  });
+
+  test("an injected 429 on the subscriptions list carries Retry-After and the next page request succeeds", async () => {
+    fake.addSubscription();
+    fake.inject({ method: "GET", path: "/v1/subscriptions", status: 429, retryAfterSeconds: 2 });
+    const error = await failure(stripe.subscriptions.list({ status: "all" }));
+    expect(error).toBeInstanceOf(Stripe.errors.StripeRateLimitError);
+    expect((error.headers as Record<string, string>)["retry-after"]).toBe("2");
+    expect((await stripe.subscriptions.list({ status: "all" })).data).toHaveLength(1);
+    expect(fake.requestCounts()).toEqual({ "GET /v1/subscriptions": 2 });
   });
 
   test("a dropped response still creates the endpoint; the client sees a connection error and a keyed retry replays it", async () => {
