@@ -30,6 +30,8 @@ export const HOT_PATHS = {
     "providerCache:putWorkosUser",
     "provisioning:onCircuitWake", // a step parked behind an open circuit looks again
     "stripe:checkPagesCap", // live Cloudflare: the Pages cap, counted by the webhook's HTTP action
+    "forwarding:claimNextDelivery", // a tenant's pump takes its oldest pending forward (once the instance is active)
+    "forwarding:recordDeliveryResult", // and records the tenant's answer
   ],
 } as const;
 
@@ -52,6 +54,11 @@ export const COLD_PATHS: Record<string, string> = {
   "provisioning:listDeadLetter": "admin API / operator",
   "provisioning:listJobsByStatus": "dashboard",
   "audit:recordAdminCall": "admin API",
+  "forwarding:retryDueDeliveries": "cron, once a minute: kicks tenants whose head is due, attributed to none",
+  "forwarding:renewHeldDeliveries": "kickForwarding's continuation past its first page (a tenant held with many events)",
+  "forwarding:stopPendingDeliveries": "stopForwarding's continuation (a deprovisioned tenant)",
+  "forwarding:listDeliveries": "admin API / operator",
+  "forwarding:redeliver": "admin API / operator",
   "sandbox:applyOperation": "simulated provider (sandbox mode only): stands in for the provider's own API",
   "sandbox:injectFault": "simulated provider: tests and demos",
   "sandbox:listResources": "simulated provider",
