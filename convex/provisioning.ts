@@ -9,6 +9,7 @@ import { loadConfig } from "./lib/config";
 import {
   vInstanceResources,
   vJobError,
+  vJobKind,
   vJobStatus,
   vFailureClass,
   vStepContext,
@@ -261,6 +262,7 @@ export const listDeadLetter = internalQuery({
     v.object({
       jobId: v.id("provisioningJobs"),
       instanceId: v.id("instances"),
+      kind: vJobKind,
       step: vStepName,
       class: vFailureClass,
       message: v.string(),
@@ -276,7 +278,8 @@ export const listDeadLetter = internalQuery({
     // merged oldest first, reading at most `take` jobs plus one lookahead per range.
     const take = Math.min(limit ?? 200, 1000);
     const classes = vFailureClass.members.map((member) => member.value).filter((c) => c !== "cancelled");
-    const streams = (["scheduled", "running"] as const).flatMap((compensationStatus) =>
+    // A failed lifecycle job (suspend, deprovision, …) has no cleanup state: it waits for its retry.
+    const streams = (["scheduled", "running", undefined] as const).flatMap((compensationStatus) =>
       classes.map((failureClass) =>
         ctx.db
           .query("provisioningJobs")
@@ -309,6 +312,7 @@ export const listDeadLetter = internalQuery({
         return {
           jobId: job._id,
           instanceId: job.instanceId,
+          kind: job.kind,
           step: job.error!.step,
           class: job.error!.class,
           message: job.error!.message,

@@ -186,14 +186,14 @@ export async function drainFor(t: TestBackend, simulatedMs = 2 * 60 * 60_000) {
 }
 
 /**
- * Lets `simulatedMs` of simulated time pass, a minute at a time, running what comes due. Unlike
+ * Lets `simulatedMs` of simulated time pass, `stepMs` (a minute) at a time, running what comes due. Unlike
  * drainFor, a long quiet stretch (a timer hours ahead, nothing running) does not end it early.
  */
-export async function elapse(t: TestBackend, simulatedMs: number) {
+export async function elapse(t: TestBackend, simulatedMs: number, stepMs = 60_000) {
   const { vi } = await import("vitest");
   const end = Date.now() + simulatedMs;
   while (Date.now() < end) {
-    vi.advanceTimersByTime(Math.min(60_000, end - Date.now()));
+    vi.advanceTimersByTime(Math.min(stepMs, end - Date.now()));
     await drainFor(t, 15_000);
   }
 }

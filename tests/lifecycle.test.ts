@@ -311,12 +311,35 @@ describe("deprovisioning", () => {
     expect(failed).toMatchObject({ status: "failed", error: { step: "deleteWorkosOrg", class: "permanent" } });
     expect(failed.compensationStatus).toBeUndefined();
     expect((await instanceOf(t, tenant.instanceId)).status).toBe("deprovisioning");
+    // Until then it is a dead letter, so operators see it.
+    const deadLetter = await (await t.fetch("/admin/dead-letter", { headers: adminHeaders() })).json();
+    expect(deadLetter.jobs).toEqual([expect.objectContaining({ jobId: failed._id, kind: "deprovision", step: "deleteWorkosOrg", class: "permanent" })]);
     // The lifecycle retries the failed job (a minute later for a first failure).
     await elapse(t, 5 * 60_000);
     expect((await instanceOf(t, tenant.instanceId)).status).toBe("deleted");
     const jobs = await jobsOf(t, tenant.instanceId);
     expect(jobs.filter((j) => j.kind === "deprovision")).toHaveLength(1);
     expect(jobs.find((j) => j.kind === "deprovision")).toMatchObject({ status: "succeeded", retryCount: 1 });
+  });
+
+  test("a lifecycle job an operator cancelled is not retried by the lifecycle; a manual retry finishes it", async () => {
+    const t = setupBackend({ env: { DEPROVISION_GRACE_MS: "0" } });
+    const tenant = await provisioned(t);
+    await sendEvent(t, subscriptionEvent({ subscriptionId: tenant.subscriptionId, customerId: tenant.customerId, type: "customer.subscription.deleted" }));
+    vi.advanceTimersByTime(1);
+    await t.finishInProgressScheduledFunctions();
+    const job = (await jobsOf(t, tenant.instanceId)).find((j) => j.kind === "deprovision")!;
+    const cancelled = await t.fetch(`/cancel-provisioning/${job._id}`, { method: "POST", headers: adminHeaders() });
+    expect(cancelled.status).toBe(202);
+    await elapse(t, 3 * 60 * 60_000, 10 * 60_000);
+    expect((await instanceOf(t, tenant.instanceId)).status).toBe("deprovisioning");
+    expect(await t.run(async (ctx) => (await ctx.db.get("provisioningJobs", job._id))!.status)).toBe("failed");
+    expect(await sandboxCount(t, "cloudflare", "pagesProject", tenant.instanceId)).toBe(1);
+
+    const retried = await t.fetch(`/retry-provisioning/${job._id}`, { method: "POST", headers: adminHeaders() });
+    expect(retried.status).toBe(202);
+    await drainFor(t, 10 * 60_000);
+    expect((await instanceOf(t, tenant.instanceId)).status).toBe("deleted");
   });
 
   test("a subscription deleted mid-provisioning lets the job finish, then deprovisions: nothing is left", async () => {
@@ -359,7 +382,7 @@ describe("deprovisioning", () => {
     expect(resumed.deprovisionAt).toBeUndefined();
     expect((await statusOf(t, sessionId)).body.status).toBe("ready");
     // Past the old grace nothing is deleted.
-    await elapse(t, DAY + 60 * 60_000);
+    await elapse(t, DAY + 60 * 60_000, 30 * 60_000);
     expect((await instanceOf(t, tenant.instanceId)).status).toBe("active");
   });
 });

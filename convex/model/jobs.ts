@@ -170,7 +170,8 @@ async function syncInstance(ctx: MutationCtx, config: Config, job: Job, outcome:
   const instance = await ctx.db.get("instances", job.instanceId);
   if (!instance) return;
   if (job.kind !== "provision" && outcome === "failed") {
-    await scheduleLifecycleReview(ctx, instance._id, lifecycleRetryDelayMs(job.retryCount));
+    // Retried later by the lifecycle, unless an operator cancelled it (they retry it by hand).
+    if (job.error?.class !== "cancelled") await scheduleLifecycleReview(ctx, instance._id, lifecycleRetryDelayMs(job.retryCount));
     return;
   }
   const resources = { ...instance.resources, ...job.resources };

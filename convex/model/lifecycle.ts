@@ -180,6 +180,8 @@ export async function reviewInstance(ctx: MutationCtx, config: Config, instance:
   const now = Date.now();
   const next = nextLifecycleJob(instance, config, now);
   if (next === null) return { kind: "none" };
+  // An operator cancelled this very change: it waits for them (POST /retry-provisioning/:jobId).
+  if (latest && latest.status === "failed" && latest.kind === next && latest.error?.class === "cancelled") return { kind: "none" };
   if (latest && latest.status === "failed" && latest.kind === next) {
     const retried = await retryFailedJob(ctx, config, latest._id, actor);
     // The retry puts the instance back in the kind's running status (decide: resumeFromInstance).
