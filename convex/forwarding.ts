@@ -21,6 +21,7 @@ import {
   vClaim,
   vDeliveryView,
   vRecordResult,
+  vQueuePosition,
   vRedeliverResult,
   type AttemptOutcome,
 } from "./model/forwarding";
@@ -122,10 +123,10 @@ export const retryDueDeliveries = internalMutation({
 
 /** kickForwarding's continuation: renews the windows of the next page of a tenant's pending deliveries. */
 export const renewHeldDeliveries = internalMutation({
-  args: { instanceId: v.id("instances"), cursor: v.string() },
+  args: { instanceId: v.id("instances"), expiresAt: v.number(), after: vQueuePosition },
   returns: v.null(),
-  handler: async (ctx, { instanceId, cursor }) => {
-    await renewWindows(ctx, loadConfig(), instanceId, cursor);
+  handler: async (ctx, { instanceId, expiresAt, after }) => {
+    await renewWindows(ctx, instanceId, expiresAt, after);
     return null;
   },
 });

@@ -384,6 +384,25 @@ describe("order, retries and expiry (fake timers, real HTTP)", () => {
     expect((await deliveries(t, provisioning.instanceId)).map((row) => row.status)).toEqual(["pending", "pending"]);
   });
 
+  test("the end of a hold renews every pending window, past the first batch too, and the tenant gets them all in order", async () => {
+    const t = backend({ TENANT_FORWARD_MAX_AGE_MS: String(2 * MINUTE) });
+    const a = await tenantInstance(t, "tenant-a", "suspended");
+    // 130 events, 60 to a second (Stripe's `created` has seconds only): the first batch ends inside a tie.
+    const events = Array.from({ length: 130 }, (_, i) => stripeEvent(1_700_000_000 + Math.floor(i / 60)));
+    for (const event of events) await queue(t, event, [a.instanceId]);
+    await advanceTo(t, Date.now() + HOUR);
+
+    await t.run(async (ctx) => {
+      await ctx.db.patch("instances", a.instanceId, { status: "active" });
+      await kickForwarding(ctx, a.instanceId);
+    });
+    const kickedAt = Date.now();
+    expect((await deliveries(t)).filter((row) => row.expiresAt === kickedAt + 2 * MINUTE)).toHaveLength(100);
+    await settle(t);
+    expect(tenant.accepted("tenant-a").map((r) => r.eventId)).toEqual(events.map((e) => e.eventId));
+    expect((await deliveries(t)).every((row) => row.status === "delivered" && row.attempts === 1)).toBe(true);
+  });
+
   test("a pump that died holding the lease: its head waits out the lease, then the cron resumes delivery", async () => {
     const t = backend();
     const a = await tenantInstance(t, "tenant-a");

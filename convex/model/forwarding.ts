@@ -135,30 +135,60 @@ export async function queueDeliveries(
  * `config` defaults to the environment's.
  */
 export async function kickForwarding(ctx: MutationCtx, instanceId: Id<"instances">, config: Config = loadConfig()): Promise<void> {
-  const { pending } = await renewWindows(ctx, config, instanceId, null);
+  const { pending } = await renewWindows(ctx, instanceId, Date.now() + config.TENANT_FORWARD_MAX_AGE_MS, null);
   if (pending) await schedulePump(ctx, instanceId);
 }
 
+/** Where a walk over a tenant's pending rows stopped: the last row's index position (eventCreated, then _creationTime). */
+export const vQueuePosition = v.object({ eventCreated: v.number(), creationTime: v.number() });
+export type QueuePosition = Infer<typeof vQueuePosition>;
+
 /**
- * Renews the windows of one page of the instance's pending deliveries (see kickForwarding) and
- * schedules the next page. Returns whether any delivery is pending.
+ * Renews the windows of one batch of the instance's pending deliveries, after `after` (see
+ * kickForwarding), to `expiresAt`, and schedules the next batch. Returns whether this batch
+ * found any. No `paginate()`: Convex allows one per transaction, and this runs inside the
+ * caller's (the engine's) transaction; the position is the index's own order instead.
  */
 export async function renewWindows(
   ctx: MutationCtx,
-  config: Config,
   instanceId: Id<"instances">,
-  cursor: string | null,
+  expiresAt: number,
+  after: QueuePosition | null,
 ): Promise<{ pending: boolean }> {
-  const now = Date.now();
-  const page = await pendingOf(ctx, instanceId).paginate({ numItems: BATCH, cursor });
-  const expiresAt = now + config.TENANT_FORWARD_MAX_AGE_MS;
-  for (const row of page.page) {
+  let rows: Delivery[];
+  if (after === null) {
+    rows = await pendingOf(ctx, instanceId).take(BATCH + 1);
+  } else {
+    const sameTime = await ctx.db
+      .query("tenantDeliveries")
+      .withIndex("by_instanceId_and_status_and_eventCreated", (q) =>
+        q.eq("instanceId", instanceId).eq("status", "pending").eq("eventCreated", after.eventCreated).gt("_creationTime", after.creationTime),
+      )
+      .take(BATCH + 1);
+    const later =
+      sameTime.length > BATCH
+        ? []
+        : await ctx.db
+            .query("tenantDeliveries")
+            .withIndex("by_instanceId_and_status_and_eventCreated", (q) =>
+              q.eq("instanceId", instanceId).eq("status", "pending").gt("eventCreated", after.eventCreated),
+            )
+            .take(BATCH + 1 - sameTime.length);
+    rows = [...sameTime, ...later];
+  }
+  const batch = rows.slice(0, BATCH);
+  for (const row of batch) {
     if (row.expiresAt < expiresAt) await ctx.db.patch("tenantDeliveries", row._id, { expiresAt });
   }
-  if (!page.isDone) {
-    await ctx.scheduler.runAfter(0, internal.forwarding.renewHeldDeliveries, { instanceId, cursor: page.continueCursor });
+  if (rows.length > BATCH) {
+    const last = batch[batch.length - 1];
+    await ctx.scheduler.runAfter(0, internal.forwarding.renewHeldDeliveries, {
+      instanceId,
+      expiresAt,
+      after: { eventCreated: last.eventCreated, creationTime: last._creationTime },
+    });
   }
-  return { pending: page.page.length > 0 || cursor !== null };
+  return { pending: batch.length > 0 };
 }
 
 /**
