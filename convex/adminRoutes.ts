@@ -2,32 +2,13 @@
 // body says { "dryRun": false }). Bearer token only, every call audited, JSON both ways.
 // Resources not tagged as Brain's are never listed, so no route here can touch them.
 import type { HttpRouter } from "convex/server";
-import { z } from "zod";
 import { internal } from "./_generated/api";
 import type { ActionCtx } from "./_generated/server";
-import { json, jsonError } from "./lib/http";
+import { json, jsonError, readDryRunBody } from "./lib/http";
 import { cleanupOrphans, scanAndRecord } from "./model/orphanScan";
 import { adminRoute } from "./security";
 
 const ADMIN_ACTOR = "admin-api";
-
-/** Unknown keys are refused: a misspelt `dryrun: false` must not quietly become a dry run. */
-const CleanupBody = z.strictObject({ dryRun: z.boolean().optional() });
-
-/** `{ dryRun }` from the body (empty: a dry run), or the message to answer 400 with. */
-async function readCleanupBody(request: Request): Promise<{ dryRun: boolean } | { error: string }> {
-  const text = await request.text();
-  if (text.trim() === "") return { dryRun: true };
-  let payload: unknown;
-  try {
-    payload = JSON.parse(text);
-  } catch {
-    return { error: "body is not JSON" };
-  }
-  const parsed = CleanupBody.safeParse(payload);
-  if (!parsed.success) return { error: 'body must be { "dryRun": boolean } (dryRun defaults to true)' };
-  return { dryRun: parsed.data.dryRun ?? true };
-}
 
 const auditRefusal = (ctx: ActionCtx, action: string, detail: string) =>
   ctx.runMutation(internal.audit.recordAdminCall, { actor: ADMIN_ACTOR, action, detail });
@@ -45,7 +26,7 @@ export function registerOrphanRoutes(http: HttpRouter): void {
     path: "/admin/orphans/cleanup",
     method: "POST",
     handler: adminRoute("/admin/orphans/cleanup", async (ctx, request, config) => {
-      const body = await readCleanupBody(request);
+      const body = await readDryRunBody(request);
       if ("error" in body) {
         await auditRefusal(ctx, "orphans.cleanup_refused", body.error);
         return jsonError("BAD_REQUEST", body.error);

@@ -1,5 +1,6 @@
 // JSON responses for the HTTP routes. Every error body is
 // { "error": { "code": "SCREAMING_SNAKE", "message": "..." } } with the code's status.
+import { z } from "zod";
 import { httpAction, type ActionCtx } from "../_generated/server";
 import { loadConfig, type Config } from "./config";
 import { HTTP_STATUS, isBrainError, type ErrorCode } from "./errors";
@@ -43,4 +44,22 @@ export function route(name: string, handler: (ctx: ActionCtx, request: Request, 
       return jsonError("INTERNAL", "unexpected error; see the deployment's logs");
     }
   });
+}
+
+/** Unknown keys are refused: a misspelt `dryrun: false` must not quietly become a dry run. */
+const DryRunBody = z.strictObject({ dryRun: z.boolean().optional() });
+
+/** `{ dryRun }` from an admin body (empty: a dry run), or the message to answer 400 with. */
+export async function readDryRunBody(request: Request): Promise<{ dryRun: boolean } | { error: string }> {
+  const text = await request.text();
+  if (text.trim() === "") return { dryRun: true };
+  let payload: unknown;
+  try {
+    payload = JSON.parse(text);
+  } catch {
+    return { error: "body is not JSON" };
+  }
+  const parsed = DryRunBody.safeParse(payload);
+  if (!parsed.success) return { error: 'body must be { "dryRun": boolean } (dryRun defaults to true)' };
+  return { dryRun: parsed.data.dryRun ?? true };
 }
