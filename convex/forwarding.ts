@@ -90,7 +90,8 @@ export const forwardTenantEvents = internalAction({
 function describeError(error: unknown): string {
   if (error instanceof ProviderError) return `${error.kind}: ${error.message}`.slice(0, 500);
   if (error instanceof Error && error.message === "unrecognised ciphertext format") return "the tenant's signing secret could not be read";
-  if (error instanceof DOMException || (error instanceof Error && error.name === "OperationError")) {
+  // Web Crypto's AES-GCM refuses a ciphertext sealed with another key as an "OperationError".
+  if (typeof error === "object" && error !== null && (error as { name?: unknown }).name === "OperationError") {
     return "the tenant's signing secret could not be decrypted (ENCRYPTION_KEY changed?)";
   }
   return `unexpected: ${error instanceof Error ? error.message : String(error)}`.slice(0, 500);

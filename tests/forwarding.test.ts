@@ -403,6 +403,22 @@ describe("order, retries and expiry (fake timers, real HTTP)", () => {
     expect((await deliveries(t)).every((row) => row.status === "delivered" && row.attempts === 1)).toBe(true);
   });
 
+  test("a secret that cannot be decrypted sends nothing: the attempt is recorded and retried like a failure", async () => {
+    const t = backend();
+    const a = await tenantInstance(t, "tenant-a");
+    const otherKey = Buffer.alloc(32, 9).toString("base64");
+    const sealedElsewhere = await encryptSecret(a.secret, otherKey);
+    await t.run((ctx) => ctx.db.patch("instances", a.instanceId, { resources: { convexDeploymentName: "tenant-a", tenantWebhookSecretCiphertext: sealedElsewhere } }));
+    const event = stripeEvent(1_700_000_000);
+    await queue(t, event, [a.instanceId]);
+    await settle(t);
+    expect(tenant.requests).toEqual([]);
+    const row = await deliveryOf(t, event.eventId);
+    expect(row).toMatchObject({ status: "pending", attempts: 1, nextAttemptAt: Date.now() + SECOND });
+    expect(row.lastError).toMatch(/signing secret could not be decrypted/);
+    expect(row.lastError).not.toContain(a.secret);
+  });
+
   test("a pump that died holding the lease: its head waits out the lease, then the cron resumes delivery", async () => {
     const t = backend();
     const a = await tenantInstance(t, "tenant-a");
