@@ -13,6 +13,8 @@
 //   the head), and write that one row. Another tenant's rows are never in their read set. An
 //   intake for the same tenant collides only when its event is older than the head (it lands
 //   inside the range read): the retry then picks the older event, which is the order we want.
+// - kickForwarding (in the engine's activation or resume transaction) reads and writes up to a
+//   batch of that one tenant's pending rows; only an intake for the same tenant can collide.
 // - The cron sweep reads a range of `by_status_and_nextAttemptAt` that every failed attempt
 //   writes; it only schedules, so it is the one retried, never a hot path.
 import { internal } from "../_generated/api";
@@ -132,7 +134,8 @@ export async function queueDeliveries(
  * is scheduled if anything is pending. The first BATCH rows are renewed in the caller's
  * transaction (the head among them), the rest in a scheduled continuation.
  * Not for routine nudges (the sweep and redeliver schedule the pump without renewing windows).
- * `config` defaults to the environment's.
+ * Adds to the caller's transaction: a read of up to BATCH + 1 of this tenant's pending rows and
+ * writes to them (no `paginate()`, so the caller may paginate). `config` defaults to the environment's.
  */
 export async function kickForwarding(ctx: MutationCtx, instanceId: Id<"instances">, config: Config = loadConfig()): Promise<void> {
   const { pending } = await renewWindows(ctx, instanceId, Date.now() + config.TENANT_FORWARD_MAX_AGE_MS, null);
