@@ -15,10 +15,11 @@ const LIST_PAGE_SIZE = 500;
 /**
  * Performs one simulated provider operation, after consuming an injected fault if one is due.
  * `ensure` adopts the live resource with that name or creates it; `update` merges
- * attributes into an existing one; `get` reads it by name, `getById` by external id
- * (passed as `name`); `delete` removes it by external id ("already gone" is fine);
- * `list` returns one page of the resources of that kind, from `cursor` (null: the first),
- * with `isDone` and the `continueCursor` of the next page.
+ * attributes into an existing one and drops those named in `removeAttributes`; `get` reads
+ * it by name, `getById` by external id (passed as `name`); `delete` removes it by external
+ * id ("already gone" is fine); `list` returns one page of the resources of that kind (only
+ * those whose name starts with `prefix`, when given), from `cursor` (null: the first), with
+ * `isDone` and the `continueCursor` of the next page.
  */
 export const applyOperation = internalMutation({
   args: {
@@ -35,7 +36,9 @@ export const applyOperation = internalMutation({
       v.literal("list"),
     ),
     attributes: v.optional(v.record(v.string(), v.string())),
+    removeAttributes: v.optional(v.array(v.string())),
     cursor: v.optional(v.union(v.string(), v.null())),
+    prefix: v.optional(v.string()),
   },
   returns: v.union(
     v.object({
@@ -66,7 +69,10 @@ export const applyOperation = internalMutation({
     if (args.action === "list") {
       const { page, isDone, continueCursor } = await ctx.db
         .query("sandboxResources")
-        .withIndex("by_provider_and_kind_and_name", (q) => q.eq("provider", args.provider).eq("kind", args.kind))
+        .withIndex("by_provider_and_kind_and_name", (q) => {
+          const ofKind = q.eq("provider", args.provider).eq("kind", args.kind);
+          return args.prefix ? ofKind.gte("name", args.prefix).lt("name", `${args.prefix}\uffff`) : ofKind;
+        })
         .paginate({ numItems: LIST_PAGE_SIZE, cursor: args.cursor ?? null });
       return {
         result: "list" as const,
@@ -103,6 +109,7 @@ export const applyOperation = internalMutation({
     if (args.action === "update") {
       if (!existing) return { result: "ok" as const, resource: null, created: false };
       const attributes = { ...existing.attributes, ...args.attributes };
+      for (const key of args.removeAttributes ?? []) delete attributes[key];
       await ctx.db.patch("sandboxResources", existing._id, { attributes, updatedAt: now });
       return { result: "ok" as const, resource: view({ ...existing, attributes }), created: false };
     }
@@ -175,6 +182,25 @@ export const listResources = internalQuery({
       name: row.name,
       externalId: row.externalId,
     }));
+  },
+});
+
+/** The ids of the Stripe events a sandbox tenant deployment accepted, in the order it received them. */
+export const listTenantEvents = internalQuery({
+  args: { deploymentName: v.string() },
+  returns: v.array(v.string()),
+  handler: async (ctx, args) => {
+    // Named `<deploymentName>:<event id>` (providers/sandbox.ts deliverEvent): a name range.
+    const prefix = `${args.deploymentName}:`;
+    const rows = await ctx.db
+      .query("sandboxResources")
+      .withIndex("by_provider_and_kind_and_name", (q) =>
+        q.eq("provider", "convex").eq("kind", "tenantEvent").gte("name", prefix).lt("name", `${prefix}\uffff`),
+      )
+      .take(1000);
+    return rows
+      .sort((a, b) => a.createdAt - b.createdAt || a._creationTime - b._creationTime)
+      .map((row) => row.attributes.eventId ?? row.name.slice(prefix.length));
   },
 });
 

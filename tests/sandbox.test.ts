@@ -1,7 +1,13 @@
-// The sandbox providers' state (convex/sandbox.ts) and the sandbox adapters' listing: a list
-// is read page by page to the end, so an orphan scan sees every simulated resource.
+// The sandbox providers' state (convex/sandbox.ts) and the sandbox adapters: a list is read
+// page by page to the end, so an orphan scan sees every simulated resource; a sandbox tenant
+// deployment verifies, records and answers forwarded events like the real app; suspension
+// pauses deployments and deactivates memberships.
+import Stripe from "stripe";
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
+import { loadConfig } from "../convex/lib/config";
+import { sandboxProviders } from "../convex/providers/sandbox";
+import { ProviderError, type ProviderCtx, type Providers } from "../convex/providers/types";
 import { setupBackend, type TestBackend } from "./harness";
 
 beforeEach(() => vi.useFakeTimers());
@@ -79,5 +85,185 @@ describe("sandbox listing", () => {
 
     await expect(t.action(internal.orphans.scanOrphans, {})).rejects.toMatchObject({ data: { code: "PROVIDER_UNAVAILABLE" } });
     expect((await t.action(internal.orphans.scanOrphans, {})).orphans.filter((o) => o.provider === "cloudflare")).toHaveLength(3);
+  });
+});
+
+/** The sandbox adapters, called the way a step action calls them, on a convex-test backend. */
+function sandboxFor(t: TestBackend): Providers {
+  type Caller = (ref: unknown, args: unknown) => Promise<unknown>;
+  const backend = t as unknown as { query: Caller; mutation: Caller; action: Caller };
+  const ctx = {
+    runQuery: (ref: unknown, args: unknown) => backend.query(ref, args),
+    runMutation: (ref: unknown, args: unknown) => backend.mutation(ref, args),
+    runAction: (ref: unknown, args: unknown) => backend.action(ref, args),
+  } as unknown as ProviderCtx;
+  return sandboxProviders({ ctx, config: loadConfig(), correlationId: "sandbox-test" });
+}
+
+const TENANT_SECRET = "whsec_tenant_sandbox_secret";
+const signer = new Stripe("sk_test_x");
+
+/** A Stripe event body and its signature under `secret`. */
+function signedEvent(id: string, secret = TENANT_SECRET) {
+  const body = JSON.stringify({ id, object: "event", type: "customer.subscription.updated", data: { object: {} } });
+  return { body, signature: signer.webhooks.generateTestHeaderString({ payload: body, secret }) };
+}
+
+/** A sandbox Convex project whose deployment has the tenant's webhook secret set. */
+async function tenantDeployment(providers: Providers) {
+  const project = await providers.convex.ensureProject({ instanceId: "inst_t", projectName: "brain-inst_t" });
+  await providers.convex.setEnvironment({ ...project, variables: { STRIPE_WEBHOOK_SECRET: TENANT_SECRET } });
+  return project;
+}
+
+describe("sandbox Convex: tenant environment, pause and event delivery", () => {
+  test("a correctly signed event is recorded once and answered 200; the tenant lists events in the order received", async () => {
+    const t = setupBackend({ env: { SANDBOX_LATENCY_MS: "0" } });
+    const providers = sandboxFor(t);
+    const { deploymentName } = await tenantDeployment(providers);
+    const url = `https://${deploymentName}.convex.site/stripe/events`;
+
+    for (const id of ["evt_b", "evt_a", "evt_b"]) {
+      expect(await providers.convex.deliverEvent({ deploymentName, url, ...signedEvent(id) })).toEqual({ status: 200 });
+    }
+
+    expect(await t.query(internal.sandbox.listTenantEvents, { deploymentName })).toEqual(["evt_b", "evt_a"]);
+    expect(await t.query(internal.sandbox.listTenantEvents, { deploymentName: "sandbox-other" })).toEqual([]);
+  });
+
+  test("a signature made with another secret is answered 400 and nothing is recorded", async () => {
+    const t = setupBackend({ env: { SANDBOX_LATENCY_MS: "0" } });
+    const providers = sandboxFor(t);
+    const { deploymentName } = await tenantDeployment(providers);
+
+    const forged = signedEvent("evt_forged", "whsec_someone_else");
+    expect(await providers.convex.deliverEvent({ deploymentName, url: "https://x", ...forged })).toEqual({ status: 400 });
+    const tampered = { ...signedEvent("evt_tampered"), body: signedEvent("evt_other").body };
+    expect(await providers.convex.deliverEvent({ deploymentName, url: "https://x", ...tampered })).toEqual({ status: 400 });
+
+    expect(await t.query(internal.sandbox.listTenantEvents, { deploymentName })).toEqual([]);
+  });
+
+  test("a paused deployment answers 503 until it is unpaused; pausing twice is fine", async () => {
+    const t = setupBackend({ env: { SANDBOX_LATENCY_MS: "0" } });
+    const providers = sandboxFor(t);
+    const project = await tenantDeployment(providers);
+    const { deploymentName } = project;
+
+    await providers.convex.pauseDeployment(project);
+    await providers.convex.pauseDeployment(project);
+    expect(await providers.convex.deliverEvent({ deploymentName, url: "https://x", ...signedEvent("evt_1") })).toEqual({ status: 503 });
+    expect(await t.query(internal.sandbox.listTenantEvents, { deploymentName })).toEqual([]);
+
+    await providers.convex.unpauseDeployment(project);
+    await providers.convex.unpauseDeployment(project);
+    expect(await providers.convex.deliverEvent({ deploymentName, url: "https://x", ...signedEvent("evt_1") })).toEqual({ status: 200 });
+    expect(await t.query(internal.sandbox.listTenantEvents, { deploymentName })).toEqual(["evt_1"]);
+  });
+
+  test("an unknown deployment answers 404, and one whose secret is not set yet answers 500", async () => {
+    const t = setupBackend({ env: { SANDBOX_LATENCY_MS: "0" } });
+    const providers = sandboxFor(t);
+    expect(
+      await providers.convex.deliverEvent({ deploymentName: "sandbox-missing", url: "https://x", ...signedEvent("evt_1") }),
+    ).toEqual({ status: 404 });
+
+    const project = await providers.convex.ensureProject({ instanceId: "inst_u", projectName: "brain-inst_u" });
+    expect(
+      await providers.convex.deliverEvent({ deploymentName: project.deploymentName, url: "https://x", ...signedEvent("evt_1") }),
+    ).toEqual({ status: 500 });
+  });
+
+  test("a null variable removes it from the deployment's environment, and pausing a missing deployment is permanent", async () => {
+    const t = setupBackend({ env: { SANDBOX_LATENCY_MS: "0" } });
+    const providers = sandboxFor(t);
+    const project = await tenantDeployment(providers);
+    await providers.convex.setEnvironment({ ...project, variables: { KEEP: "1" } });
+
+    await providers.convex.setEnvironment({ ...project, variables: { STRIPE_WEBHOOK_SECRET: null, KEEP: "2" } });
+
+    expect(await providers.convex.getEnvironment(project)).toEqual({ KEEP: "2" });
+    await expect(
+      providers.convex.pauseDeployment({ ...project, deploymentName: "sandbox-missing" }),
+    ).rejects.toMatchObject({ provider: "convex", kind: "permanent" });
+  });
+
+  test("an injected fault on convex.deliverEvent is thrown classified, and the next delivery goes through", async () => {
+    const t = setupBackend({ env: { SANDBOX_LATENCY_MS: "0" } });
+    const providers = sandboxFor(t);
+    const { deploymentName } = await tenantDeployment(providers);
+    await t.mutation(internal.sandbox.injectFault, { operation: "convex.deliverEvent", kind: "transient", times: 1 });
+
+    await expect(
+      providers.convex.deliverEvent({ deploymentName, url: "https://x", ...signedEvent("evt_1") }),
+    ).rejects.toBeInstanceOf(ProviderError);
+    expect(await providers.convex.deliverEvent({ deploymentName, url: "https://x", ...signedEvent("evt_1") })).toEqual({ status: 200 });
+  });
+});
+
+describe("sandbox WorkOS: membership suspension", () => {
+  /** Membership statuses of one organization, straight from the sandbox's state. */
+  const statusesOf = (t: TestBackend, organizationId: string) =>
+    t.run(async (ctx) =>
+      (
+        await ctx.db
+          .query("sandboxResources")
+          .withIndex("by_provider_and_kind_and_name", (q) => q.eq("provider", "workos").eq("kind", "membership"))
+          .collect()
+      )
+        .filter((row) => row.attributes.organizationId === organizationId)
+        .map((row) => row.attributes.status ?? "active"),
+    );
+
+  test("deactivates then reactivates the organization's memberships only, and a repeat changes nothing", async () => {
+    const t = setupBackend({ env: { SANDBOX_LATENCY_MS: "0" } });
+    const { workos } = sandboxFor(t);
+    const { organizationId } = await workos.ensureOrganization({ instanceId: "inst_a", name: "A" });
+    const other = await workos.ensureOrganization({ instanceId: "inst_b", name: "B" });
+    await workos.ensureMembership({ organizationId, email: "one@example.com" });
+    await workos.ensureMembership({ organizationId, email: "two@example.com" });
+    await workos.ensureMembership({ organizationId: other.organizationId, email: "one@example.com" });
+
+    expect(await workos.setMembershipsActive({ organizationId, active: false })).toEqual({ changed: 2 });
+    expect(await statusesOf(t, organizationId)).toEqual(["inactive", "inactive"]);
+    expect(await statusesOf(t, other.organizationId)).toEqual(["active"]);
+    expect(await workos.setMembershipsActive({ organizationId, active: false })).toEqual({ changed: 0 });
+
+    // Ensuring a suspended member again leaves it suspended: reactivation is resume's call.
+    await workos.ensureMembership({ organizationId, email: "one@example.com" });
+    expect(await statusesOf(t, organizationId)).toEqual(["inactive", "inactive"]);
+
+    expect(await workos.setMembershipsActive({ organizationId, active: true })).toEqual({ changed: 2 });
+    expect(await statusesOf(t, organizationId)).toEqual(["active", "active"]);
+    expect(await workos.setMembershipsActive({ organizationId: "organization_missing", active: false })).toEqual({ changed: 0 });
+  });
+
+  test("pages through more memberships than one list page holds, and memberships made before statuses count as active", async () => {
+    const t = setupBackend({ env: { SANDBOX_LATENCY_MS: "0" } });
+    const { workos } = sandboxFor(t);
+    const { organizationId } = await workos.ensureOrganization({ instanceId: "inst_big", name: "Big" });
+    const other = await workos.ensureOrganization({ instanceId: "inst_small", name: "Small" });
+    await t.run(async (ctx) => {
+      for (const [org, count] of [
+        [organizationId, 510],
+        [other.organizationId, 3],
+      ] as const) {
+        for (let i = 0; i < count; i++) {
+          await ctx.db.insert("sandboxResources", {
+            provider: "workos",
+            kind: "membership",
+            name: `${org}:user_seed${i}`,
+            externalId: `membership_seed_${org}_${i}`,
+            attributes: { organizationId: org, userId: `user_seed${i}` },
+            createdAt: 0,
+            updatedAt: 0,
+          });
+        }
+      }
+    });
+
+    expect(await workos.setMembershipsActive({ organizationId, active: false })).toEqual({ changed: 510 });
+    expect(new Set(await statusesOf(t, organizationId))).toEqual(new Set(["inactive"]));
+    expect(await statusesOf(t, other.organizationId)).toEqual(["active", "active", "active"]);
   });
 });

@@ -1,9 +1,10 @@
 // Live Convex adapter: the Management API (projects, deployments, deploy keys) and each
-// tenant deployment's own API (environment variables), over fetch. The Management API
-// has no idempotency key, so a create is always preceded by a lookup under the
-// deterministic project name: a retry after a lost response adopts the project.
+// tenant deployment's own API (environment variables, pause and unpause), over fetch.
+// The Management API has no idempotency key, so a create is always preceded by a lookup
+// under the deterministic project name: a retry after a lost response adopts the project.
+// It also forwards Stripe events to the tenant app's own HTTP actions (deliverEvent).
 import { fail } from "../lib/errors";
-import { requestJson } from "./http";
+import { logCall, networkError, requestJson } from "./http";
 import { instanceIdFromName, ownedResource } from "./owned";
 import { hasStatus, ProviderError, type ConvexAdapter, type OwnedResource, type ProviderEnv } from "./types";
 
@@ -28,6 +29,8 @@ export function liveConvex(env: ProviderEnv): ConvexAdapter {
 
   const deploymentCall = <T>(operation: string, method: "GET" | "POST", url: string, deployKey: string, body?: unknown) =>
     requestJson<T>(env, "convex", { operation, method, url, headers: { authorization: `Convex ${deployKey}` }, body }, readError);
+
+  const deploymentApi = (deploymentUrl: string, path: string) => `${deploymentUrl.replace(/\/$/, "")}/api/v1/${path}`;
 
   /** Every project whose name or slug contains `query`, across all pages. */
   async function searchProjects(query: string): Promise<Project[]> {
@@ -93,11 +96,12 @@ export function liveConvex(env: ProviderEnv): ConvexAdapter {
     },
 
     async setEnvironment({ deploymentUrl, deployKey, variables }) {
-      const changes = Object.entries(variables).map(([name, value]) => ({ name, value }));
+      // A change without a value deletes the variable (the Deployment API's own convention).
+      const changes = Object.entries(variables).map(([name, value]) => (value === null ? { name } : { name, value }));
       await deploymentCall(
         "updateEnvironmentVariables",
         "POST",
-        `${deploymentUrl.replace(/\/$/, "")}/api/v1/update_environment_variables`,
+        deploymentApi(deploymentUrl, "update_environment_variables"),
         deployKey,
         { changes },
       );
@@ -107,10 +111,43 @@ export function liveConvex(env: ProviderEnv): ConvexAdapter {
       const { body } = await deploymentCall<{ environmentVariables: Record<string, string> }>(
         "listEnvironmentVariables",
         "GET",
-        `${deploymentUrl.replace(/\/$/, "")}/api/v1/list_environment_variables`,
+        deploymentApi(deploymentUrl, "list_environment_variables"),
         deployKey,
       );
       return body.environmentVariables;
+    },
+
+    // Pausing an already paused deployment (or unpausing a running one) answers 200 like the
+    // first call, so a retried suspension or resume is safe; a gone deployment is a permanent 404.
+    async pauseDeployment({ deploymentUrl, deployKey }) {
+      await deploymentCall("pauseDeployment", "POST", deploymentApi(deploymentUrl, "pause_deployment"), deployKey);
+    },
+
+    async unpauseDeployment({ deploymentUrl, deployKey }) {
+      await deploymentCall("unpauseDeployment", "POST", deploymentApi(deploymentUrl, "unpause_deployment"), deployKey);
+    },
+
+    async deliverEvent({ url, body, signature }) {
+      // A call to the tenant's own app, not to Convex's API: no management request budget.
+      // Any answer is the tenant's verdict on the event (the caller decides what a non-2xx
+      // means); only no answer at all is an error. Never log the body or the signature.
+      const started = Date.now();
+      let response: Response;
+      try {
+        response = await fetch(url, {
+          method: "POST",
+          headers: { "content-type": "application/json", "stripe-signature": signature },
+          body,
+          signal: AbortSignal.timeout(config.PROVIDER_TIMEOUT_MS),
+        });
+      } catch (error) {
+        logCall(env, "convex", "deliverEvent", "network_error", started);
+        throw networkError("convex", error);
+      }
+      // The status is the answer; read the body to the end only to release the connection.
+      await response.arrayBuffer().catch(() => undefined);
+      logCall(env, "convex", "deliverEvent", String(response.status), started);
+      return { status: response.status };
     },
 
     async probeDeployment({ deploymentName, deploymentUrl }) {

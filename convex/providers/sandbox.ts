@@ -2,6 +2,7 @@
 // a configurable latency (SANDBOX_LATENCY_MS) and injectable faults. They keep the
 // live adapters' contracts: deterministic names, adopt-on-retry, classified errors.
 import type { FunctionReturnType } from "convex/server";
+import Stripe from "stripe";
 import { internal } from "../_generated/api";
 import type { ProviderName } from "../lib/validators";
 import { log } from "../lib/log";
@@ -23,6 +24,8 @@ type Call = {
   name: string;
   action: "ensure" | "update" | "get" | "getById" | "delete";
   attributes?: Record<string, string>;
+  /** `update` only: attributes to drop. */
+  removeAttributes?: string[];
 };
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -65,15 +68,18 @@ async function call(env: ProviderEnv, call: Call): Promise<Resource | null> {
   return result.resource;
 }
 
-/** Every resource of a kind, page by page to the end: an orphan scan must see them all. */
-async function list(env: ProviderEnv, operation: OperationName, kind: string): Promise<Resource[]> {
+/**
+ * Every resource of a kind (whose name starts with `prefix`, when given), page by page to the
+ * end: an orphan scan must see them all.
+ */
+async function list(env: ProviderEnv, operation: OperationName, kind: string, prefix?: string): Promise<Resource[]> {
   const provider = operation.split(".")[0] as ProviderName;
   const resources: Resource[] = [];
   let cursor: string | null = null;
   for (;;) {
     const result: FunctionReturnType<typeof internal.sandbox.applyOperation> = await env.ctx.runMutation(
       internal.sandbox.applyOperation,
-      { operation, provider, kind, name: "", action: "list", cursor },
+      { operation, provider, kind, name: "", action: "list", cursor, ...(prefix ? { prefix } : {}) },
     );
     if (result.result === "fault") {
       throw new ProviderError(provider, result.fault.kind, result.fault.message, result.fault.retryAfterMs);
@@ -114,6 +120,61 @@ function shortHash(text: string): string {
   return (hash >>> 0).toString(36).padStart(7, "0").slice(0, 7);
 }
 
+const cryptoProvider = Stripe.createSubtleCryptoProvider();
+
+/**
+ * A sandbox tenant app receiving one forwarded Stripe event, answering as the real one would:
+ * 404 when its deployment does not exist, 503 while it is paused, 500 while its
+ * STRIPE_WEBHOOK_SECRET is not set yet, 400 when the signature does not verify against it,
+ * else it records the event once (a `tenantEvent` named `<deploymentName>:<event id>`; a
+ * redelivery finds it) and answers 200. Random faults (SANDBOX_FAULT_RATE) stand for a tenant
+ * answering 503 or 429, never answering, or acting on the event but losing its answer. An
+ * injected fault (sandbox.injectFault "convex.deliverEvent") is thrown as injected.
+ */
+async function deliverToSandboxTenant(
+  env: ProviderEnv,
+  { deploymentName, body, signature }: { deploymentName: string; body: string; signature: string },
+): Promise<number> {
+  const { config } = env;
+  const chaos = chaosFault(config.SANDBOX_FAULT_RATE, config.SANDBOX_FAULT_SEED, `${env.correlationId}:convex.deliverEvent:${deploymentName}`);
+  if (chaos === "server_error") return 503;
+  if (chaos === "rate_limited") return 429;
+  if (chaos === "timeout") {
+    await sleep(config.PROVIDER_TIMEOUT_MS);
+    throw new ProviderError("convex", "transient", `network error: simulated timeout after ${config.PROVIDER_TIMEOUT_MS} ms`);
+  }
+  const apply = (args: { kind: string; name: string; action: "get" | "ensure"; attributes?: Record<string, string> }) =>
+    env.ctx.runMutation(internal.sandbox.applyOperation, { operation: "convex.deliverEvent", provider: "convex", ...args });
+  const found = await apply({ kind: "deployment", name: deploymentName, action: "get" });
+  if (found.result === "fault") throw new ProviderError("convex", found.fault.kind, found.fault.message, found.fault.retryAfterMs);
+  if (found.result !== "ok") throw new Error("unexpected list result");
+  const deployment = found.resource;
+  if (!deployment) return 404;
+  if (deployment.attributes.paused === "true") return 503;
+  const secret = deployment.attributes["env.STRIPE_WEBHOOK_SECRET"];
+  if (!secret) return 500;
+  let event: { id?: unknown; type?: unknown };
+  try {
+    event = (await Stripe.webhooks.constructEventAsync(body, signature, secret, undefined, cryptoProvider)) as typeof event;
+  } catch {
+    return 400; // a bad signature, or a correctly signed body that is not JSON
+  }
+  if (typeof event.id !== "string" || typeof event.type !== "string") return 400;
+  // The latency stands for the tenant's own handling of the event.
+  if (config.SANDBOX_LATENCY_MS > 0) await sleep(config.SANDBOX_LATENCY_MS);
+  const recorded = await apply({
+    kind: "tenantEvent",
+    name: `${deploymentName}:${event.id}`,
+    action: "ensure",
+    attributes: { deploymentName, eventId: event.id, type: event.type, receivedAt: String(Date.now()) },
+  });
+  if (recorded.result === "fault") throw new ProviderError("convex", recorded.fault.kind, recorded.fault.message, recorded.fault.retryAfterMs);
+  if (chaos === "response_lost") {
+    throw new ProviderError("convex", "transient", "network error: simulated response lost after the tenant acted");
+  }
+  return 200;
+}
+
 export function sandboxProviders(env: ProviderEnv): Providers {
   return {
     convex: {
@@ -148,14 +209,58 @@ export function sandboxProviders(env: ProviderEnv): Providers {
         };
       },
       async setEnvironment({ deploymentName, variables }) {
+        const entries = Object.entries(variables);
         const updated = await call(env, {
           operation: "convex.setEnvironment",
           kind: "deployment",
           name: deploymentName,
           action: "update",
-          attributes: Object.fromEntries(Object.entries(variables).map(([key, value]) => [`env.${key}`, value])),
+          attributes: Object.fromEntries(entries.flatMap(([key, value]) => (value === null ? [] : [[`env.${key}`, value]]))),
+          // A null value removes the variable.
+          removeAttributes: entries.flatMap(([key, value]) => (value === null ? [`env.${key}`] : [])),
         });
         mustExist(updated, "convex", `deployment ${deploymentName}`);
+      },
+      // Pausing a paused deployment (or unpausing a running one) is success, as with Convex.
+      async pauseDeployment({ deploymentName }) {
+        const updated = await call(env, {
+          operation: "convex.pauseDeployment",
+          kind: "deployment",
+          name: deploymentName,
+          action: "update",
+          attributes: { paused: "true" },
+        });
+        mustExist(updated, "convex", `deployment ${deploymentName}`);
+      },
+      async unpauseDeployment({ deploymentName }) {
+        const updated = await call(env, {
+          operation: "convex.unpauseDeployment",
+          kind: "deployment",
+          name: deploymentName,
+          action: "update",
+          attributes: { paused: "false" },
+        });
+        mustExist(updated, "convex", `deployment ${deploymentName}`);
+      },
+      async deliverEvent({ deploymentName, body, signature }) {
+        const started = Date.now();
+        const logCall = (outcome: string) =>
+          log(/^2\d\d$/.test(outcome) ? "info" : "warn", "provider.call", {
+            correlationId: env.correlationId,
+            provider: "convex",
+            operation: "convex.deliverEvent",
+            mode: "sandbox",
+            outcome,
+            durationMs: Date.now() - started,
+          });
+        try {
+          const status = await deliverToSandboxTenant(env, { deploymentName, body, signature });
+          logCall(String(status));
+          return { status };
+        } catch (error) {
+          logCall(error instanceof ProviderError ? error.kind : "error");
+          throw error;
+        }
       },
       async getEnvironment({ deploymentUrl }) {
         const name = new URL(deploymentUrl).hostname.split(".")[0];
@@ -218,9 +323,37 @@ export function sandboxProviders(env: ProviderEnv): Providers {
           kind: "membership",
           name: `${organizationId}:${user.externalId}`,
           action: "ensure",
-          attributes: { organizationId, userId: user.externalId },
+          // An existing membership is adopted as it is: a suspended (inactive) one stays so.
+          attributes: { organizationId, userId: user.externalId, status: "active" },
         });
         return { userId: user.externalId };
+      },
+      async setMembershipsActive({ organizationId, active }) {
+        const organization = await call(env, {
+          operation: "workos.setMembershipsActive",
+          kind: "organization",
+          name: organizationId,
+          action: "getById",
+        });
+        if (!organization) return { changed: 0 }; // no such organization: nothing to change
+        // Memberships are named `<organizationId>:<userId>`: one name range, paged to the end.
+        const memberships = await list(env, "workos.setMembershipsActive", "membership", `${organizationId}:`);
+        const wanted = active ? "active" : "inactive";
+        let changed = 0;
+        for (const membership of memberships) {
+          // Made before memberships had a status: active.
+          const status = membership.attributes.status ?? "active";
+          if (status === wanted || status === "pending") continue;
+          const updated = await call(env, {
+            operation: "workos.setMembershipsActive",
+            kind: "membership",
+            name: membership.name,
+            action: "update",
+            attributes: { status: wanted },
+          });
+          if (updated) changed++;
+        }
+        return { changed };
       },
       probeOrganization: ({ organizationId }) =>
         probe(env, "workos.probeOrganization", "organization", organizationId, "externalId"),

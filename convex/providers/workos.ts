@@ -2,12 +2,15 @@
 // externalId (a retry finds them by it) and managedBy metadata (orphan scans tell
 // Brain's from the rest); creates send an idempotency key. SDK 8.x does not retry
 // organization or user calls, so one step attempt is a known number of requests.
-import { WorkOS } from "@workos-inc/node";
+// Suspension deactivates the organization's memberships, resume reactivates them.
+import { WorkOS, type List, type OrganizationMembership, type OrganizationMembershipStatus } from "@workos-inc/node";
 import { internal } from "../_generated/api";
 import { fail } from "../lib/errors";
 import { errorForStatus, networkError, sdkCall } from "./http";
 import { ownedResource } from "./owned";
 import { hasStatus, ProviderError, type OwnedResource, type ProviderEnv, type WorkosAdapter } from "./types";
+
+const ALL_STATUSES: OrganizationMembershipStatus[] = ["active", "inactive", "pending"];
 
 function classify(error: unknown) {
   const e = error as { status?: unknown; message?: string; code?: string; retryAfter?: number | null };
@@ -117,8 +120,10 @@ export function liveWorkos(env: ProviderEnv): WorkosAdapter {
         }
         await ctx.runMutation(internal.providerCache.putWorkosUser, { email: normalized, userId });
       }
+      // Every status: a list without `statuses` answers only active memberships, and a create
+      // over an inactive (suspended) one would reactivate it, which is resume's call, not this one's.
       const memberships = await call("listOrganizationMemberships", () =>
-        workos.userManagement.listOrganizationMemberships({ userId: userId!, organizationId }),
+        workos.userManagement.listOrganizationMemberships({ userId: userId!, organizationId, statuses: ALL_STATUSES }),
       );
       if (memberships.data.length === 0) {
         try {
@@ -145,6 +150,50 @@ export function liveWorkos(env: ProviderEnv): WorkosAdapter {
         if (hasStatus(error, 404)) return { ok: false, detail: `WorkOS organization ${organizationId} not found` };
         throw error;
       }
+    },
+
+    async setMembershipsActive({ organizationId, active }) {
+      // Only an inactive membership can be reactivated and only an active one deactivated; a
+      // pending one (an invitation not yet accepted) is left alone either way. The list asks
+      // for exactly the memberships to change (without `statuses` it answers active ones only).
+      const from: OrganizationMembershipStatus = active ? "inactive" : "active";
+      const ids: string[] = [];
+      try {
+        let after: string | undefined;
+        for (let page = 0; page < 1000; page++) {
+          const cursor = after;
+          const list: List<OrganizationMembership> = await call("listOrganizationMemberships", () =>
+            workos.userManagement.listOrganizationMemberships({
+              organizationId,
+              statuses: [from],
+              limit: 100,
+              ...(cursor ? { after: cursor } : {}),
+            }),
+          );
+          for (const membership of list.data) if (membership.status === from) ids.push(membership.id);
+          after = list.listMetadata?.after ?? undefined;
+          if (!after) break;
+        }
+      } catch (error) {
+        if (hasStatus(error, 404)) return { changed: 0 }; // no such organization: nothing to change
+        throw error;
+      }
+      // Listed to the end first, then changed: changing memberships while paging a list filtered
+      // by status could move the cursor. A retry after a partial run lists only what is left.
+      let changed = 0;
+      for (const id of ids) {
+        try {
+          if (active) {
+            await call("reactivateOrganizationMembership", () => workos.userManagement.reactivateOrganizationMembership(id));
+          } else {
+            await call("deactivateOrganizationMembership", () => workos.userManagement.deactivateOrganizationMembership(id));
+          }
+          changed++;
+        } catch (error) {
+          if (!hasStatus(error, 404)) throw error; // removed since it was listed: nothing to change
+        }
+      }
+      return { changed };
     },
 
     async listOrganizations(): Promise<OwnedResource[]> {

@@ -254,6 +254,55 @@ describe("convex fake: deployment API", () => {
     expect((await call("GET", `${created.deploymentUrl}/api/v1/list_environment_variables`)).status).toBe(404);
   });
 
+  test("pause and unpause answer 200 with no body, are idempotent, and isPaused follows them", async () => {
+    const { name, url, deployKey } = await deploymentWithKey();
+    const auth = `Convex ${deployKey}`;
+    expect(fake.isPaused(name)).toBe(false);
+
+    for (let i = 0; i < 2; i++) {
+      const paused = await call("POST", `${url}/api/v1/pause_deployment`, { auth });
+      expect(paused).toMatchObject({ status: 200, text: "" });
+      expect(fake.isPaused(name)).toBe(true);
+    }
+    for (let i = 0; i < 2; i++) {
+      expect((await call("POST", `${url}/api/v1/unpause_deployment`, { auth })).status).toBe(200);
+      expect(fake.isPaused(name)).toBe(false);
+    }
+  });
+
+  test("pause needs the deployment's own deploy key and 404s once the deployment is gone", async () => {
+    const { name, url, deployKey } = await deploymentWithKey();
+    const other = await deploymentWithKey();
+    expect(await call("POST", `${url}/api/v1/pause_deployment`, { auth: `Convex ${other.deployKey}` })).toMatchObject({
+      status: 401,
+      body: { code: "BadAdminKey" },
+    });
+    expect(fake.isPaused(name)).toBe(false);
+
+    fake.deleteProjectOutOfBand(fake.deployments().find((d) => d.name === name)!.projectId);
+    expect(await call("POST", `${url}/api/v1/pause_deployment`, { auth: `Convex ${deployKey}` })).toMatchObject({
+      status: 404,
+      body: { code: "DeploymentNotFound" },
+    });
+    expect(await call("POST", `${url}/api/v1/unpause_deployment`, { auth: `Convex ${deployKey}` })).toMatchObject({ status: 404 });
+  });
+
+  test("a change with a name and no value deletes that variable and leaves the others", async () => {
+    const { name, url, deployKey } = await deploymentWithKey();
+    const auth = `Convex ${deployKey}`;
+    await call("POST", `${url}/api/v1/update_environment_variables`, {
+      auth,
+      body: { changes: [{ name: "KEEP", value: "1" }, { name: "DROP", value: "2" }] },
+    });
+
+    const removed = await call("POST", `${url}/api/v1/update_environment_variables`, { auth, body: { changes: [{ name: "DROP" }] } });
+
+    expect(removed.status).toBe(200);
+    expect(fake.envVars(name)).toEqual({ KEEP: "1" });
+    // Deleting a variable that is not set is fine too.
+    expect((await call("POST", `${url}/api/v1/update_environment_variables`, { auth, body: { changes: [{ name: "DROP" }] } })).status).toBe(200);
+  });
+
   test("creating a deploy key for an unknown deployment is a 404", async () => {
     expect(await call("POST", api("/deployments/missing-otter-1/create_deploy_key"), { body: { name: "k" } })).toMatchObject({
       status: 404,

@@ -1,6 +1,7 @@
 // Fake of the Convex Management API (https://api.convex.dev/v1, served here under "/v1") and of each
 // deployment's own API (https://<name>.convex.cloud, served here under "/d/<name>"), for tests only.
-// State lives in memory: projects, their deployments, deploy keys and environment variables.
+// State lives in memory: projects, their deployments, deploy keys, environment variables and
+// whether each deployment is paused.
 // It must never: accept a token other than the team token it was started with, accept a deploy key on a
 // deployment it was not created for, make project names unique (the real API does not), or call out anywhere.
 import { randomBytes } from "node:crypto";
@@ -29,6 +30,8 @@ export type ConvexFake = FakeServer & {
   projects(): ProjectRecord[];
   deployments(): DeploymentRecord[];
   envVars(deploymentName: string): Record<string, string>;
+  /** True while the deployment is paused (`POST /api/v1/pause_deployment`, until unpaused). */
+  isPaused(deploymentName: string): boolean;
   /** Records a code push (what `npx convex deploy` would do): sets the deployment's lastDeployTime. */
   markDeployed(deploymentName: string): void;
   /** Deletes a project and its deployments as if someone used the dashboard. */
@@ -92,6 +95,7 @@ export async function startConvexFake(options: { teamId: string; token: string }
   const projects = new Map<number, ProjectRecord>();
   const deployments = new Map<string, DeploymentRecord>();
   const envVars = new Map<string, Map<string, string>>();
+  const paused = new Set<string>();
   let nextProjectId = 1;
   let nextDeploymentId = 1;
   let baseUrl = "";
@@ -148,6 +152,7 @@ export async function startConvexFake(options: { teamId: string; token: string }
     for (const deployment of deploymentsOf(projectId)) {
       deployments.delete(deployment.name);
       envVars.delete(deployment.name);
+      paused.delete(deployment.name);
     }
   };
 
@@ -311,6 +316,15 @@ export async function startConvexFake(options: { teamId: string; token: string }
     return ok();
   };
 
+  /** Pause or unpause: no body, 200 with no body, and asking for the state it is already in is fine. */
+  const setPaused =
+    (value: boolean) =>
+    (_request: FakeRequest, deployment: DeploymentRecord): FakeResponse => {
+      if (value) paused.add(deployment.name);
+      else paused.delete(deployment.name);
+      return ok();
+    };
+
   const routes: Route[] = [
     { method: "POST", path: "/v1/teams/:teamId/create_project", handler: management(createProject) },
     { method: "GET", path: "/v1/teams/:teamId/projects", handler: management(listProjects) },
@@ -361,6 +375,8 @@ export async function startConvexFake(options: { teamId: string; token: string }
       path: "/d/:name/api/v1/update_environment_variables",
       handler: deploymentApi(updateEnvironmentVariables),
     },
+    { method: "POST", path: "/d/:name/api/v1/pause_deployment", handler: deploymentApi(setPaused(true)) },
+    { method: "POST", path: "/d/:name/api/v1/unpause_deployment", handler: deploymentApi(setPaused(false)) },
     {
       method: "GET",
       path: "/d/:name/api/v1/list_environment_variables",
@@ -389,6 +405,7 @@ export async function startConvexFake(options: { teamId: string; token: string }
     projects: () => [...projects.values()].map((p) => ({ ...p })),
     deployments: () => [...deployments.values()].map((d) => ({ ...d, deployKeys: d.deployKeys.map((k) => ({ ...k })) })),
     envVars: (name) => Object.fromEntries(envVars.get(deploymentNamed(name).name) ?? []),
+    isPaused: (name) => paused.has(deploymentNamed(name).name),
     markDeployed: (name) => {
       deploymentNamed(name).lastDeployTime = Date.now();
     },

@@ -277,6 +277,108 @@ describe("user management", () => {
   });
 });
 
+describe("membership deactivation", () => {
+  async function member(orgId: string, email: string) {
+    const user = await workos.userManagement.createUser({ email });
+    return workos.userManagement.createOrganizationMembership({ userId: user.id, organizationId: orgId });
+  }
+
+  test("deactivate and reactivate answer the membership with its new status, and repeating either is a no-op", async () => {
+    const org = await workos.organizations.createOrganization({ name: "Acme" });
+    const membership = await member(org.id, "a@example.com");
+
+    const deactivated = await workos.userManagement.deactivateOrganizationMembership(membership.id);
+    expect(deactivated).toMatchObject({ id: membership.id, object: "organization_membership", status: "inactive", role: { slug: "member" } });
+    expect(fake.requests.at(-1)).toMatchObject({
+      method: "PUT",
+      path: `/user_management/organization_memberships/${membership.id}/deactivate`,
+    });
+    expect((await workos.userManagement.deactivateOrganizationMembership(membership.id)).status).toBe("inactive");
+    expect(fake.memberships()).toMatchObject([{ id: membership.id, status: "inactive" }]);
+
+    const reactivated = await workos.userManagement.reactivateOrganizationMembership(membership.id);
+    expect(reactivated).toMatchObject({ id: membership.id, status: "active", role: { slug: "member" } });
+    expect((await workos.userManagement.reactivateOrganizationMembership(membership.id)).status).toBe("active");
+    expect(await workos.userManagement.getOrganizationMembership(membership.id)).toEqual(reactivated);
+  });
+
+  test("a list answers active memberships unless statuses asks for others", async () => {
+    const org = await workos.organizations.createOrganization({ name: "Acme" });
+    const kept = await member(org.id, "a@example.com");
+    const dropped = await member(org.id, "b@example.com");
+    const pending = fake.addMembershipOutOfBand(org.id, { status: "pending" });
+    await workos.userManagement.deactivateOrganizationMembership(dropped.id);
+
+    const ids = async (statuses?: ("active" | "inactive" | "pending")[]) =>
+      (await workos.userManagement.listOrganizationMemberships({ organizationId: org.id, ...(statuses ? { statuses } : {}) })).data
+        .map((m) => m.id)
+        .sort();
+
+    expect(await ids()).toEqual([kept.id]);
+    expect(await ids(["inactive"])).toEqual([dropped.id]);
+    expect(await ids(["active", "inactive", "pending"])).toEqual([kept.id, dropped.id, pending.id].sort());
+    expect(fake.requests.at(-1)?.path).toBe("/user_management/organization_memberships");
+  });
+
+  test("a list names a user or an organization, or is a 422", async () => {
+    const error = await failure(workos.userManagement.listOrganizationMemberships({} as { organizationId: string }));
+    expect(error).toBeInstanceOf(UnprocessableEntityException);
+  });
+
+  test("memberships page by organization with after cursors, the SDK's deserializer reading every one", async () => {
+    const org = await workos.organizations.createOrganization({ name: "Big" });
+    const other = await workos.organizations.createOrganization({ name: "Other" });
+    const made = Array.from({ length: 7 }, () => fake.addMembershipOutOfBand(org.id).id);
+    fake.addMembershipOutOfBand(other.id);
+
+    const seen: string[] = [];
+    let after: string | undefined;
+    for (let page = 0; page < 10; page++) {
+      const cursor = after;
+      const list = await workos.userManagement.listOrganizationMemberships({
+        organizationId: org.id,
+        limit: 3,
+        ...(cursor ? { after: cursor } : {}),
+      });
+      for (const m of list.data) {
+        expect(m).toMatchObject({ organizationId: org.id, organizationName: "Big", status: "active", role: { slug: "member" } });
+        seen.push(m.id);
+      }
+      after = list.listMetadata.after ?? undefined;
+      if (!after) break;
+    }
+    expect(seen.sort()).toEqual(made.sort());
+  });
+
+  test("a pending membership can be neither deactivated nor reactivated, and an unknown one is a 404", async () => {
+    const org = await workos.organizations.createOrganization({ name: "Acme" });
+    const pending = fake.addMembershipOutOfBand(org.id, { status: "pending" });
+
+    for (const change of [
+      workos.userManagement.deactivateOrganizationMembership(pending.id),
+      workos.userManagement.reactivateOrganizationMembership(pending.id),
+    ]) {
+      const error = await failure(change);
+      expect(error).toBeInstanceOf(UnprocessableEntityException);
+      expect(error.code).toBe("organization_membership_pending");
+    }
+    expect(fake.memberships()).toMatchObject([{ status: "pending" }]);
+    expect(await failure(workos.userManagement.deactivateOrganizationMembership("om_01GONE"))).toBeInstanceOf(NotFoundException);
+  });
+
+  test("creating a membership over an inactive one reactivates it with the role asked for", async () => {
+    const org = await workos.organizations.createOrganization({ name: "Acme" });
+    const user = await workos.userManagement.createUser({ email: "a@example.com" });
+    const first = await workos.userManagement.createOrganizationMembership({ userId: user.id, organizationId: org.id });
+    await workos.userManagement.deactivateOrganizationMembership(first.id);
+
+    const again = await workos.userManagement.createOrganizationMembership({ userId: user.id, organizationId: org.id, roleSlug: "admin" });
+
+    expect(again).toMatchObject({ id: first.id, status: "active", role: { slug: "admin" } });
+    expect(fake.memberships()).toHaveLength(1);
+  });
+});
+
 describe("auth and faults", () => {
   test("a wrong API key is an UnauthorizedException and changes nothing", async () => {
     const error = await failure(clientFor("sk_test_wrong").organizations.createOrganization({ name: "Acme" }));

@@ -1,5 +1,5 @@
 // Fake WorkOS API for tests: organizations plus the user-management subset Brain uses
-// (users, organization memberships, invitations), with the real paths, status codes,
+// (users, organization memberships with deactivate/reactivate, invitations), with the real paths, status codes,
 // snake_case wire objects and error bodies that @workos-inc/node 8.13 reads, kept in
 // memory on top of startFakeServer (fault injection, latency, rate limits, request log).
 // It must never call the real WorkOS, and never send an organization without `domains`
@@ -87,6 +87,11 @@ export type WorkosFake = FakeServer & {
   invitations(): InvitationRecord[];
   /** Delete an organization (and its memberships and invitations) as if someone used the dashboard. */
   deleteOrganizationOutOfBand(id: string): void;
+  /**
+   * Adds a new user to an organization as if someone used the dashboard (a `pending` status
+   * stands for an invitation not yet accepted). Returns the membership.
+   */
+  addMembershipOutOfBand(organizationId: string, options?: { email?: string; status?: MembershipRecord["status"] }): MembershipRecord;
 };
 
 type Body = Record<string, unknown>;
@@ -360,7 +365,19 @@ export async function startWorkosFake(options: { apiKey: string }): Promise<Work
     if (!user) return notFound("User", body.user_id as string);
     const organization = organizations.get(body.organization_id as string);
     if (!organization) return notFound("Organization", body.organization_id as string);
-    if ([...memberships.values()].some((m) => m.user_id === user.id && m.organization_id === organization.id)) {
+    const slugs = Array.isArray(body.role_slugs) ? (body.role_slugs as string[]) : [];
+    const roleSlug = typeof body.role_slug === "string" ? body.role_slug : (slugs[0] ?? "member");
+    const existing = [...memberships.values()].find((m) => m.user_id === user.id && m.organization_id === organization.id);
+    if (existing?.status === "inactive") {
+      // A create over an inactive membership reactivates it with the roles asked for.
+      existing.status = "active";
+      existing.role = { slug: roleSlug };
+      if (slugs.length) existing.roles = slugs.map((slug) => ({ slug }));
+      else delete existing.roles;
+      existing.updated_at = now();
+      return { status: 201, body: existing };
+    }
+    if (existing) {
       return {
         status: 422,
         body: {
@@ -369,8 +386,6 @@ export async function startWorkosFake(options: { apiKey: string }): Promise<Work
         },
       };
     }
-    const slugs = Array.isArray(body.role_slugs) ? (body.role_slugs as string[]) : [];
-    const roleSlug = typeof body.role_slug === "string" ? body.role_slug : (slugs[0] ?? "member");
     const at = now();
     const membership: MembershipRecord = {
       object: "organization_membership",
@@ -393,15 +408,48 @@ export async function startWorkosFake(options: { apiKey: string }): Promise<Work
   function listMemberships(request: FakeRequest): FakeResponse {
     const userId = request.query.get("user_id");
     const organizationId = request.query.get("organization_id");
-    const statuses = request.query.get("statuses")?.split(",").filter(Boolean);
+    if (!userId && !organizationId) {
+      return validationFailed([
+        { code: "user_id_or_organization_id_required", message: "At least one of user_id or organization_id must be provided." },
+      ]);
+    }
+    // Without `statuses` the API answers active memberships only.
+    const given = request.query.get("statuses")?.split(",").filter(Boolean);
+    const statuses = given?.length ? given : ["active"];
     const matching = [...memberships.values()].filter(
       (m) =>
         (!userId || m.user_id === userId) &&
         (!organizationId || m.organization_id === organizationId) &&
-        (!statuses?.length || statuses.includes(m.status)),
+        statuses.includes(m.status),
     );
     return listPage(matching, request.query);
   }
+
+  /**
+   * `PUT /user_management/organization_memberships/:id/deactivate|reactivate`. Changing a
+   * membership already in the wanted state is a no-op answered with the membership; a pending
+   * one (an invitation not yet accepted) can be neither (the error code is unconfirmed).
+   */
+  const setMembershipStatus =
+    (wanted: "active" | "inactive") =>
+    (request: FakeRequest): FakeResponse => {
+      const membership = memberships.get(request.params.id);
+      if (!membership) return notFound("Organization membership", request.params.id);
+      if (membership.status === "pending") {
+        return {
+          status: 422,
+          body: {
+            code: "organization_membership_pending",
+            message: `Organization membership '${membership.id}' is pending and cannot be ${wanted === "active" ? "reactivated" : "deactivated"}.`,
+          },
+        };
+      }
+      if (membership.status !== wanted) {
+        membership.status = wanted;
+        membership.updated_at = now();
+      }
+      return { status: 200, body: membership };
+    };
 
   function sendInvitation(request: FakeRequest): FakeResponse {
     const body = bodyOf(request);
@@ -483,6 +531,16 @@ export async function startWorkosFake(options: { apiKey: string }): Promise<Work
     },
     { method: "GET", path: "/user_management/organization_memberships", handler: listMemberships },
     { method: "POST", path: "/user_management/organization_memberships", handler: createMembership },
+    {
+      method: "GET",
+      path: "/user_management/organization_memberships/:id",
+      handler: (r) => {
+        const membership = memberships.get(r.params.id);
+        return membership ? { status: 200, body: membership } : notFound("Organization membership", r.params.id);
+      },
+    },
+    { method: "PUT", path: "/user_management/organization_memberships/:id/deactivate", handler: setMembershipStatus("inactive") },
+    { method: "PUT", path: "/user_management/organization_memberships/:id/reactivate", handler: setMembershipStatus("active") },
     { method: "POST", path: "/user_management/invitations", handler: sendInvitation },
   ];
 
@@ -513,6 +571,42 @@ export async function startWorkosFake(options: { apiKey: string }): Promise<Work
     deleteOrganizationOutOfBand(id: string) {
       if (!organizations.has(id)) throw new Error(`workos fake: no organization ${id}`);
       removeOrganization(id);
+    },
+    addMembershipOutOfBand(organizationId: string, options: { email?: string; status?: MembershipRecord["status"] } = {}) {
+      const organization = organizations.get(organizationId);
+      if (!organization) throw new Error(`workos fake: no organization ${organizationId}`);
+      const at = now();
+      const userId = workosId("user_");
+      users.set(userId, {
+        object: "user",
+        id: userId,
+        email: (options.email ?? `${userId.toLowerCase()}@example.com`).toLowerCase(),
+        email_verified: false,
+        first_name: null,
+        last_name: null,
+        profile_picture_url: null,
+        last_sign_in_at: null,
+        locale: null,
+        external_id: null,
+        metadata: {},
+        created_at: at,
+        updated_at: at,
+      });
+      const membership: MembershipRecord = {
+        object: "organization_membership",
+        id: workosId("om_"),
+        user_id: userId,
+        organization_id: organizationId,
+        organization_name: organization.name,
+        status: options.status ?? "active",
+        role: { slug: "member" },
+        directory_managed: false,
+        custom_attributes: {},
+        created_at: at,
+        updated_at: at,
+      };
+      memberships.set(membership.id, membership);
+      return structuredClone(membership);
     },
   });
 }

@@ -1,6 +1,8 @@
 // Contract tests: the live Convex adapter (Management API + each deployment's own API)
 // against the local Convex fake. Real timers; a fresh fake set and backend per test.
-import { afterEach, beforeEach, describe, expect, test } from "vitest";
+import { createServer, type IncomingMessage } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { liveConvex } from "../../convex/providers/convex";
 import { ProviderError, type ConvexAdapter } from "../../convex/providers/types";
 import { FAKE_CREDENTIALS } from "../fakes";
@@ -25,6 +27,46 @@ const convexWith = (overrides: Partial<AdapterHarness["env"]["config"]>) =>
 /** Requests the fake saw whose path ends with `suffix` (and method, when given). */
 const requestsTo = (suffix: string, method?: string) =>
   h.fakes.convex.requests.filter((r) => r.path.endsWith(suffix) && (!method || r.method === method));
+
+type TenantRequest = { method: string; path: string; headers: IncomingMessage["headers"]; body: string };
+
+/**
+ * A stand-in for a tenant app's HTTP actions on a free localhost port: records each request
+ * and answers `status` (or never answers, with `status: "hang"`).
+ */
+async function startTenant(answer: { status: number | "hang"; body?: string }) {
+  const received: TenantRequest[] = [];
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on("data", (chunk: Buffer) => chunks.push(chunk));
+    request.on("end", () => {
+      received.push({ method: request.method ?? "", path: request.url ?? "", headers: request.headers, body: Buffer.concat(chunks).toString("utf8") });
+      if (answer.status === "hang") return;
+      response.writeHead(answer.status, { "content-type": "text/plain" }).end(answer.body ?? "");
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url,
+    received,
+    answer,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** A localhost port nothing listens on: one the OS just gave out, closed again. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
 
 /** Creates a project straight through the fake's API, as someone outside Brain would. */
 async function createOutsideBrain(projectName: string, deploymentType?: "prod" | "dev") {
@@ -184,6 +226,157 @@ describe("live Convex adapter against the Convex fake", () => {
 
       expect(error).toMatchObject({ kind: "permanent", status: 404, providerCode: "DeploymentNotFound" });
       expect(error.message).toBe(`404: Deployment ${project.deploymentName} not found`);
+    });
+  });
+
+  describe("environment removal", () => {
+    test("a null value removes that variable with a change that has a name and no value, leaving the others", async () => {
+      const project = await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
+      await convex.setEnvironment({ ...project, variables: { KEEP: "1", DROP: "2" } });
+
+      await convex.setEnvironment({ ...project, variables: { DROP: null, KEEP: "3" } });
+
+      expect(h.fakes.convex.envVars(project.deploymentName)).toEqual({ KEEP: "3" });
+      expect(requestsTo("/update_environment_variables", "POST").at(-1)?.body).toEqual({
+        changes: [{ name: "DROP" }, { name: "KEEP", value: "3" }],
+      });
+      // Removing a variable that is not set is success.
+      await convex.setEnvironment({ ...project, variables: { DROP: null } });
+      expect(await convex.getEnvironment(project)).toEqual({ KEEP: "3" });
+    });
+  });
+
+  describe("pauseDeployment and unpauseDeployment", () => {
+    test("pause and unpause call the deployment's API with its deploy key, and repeating either is success", async () => {
+      const project = await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
+
+      await convex.pauseDeployment(project);
+      expect(h.fakes.convex.isPaused(project.deploymentName)).toBe(true);
+      await convex.pauseDeployment(project);
+      expect(h.fakes.convex.isPaused(project.deploymentName)).toBe(true);
+
+      await convex.unpauseDeployment(project);
+      expect(h.fakes.convex.isPaused(project.deploymentName)).toBe(false);
+      await convex.unpauseDeployment(project);
+      expect(h.fakes.convex.isPaused(project.deploymentName)).toBe(false);
+
+      const calls = h.fakes.convex.requests.filter((r) => /_deployment$/.test(r.path));
+      expect(calls.map((r) => `${r.method} ${r.path}`)).toEqual([
+        ...Array(2).fill(`POST /d/${project.deploymentName}/api/v1/pause_deployment`),
+        ...Array(2).fill(`POST /d/${project.deploymentName}/api/v1/unpause_deployment`),
+      ]);
+      for (const call of calls) expect(call.headers.authorization).toBe(`Convex ${project.deployKey}`);
+    });
+
+    test("pausing or unpausing a deployment that no longer exists is a permanent 404", async () => {
+      const project = await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
+      h.fakes.convex.deleteProjectOutOfBand(Number(project.projectId));
+
+      for (const change of [convex.pauseDeployment(project), convex.unpauseDeployment(project)]) {
+        const error = await providerError(change);
+        expect(error).toMatchObject({ provider: "convex", kind: "permanent", status: 404, providerCode: "DeploymentNotFound" });
+      }
+    });
+
+    test("a 503 while pausing is transient, and the retry pauses", async () => {
+      const project = await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
+      h.fakes.convex.inject({ method: "POST", path: "/pause_deployment", status: 503 });
+
+      expect(await providerError(convex.pauseDeployment(project))).toMatchObject({ kind: "transient", status: 503 });
+      expect(h.fakes.convex.isPaused(project.deploymentName)).toBe(false);
+
+      await convex.pauseDeployment(project);
+      expect(h.fakes.convex.isPaused(project.deploymentName)).toBe(true);
+    });
+  });
+
+  describe("deliverEvent", () => {
+    const body = JSON.stringify({ id: "evt_1", object: "event", type: "customer.subscription.updated" });
+    const signature = "t=1700000000,v1=abc123";
+
+    test("posts the body as-is with its Stripe-Signature and answers the tenant's 200", async () => {
+      const tenant = await startTenant({ status: 200, body: "ok" });
+      try {
+        const answer = await convex.deliverEvent({ deploymentName: "happy-otter-1", url: `${tenant.url}/stripe/events`, body, signature });
+
+        expect(answer).toEqual({ status: 200 });
+        expect(tenant.received).toHaveLength(1);
+        expect(tenant.received[0]).toMatchObject({ method: "POST", path: "/stripe/events", body });
+        expect(tenant.received[0].headers["stripe-signature"]).toBe(signature);
+        expect(tenant.received[0].headers["content-type"]).toBe("application/json");
+        // A call to the tenant, not to Convex's API.
+        expect(h.fakes.convex.requests).toHaveLength(0);
+      } finally {
+        await tenant.close();
+      }
+    });
+
+    test.each([400, 401, 404, 409, 429, 500, 503])("resolves with the tenant's %i instead of throwing", async (status) => {
+      const tenant = await startTenant({ status, body: "no" });
+      try {
+        expect(await convex.deliverEvent({ deploymentName: "d", url: tenant.url, body, signature })).toEqual({ status });
+        expect(tenant.received).toHaveLength(1);
+      } finally {
+        await tenant.close();
+      }
+    });
+
+    test("nothing listening at the URL is a transient network error", async () => {
+      const port = await closedPort();
+
+      const error = await providerError(convex.deliverEvent({ deploymentName: "d", url: `http://127.0.0.1:${port}/stripe`, body, signature }));
+
+      expect(error).toMatchObject({ provider: "convex", kind: "transient", status: undefined });
+      expect(error.message).toMatch(/^network error/);
+    });
+
+    test("a tenant that does not answer within PROVIDER_TIMEOUT_MS is a transient network error", async () => {
+      const tenant = await startTenant({ status: "hang" });
+      try {
+        const error = await providerError(
+          convexWith({ PROVIDER_TIMEOUT_MS: 150 }).deliverEvent({ deploymentName: "d", url: tenant.url, body, signature }),
+        );
+        expect(error).toMatchObject({ provider: "convex", kind: "transient", status: undefined });
+        expect(error.message).toMatch(/^network error: .*(timeout|aborted)/i);
+      } finally {
+        await tenant.close();
+      }
+    });
+
+    test("logs one provider.call line with the tenant's status, never the body or the signature", async () => {
+      const tenant = await startTenant({ status: 400 });
+      const lines: string[] = [];
+      const capture = (...args: unknown[]) => void lines.push(args.map(String).join(" "));
+      const info = vi.spyOn(console, "info").mockImplementation(capture);
+      const warn = vi.spyOn(console, "warn").mockImplementation(capture);
+      try {
+        await convex.deliverEvent({ deploymentName: "d", url: tenant.url, body, signature });
+      } finally {
+        info.mockRestore();
+        warn.mockRestore();
+        await tenant.close();
+      }
+      const calls = lines.filter((line) => line.includes('"provider.call"'));
+      expect(calls).toHaveLength(1);
+      expect(JSON.parse(calls[0])).toMatchObject({ provider: "convex", operation: "deliverEvent", outcome: "400", mode: "live" });
+      expect(calls[0]).not.toContain("evt_1");
+      expect(calls[0]).not.toContain("abc123");
+    });
+
+    test("does not wait for the Convex request budget: a tenant call is not a call to Convex's API", async () => {
+      await h.close();
+      h = await adapterHarness({ RATE_LIMIT_CONVEX_RPS: "1" });
+      convex = liveConvex(h.env);
+      const tenant = await startTenant({ status: 200 });
+      try {
+        const started = Date.now();
+        for (let i = 0; i < 6; i++) await convex.deliverEvent({ deploymentName: "d", url: tenant.url, body, signature });
+        // Six budgeted calls at one per second would take five seconds at least.
+        expect(Date.now() - started).toBeLessThan(3_000);
+        expect(tenant.received).toHaveLength(6);
+      } finally {
+        await tenant.close();
+      }
     });
   });
 

@@ -235,6 +235,101 @@ describe("ensureMembership", () => {
   });
 });
 
+describe("setMembershipsActive", () => {
+  const DEACTIVATE = /^\/user_management\/organization_memberships\/[^/]+\/deactivate$/;
+  const REACTIVATE = /^\/user_management\/organization_memberships\/[^/]+\/reactivate$/;
+  const statusesOf = (organizationId: string) =>
+    h.fakes.workos
+      .memberships()
+      .filter((m) => m.organization_id === organizationId)
+      .map((m) => m.status);
+
+  test("deactivates then reactivates every membership across more than one page, and a repeat changes nothing", async () => {
+    const workos = liveWorkos(h.env);
+    const { organizationId } = await workos.ensureOrganization({ instanceId: "inst_s1", name: "Acme" });
+    // The one Brain itself made, plus enough for a second page of 100.
+    await workos.ensureMembership({ organizationId, email: "owner@example.com" });
+    for (let i = 0; i < 104; i++) h.fakes.workos.addMembershipOutOfBand(organizationId);
+    const other = await workos.ensureOrganization({ instanceId: "inst_s2", name: "Other" });
+    h.fakes.workos.addMembershipOutOfBand(other.organizationId);
+    let mark = h.fakes.workos.requests.length;
+
+    expect(await workos.setMembershipsActive({ organizationId, active: false })).toEqual({ changed: 105 });
+
+    expect(statusesOf(organizationId)).toEqual(Array(105).fill("inactive"));
+    expect(statusesOf(other.organizationId)).toEqual(["active"]);
+    const pages = since(mark, "GET", MEMBERSHIPS);
+    expect(pages).toHaveLength(2);
+    expect(since(mark, "PUT", DEACTIVATE)).toHaveLength(105);
+
+    expect(await workos.setMembershipsActive({ organizationId, active: false })).toEqual({ changed: 0 });
+
+    mark = h.fakes.workos.requests.length;
+    expect(await workos.setMembershipsActive({ organizationId, active: true })).toEqual({ changed: 105 });
+    expect(statusesOf(organizationId)).toEqual(Array(105).fill("active"));
+    expect(since(mark, "GET", MEMBERSHIPS)).toHaveLength(2);
+    expect(since(mark, "PUT", REACTIVATE)).toHaveLength(105);
+    expect(since(mark, "PUT", DEACTIVATE)).toHaveLength(0);
+
+    expect(await workos.setMembershipsActive({ organizationId, active: true })).toEqual({ changed: 0 });
+  });
+
+  test("only memberships not already in the wanted state are changed, and pending ones are left alone", async () => {
+    const workos = liveWorkos(h.env);
+    const { organizationId } = await workos.ensureOrganization({ instanceId: "inst_s3", name: "Acme" });
+    const active = h.fakes.workos.addMembershipOutOfBand(organizationId);
+    const inactive = h.fakes.workos.addMembershipOutOfBand(organizationId, { status: "inactive" });
+    const pending = h.fakes.workos.addMembershipOutOfBand(organizationId, { status: "pending" });
+    const mark = h.fakes.workos.requests.length;
+
+    expect(await workos.setMembershipsActive({ organizationId, active: false })).toEqual({ changed: 1 });
+    expect(since(mark, "PUT").map((r) => r.path)).toEqual([`/user_management/organization_memberships/${active.id}/deactivate`]);
+
+    expect(await workos.setMembershipsActive({ organizationId, active: true })).toEqual({ changed: 2 });
+    const byId = new Map(h.fakes.workos.memberships().map((m) => [m.id, m.status]));
+    expect([byId.get(active.id), byId.get(inactive.id), byId.get(pending.id)]).toEqual(["active", "active", "pending"]);
+  });
+
+  test("a suspended member is not reactivated by ensureMembership: that is resume's call", async () => {
+    const workos = liveWorkos(h.env);
+    const { organizationId } = await workos.ensureOrganization({ instanceId: "inst_s4", name: "Acme" });
+    await workos.ensureMembership({ organizationId, email: "owner@example.com" });
+    await workos.setMembershipsActive({ organizationId, active: false });
+    const mark = h.fakes.workos.requests.length;
+
+    await workos.ensureMembership({ organizationId, email: "owner@example.com" });
+
+    expect(statusesOf(organizationId)).toEqual(["inactive"]);
+    expect(since(mark, "POST", MEMBERSHIPS)).toHaveLength(0);
+  });
+
+  test("an organization that does not exist has nothing to change", async () => {
+    const workos = liveWorkos(h.env);
+    expect(await workos.setMembershipsActive({ organizationId: "org_01MISSING0000000000000000", active: false })).toEqual({
+      changed: 0,
+    });
+    // WorkOS may answer the list for a missing organization with a 404 instead of an empty list.
+    h.fakes.workos.inject({ method: "GET", path: MEMBERSHIPS, status: 404 });
+    expect(await workos.setMembershipsActive({ organizationId: "org_01MISSING0000000000000000", active: true })).toEqual({
+      changed: 0,
+    });
+  });
+
+  test("a 5xx on a change is thrown as transient, and the retry finishes the job", async () => {
+    const workos = liveWorkos(h.env);
+    const { organizationId } = await workos.ensureOrganization({ instanceId: "inst_s5", name: "Acme" });
+    for (let i = 0; i < 3; i++) h.fakes.workos.addMembershipOutOfBand(organizationId);
+    h.fakes.workos.inject({ method: "PUT", path: DEACTIVATE, status: 503 });
+
+    const error = await providerError(workos.setMembershipsActive({ organizationId, active: false }));
+
+    expect(error).toMatchObject({ provider: "workos", kind: "transient", status: 503 });
+    expect(statusesOf(organizationId)).toEqual(["active", "active", "active"]);
+    expect(await workos.setMembershipsActive({ organizationId, active: false })).toEqual({ changed: 3 });
+    expect(statusesOf(organizationId)).toEqual(["inactive", "inactive", "inactive"]);
+  });
+});
+
 describe("probeOrganization", () => {
   test("reports an existing organization as ok and a missing one as not ok", async () => {
     const workos = liveWorkos(h.env);
