@@ -61,7 +61,6 @@ describe("GET /instance-health/:instanceId", () => {
       "convexDeployment",
       "workosOrganization",
       "pagesProject",
-      "stripeWebhookEndpoint",
     ]);
     const instance = await t.run(async (ctx) => ctx.db.get("instances", status.instanceId as Id<"instances">));
     expect(instance).toMatchObject({ healthStatus: "healthy", lastHealthCheckAt: expect.any(Number) });

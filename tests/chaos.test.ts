@@ -3,7 +3,9 @@
 // timers, the real SDKs), and each ending with the same invariants, checked by one function:
 //   1. every paid checkout ends with exactly one active instance, or a failed job whose
 //      partial resources are gone (compensation ran);
-//   2. no resource exists twice, and no Brain-tagged resource outlives its instance;
+//   2. no resource exists twice, no Brain-tagged resource outlives its instance, and no
+//      Brain-tagged Stripe webhook endpoint exists at all (no step makes one: Brain keeps one
+//      platform webhook and forwards each tenant's events; older ones are retired orphans);
 //   3. no job is left running or queued, and no step of a finished job is still in flight;
 //   4. the audit log holds every transition: job.created, a dispatch record (step.started or
 //      the step.retry_scheduled that queued it) for every attempt
@@ -43,7 +45,7 @@ const BASE_ENV = { RETRY_BASE_DELAY_MS: "20", RETRY_MAX_DELAY_MS: "200", RETRY_J
 // ---------------------------------------------------------------------------------------
 // Fault injection, one vocabulary for both modes.
 
-type FaultTarget = "convexProject" | "workosOrg" | "pagesProject" | "stripeEndpoint" | "configureBackend" | "deployApp";
+type FaultTarget = "convexProject" | "workosOrg" | "pagesProject" | "configureBackend" | "deployApp";
 type Fault =
   | { target: FaultTarget; kind: "transient" | "permanent"; times?: number }
   | { target: FaultTarget; kind: "rate_limited"; times?: number; retryAfterMs: number }
@@ -61,8 +63,6 @@ function liveTarget(fakes: Fakes, target: FaultTarget) {
       return { fake: fakes.workos, method: "POST", path: /\/organizations$/ };
     case "pagesProject":
       return { fake: fakes.cloudflare, method: "POST", path: /\/pages\/projects$/ };
-    case "stripeEndpoint":
-      return { fake: fakes.stripe, method: "POST", path: /\/v1\/webhook_endpoints$/ };
     case "configureBackend":
       return { fake: fakes.convex, method: "POST", path: /\/update_environment_variables$/ };
     case "deployApp":
@@ -371,9 +371,10 @@ async function inFlight(t: TestBackend): Promise<string[]> {
 // The invariants, the same for every row and mode. Every violation is collected, so a
 // failure names all of them at once.
 
-const PROVIDERS = ["convex", "convexDeployment", "workos", "cloudflare", "stripe"] as const;
+/** What each instance holds one of. Stripe is not among them: no step makes a Stripe resource. */
+const PROVIDERS = ["convex", "convexDeployment", "workos", "cloudflare"] as const;
 
-function recordedId(instance: Doc<"instances">, provider: Resource["provider"]): string | undefined {
+function recordedId(instance: Doc<"instances">, provider: (typeof PROVIDERS)[number]): string | undefined {
   const r = instance.resources;
   switch (provider) {
     case "convex":
@@ -384,8 +385,6 @@ function recordedId(instance: Doc<"instances">, provider: Resource["provider"]):
       return r.workosOrganizationId;
     case "cloudflare":
       return r.pagesProjectName;
-    case "stripe":
-      return r.stripeEndpointId;
   }
 }
 
@@ -407,6 +406,7 @@ async function checkInvariants(h: Harness, paidSessions: string[]) {
       continue;
     }
     const instance = mine[0];
+    if (instance.resources.stripeEndpointId !== undefined) violations.push(`instance ${instance._id}: records Stripe endpoint ${instance.resources.stripeEndpointId}, which no step makes`);
     const instanceJobs = jobs.filter((j) => j.instanceId === instance._id);
     if (instanceJobs.length !== 1) violations.push(`instance ${instance._id}: ${instanceJobs.length} jobs, expected 1`);
     const job = instanceJobs[0];
@@ -438,8 +438,12 @@ async function checkInvariants(h: Harness, paidSessions: string[]) {
   const unpaid = instances.filter((i) => !paidSessions.includes(i.checkoutSessionId));
   for (const i of unpaid) violations.push(`instance ${i._id} exists for ${i.checkoutSessionId}, which is not a paid checkout of this scenario`);
 
-  // 2. No resource twice; no Brain-tagged resource without an active instance (a leak).
+  // 2. No resource twice; no Brain-tagged resource without an active instance (a leak); no
+  //    Brain-tagged Stripe webhook endpoint, whatever it names (a retired kind of resource).
   const seen = new Map<string, number>();
+  for (const r of resources.filter((x) => x.brain && x.provider === "stripe")) {
+    violations.push(`Brain-tagged Stripe webhook endpoint ${r.id} (${r.name}) exists: no step makes one`);
+  }
   for (const r of resources.filter((x) => x.brain)) {
     if (r.owner === null || !activeInstances.has(r.owner)) {
       violations.push(`leaked ${r.provider} ${r.id} (${r.name}): ${r.owner ? `instance ${r.owner} is not active` : "no instance owns it"}`);
@@ -493,6 +497,8 @@ type Row = {
   sandbox: string;
   live: string;
   env?: (mode: ModeName) => Record<string, string>;
+  /** The test's timeout when the default (a minute) is too short. */
+  timeoutMs?: number;
   /** Drives the scenario; returns the paid checkout sessions the invariants cover. */
   run: (h: Harness) => Promise<string[]>;
 };
@@ -518,6 +524,36 @@ const ROWS: Row[] = [
       ]);
       expectStatus(await h.settle(sessionId), "ready");
       return [sessionId];
+    },
+  },
+  {
+    name: "twenty tenants provisioned with no webhook endpoint created",
+    sandbox: "twenty paid checkouts at once; no sandbox Stripe webhook endpoint row is ever made",
+    live: "twenty paid checkouts at once; the Stripe fake sees no POST /v1/webhook_endpoints",
+    timeoutMs: 180_000,
+    async run(h) {
+      const checkouts = await Promise.all(Array.from({ length: 20 }, () => h.checkout()));
+      expect(checkouts.map((c) => c.response.status)).toEqual(checkouts.map(() => 200));
+      const sessions = checkouts.map((c) => c.sessionId);
+      const settled = async () => {
+        const bodies = await Promise.all(sessions.map(async (id) => (await statusOf(h.t, id)).body));
+        return bodies.every((b) => b.status === "ready" || b.status === "failed");
+      };
+      await h.waitUntil("twenty checkouts to settle", settled, { budgetMs: h.mode === "live" ? 150_000 : 30 * 60_000, tickMs: 250, growTick: 1.5 });
+      const statuses = await Promise.all(sessions.map(async (id) => (await statusOf(h.t, id)).body));
+      for (const status of statuses) expectStatus(status, "ready");
+      expect(new Set(statuses.map((s) => s.instanceId)).size).toBe(20);
+      for (const status of statuses) {
+        expect((await h.instance(status.instanceId!)).resources).toMatchObject({ tenantWebhookSecretCiphertext: expect.stringMatching(/^v1:/) });
+      }
+      // One platform webhook, forwarded to each tenant: Stripe's webhook-endpoint API is never called.
+      if (h.mode === "live") {
+        expect(h.fakes().stripe.requests.filter((r) => r.method === "POST" && r.path.startsWith("/v1/webhook_endpoints"))).toEqual([]);
+        expect(h.fakes().stripe.endpoints()).toEqual([]);
+      } else {
+        expect(await h.t.query(internal.sandbox.listResources, { provider: "stripe" })).toEqual([]);
+      }
+      return sessions;
     },
   },
   {
@@ -602,10 +638,11 @@ const ROWS: Row[] = [
   },
   {
     name: "a create whose response was lost is retried and adopts what the provider made",
-    sandbox: "not expressible (a sandbox fault fires before the create): injectFault transient x1 on the four creating steps",
-    live: "dropResponse once on each create: Convex create_project, WorkOS organizations, Cloudflare pages/projects, Stripe webhook_endpoints",
+    sandbox: "not expressible (a sandbox fault fires before the create): injectFault transient x1 on the three creating steps",
+    live: "dropResponse once on each create: Convex create_project, WorkOS organizations, Cloudflare pages/projects",
     async run(h) {
-      const creates: FaultTarget[] = ["convexProject", "workosOrg", "pagesProject", "stripeEndpoint"];
+      // (Stripe webhook_endpoints was a fourth create; no step makes one now.)
+      const creates: FaultTarget[] = ["convexProject", "workosOrg", "pagesProject"];
       for (const target of creates) await h.inject({ target, kind: "lost_response" });
       const { sessionId } = await h.checkout();
       const status = await h.settle(sessionId);
@@ -627,7 +664,8 @@ const ROWS: Row[] = [
       expect(status.steps.find((s) => s.name === "configureBackend")?.attempts).toBe(1);
       await h.quiesce();
       const rows = await h.t.query(internal.audit.listForJob, { jobId: status.jobId as JobId });
-      expect(rows.filter((r) => r.action === "resource.deleted")).toHaveLength(4);
+      // Convex, WorkOS and Cloudflare (no Stripe endpoint is made any more).
+      expect(rows.filter((r) => r.action === "resource.deleted").map((r) => r.detail!.split(" ")[0]).sort()).toEqual(["cloudflare", "convex", "workos"]);
       return [sessionId];
     },
   },
@@ -723,12 +761,14 @@ const ROWS: Row[] = [
   },
   {
     name: "a manual retry while an automatic retry is still queued runs one attempt, not two, and reaches ready",
-    sandbox: "injectFault pagesProject rate_limited (retryAfterMs 1000) and stripeEndpoint permanent; POST /retry-provisioning once the job failed and pagesProject still waits for its retry; CLEANUP_DELAY_MS 600000",
-    live: "Cloudflare POST /pages/projects 429 Retry-After: 1 and Stripe POST /v1/webhook_endpoints 400; the same retry",
+    sandbox: "injectFault pagesProject rate_limited (retryAfterMs 1000) and configureBackend permanent; POST /retry-provisioning once the job failed and pagesProject still waits for its retry; CLEANUP_DELAY_MS 600000",
+    live: "Cloudflare POST /pages/projects 429 Retry-After: 1 and Convex POST update_environment_variables 400; the same retry",
     env: () => ({ CLEANUP_DELAY_MS: "600000" }),
     async run(h) {
+      // The step that fails the job must not wait for pagesProject: configureBackend (which
+      // replaced stripeEndpoint here) needs only convexProject and workosOrg.
       await h.inject({ target: "pagesProject", kind: "rate_limited", retryAfterMs: 1000 });
-      await h.inject({ target: "stripeEndpoint", kind: "permanent" });
+      await h.inject({ target: "configureBackend", kind: "permanent" });
       const { sessionId } = await h.checkout();
       let job: Job | null = null;
       await h.waitUntil(
@@ -740,7 +780,7 @@ const ROWS: Row[] = [
         { tickMs: 20 },
       );
       const failed = job! as Job;
-      expect(failed.error).toMatchObject({ step: "stripeEndpoint", class: "permanent" });
+      expect(failed.error).toMatchObject({ step: "configureBackend", class: "permanent" });
       expect(stepOf(failed, "pagesProject")).toMatchObject({ status: "retrying", attempts: 2 });
       const retry = await h.admin(`/retry-provisioning/${failed._id}`, { method: "POST" });
       expect(retry).toMatchObject({ status: 202, body: { retryCount: 1 } });
@@ -749,16 +789,17 @@ const ROWS: Row[] = [
       // The queued automatic attempt (2) was cancelled in its pool when the job failed, so it
       // never ran; the manual retry ran one fresh attempt (3), never two at once.
       expect(status.steps.find((s) => s.name === "pagesProject")?.attempts).toBe(3);
-      expect(status.steps.find((s) => s.name === "stripeEndpoint")?.attempts).toBe(2);
+      expect(status.steps.find((s) => s.name === "configureBackend")?.attempts).toBe(2);
       return [sessionId];
     },
   },
   {
     name: "two concurrent manual retries start one run: one answers 202, the other 409",
-    sandbox: "injectFault stripeEndpoint permanent; compensation done; two POST /retry-provisioning at once",
-    live: "Stripe POST /v1/webhook_endpoints answers 400; the same",
+    sandbox: "injectFault configureBackend permanent; compensation done; two POST /retry-provisioning at once",
+    live: "Convex POST update_environment_variables answers 400; the same",
     async run(h) {
-      await h.inject({ target: "stripeEndpoint", kind: "permanent" });
+      // (The fault was on stripeEndpoint, a step now gone; any permanent fault fails the job.)
+      await h.inject({ target: "configureBackend", kind: "permanent" });
       const { sessionId } = await h.checkout();
       const failed = await h.settle(sessionId);
       expectStatus(failed, "failed");
@@ -832,8 +873,8 @@ const ROWS: Row[] = [
   },
   {
     name: "compensation counts a resource already deleted by hand as deleted and removes the rest",
-    sandbox: "injectFault deployApp permanent, CLEANUP_DELAY_MS 3600000; the Pages project and Stripe endpoint rows deleted by hand; the delay passes",
-    live: "GitHub dispatch answers 422, CLEANUP_DELAY_MS 3600000; deleteProjectOutOfBand / deleteEndpointOutOfBand; internal.cleanup.compensateNow",
+    sandbox: "injectFault deployApp permanent, CLEANUP_DELAY_MS 3600000; the Pages project and WorkOS organization rows deleted by hand; the delay passes",
+    live: "GitHub dispatch answers 422, CLEANUP_DELAY_MS 3600000; deleteProjectOutOfBand / deleteOrganizationOutOfBand; internal.cleanup.compensateNow",
     env: () => ({ CLEANUP_DELAY_MS: "3600000" }),
     async run(h) {
       await h.inject({ target: "deployApp", kind: "permanent" });
@@ -845,19 +886,20 @@ const ROWS: Row[] = [
       expect((await h.job(jobId)).compensationStatus).toBe("scheduled");
       const instance = await h.instance(failed.instanceId!);
       const pages = instance.resources.pagesProjectName!;
-      const endpoint = instance.resources.stripeEndpointId!;
+      // (The second resource deleted by hand was the Stripe endpoint; no step makes one now.)
+      const organization = instance.resources.workosOrganizationId!;
       if (h.mode === "sandbox") {
         await h.t.run(async (ctx) => {
           for (const row of await ctx.db.query("sandboxResources").collect()) {
             const byHand =
               (row.provider === "cloudflare" && row.kind === "pagesProject" && row.name === pages) ||
-              (row.provider === "stripe" && row.kind === "webhookEndpoint" && row.externalId === endpoint);
+              (row.provider === "workos" && row.kind === "organization" && row.externalId === organization);
             if (byHand) await ctx.db.delete("sandboxResources", row._id);
           }
         });
       } else {
         h.fakes().cloudflare.deleteProjectOutOfBand(pages);
-        h.fakes().stripe.deleteEndpointOutOfBand(endpoint);
+        h.fakes().workos.deleteOrganizationOutOfBand(organization);
         expect(await h.t.mutation(internal.cleanup.compensateNow, { jobId, actor: "operator" })).toBe(true);
       }
       await h.quiesce();
@@ -866,7 +908,6 @@ const ROWS: Row[] = [
       expect(rows.filter((r) => r.action === "resource.deleted").map((r) => r.detail!.split(" ")[0]).sort()).toEqual([
         "cloudflare",
         "convex",
-        "stripe",
         "workos",
       ]);
       return [sessionId];
@@ -874,12 +915,13 @@ const ROWS: Row[] = [
   },
   {
     name: "an orphan made outside any job is reported and removed, and resources not tagged as Brain's are never touched",
-    sandbox: "sandboxResources rows: a brain- Pages project and a managedBy brain WorkOS organization naming no instance, plus untagged Pages, WorkOS, Stripe and Convex resources",
+    sandbox: "sandboxResources rows: a brain- Pages project and a managedBy brain WorkOS organization naming no instance, a managedBy brain Stripe webhook endpoint naming the active instance (retired), plus untagged Pages, WorkOS, Stripe and Convex resources",
     live: "the same made directly in the fakes over their APIs",
     async run(h) {
       const { sessionId } = await h.checkout();
-      expect((await h.settle(sessionId)).status).toBe("ready");
-      const made = await makeOrphansAndForeign(h);
+      const ready = await h.settle(sessionId);
+      expect(ready.status).toBe("ready");
+      const made = await makeOrphansAndForeign(h, ready.instanceId!);
       const key = (o: { provider: string; resourceId: string }) => `${o.provider}:${o.resourceId}`;
       const expected = made.orphans.map(key).sort();
 
@@ -891,7 +933,7 @@ const ROWS: Row[] = [
       expect(dry.status).toBe(200);
       expect(dry.body.deleted).toEqual([]);
       expect((dry.body.wouldDelete as { provider: string; resourceId: string }[]).map(key).sort()).toEqual(expected);
-      expect((await h.resources()).filter((r) => made.orphans.some((o) => o.resourceId === r.id))).toHaveLength(2);
+      expect((await h.resources()).filter((r) => made.orphans.some((o) => o.resourceId === r.id))).toHaveLength(3);
 
       const real = await h.admin("/admin/orphans/cleanup", { method: "POST", body: { dryRun: false } });
       expect(real.status).toBe(200);
@@ -979,9 +1021,11 @@ const ROWS: Row[] = [
 
 /**
  * Brain-tagged orphans (a Pages project named with the prefix and a WorkOS organization with
- * managedBy, neither naming a real instance) and resources that are not Brain's at all.
+ * managedBy, neither naming a real instance, and a managedBy Stripe webhook endpoint naming the
+ * active instance `activeInstanceId`: an orphan all the same, as no step makes one any more)
+ * and resources that are not Brain's at all.
  */
-async function makeOrphansAndForeign(h: Harness) {
+async function makeOrphansAndForeign(h: Harness, activeInstanceId: string) {
   const orphanPages = `${PREFIX}-00000000000000000099991instances`;
   if (h.mode === "sandbox") {
     const ids = await h.t.run(async (ctx) => {
@@ -990,6 +1034,11 @@ async function makeOrphansAndForeign(h: Harness) {
         ctx.db.insert("sandboxResources", { provider, kind, name, externalId, attributes, createdAt: now, updatedAt: now });
       await row("cloudflare", "pagesProject", orphanPages, "pagesProject_orphan0001", { subdomain: `${orphanPages}.pages.dev` });
       await row("workos", "organization", "orphanext0001", "organization_orphan0001", { displayName: "Orphaned org", managedBy: PREFIX });
+      await row("stripe", "webhookEndpoint", activeInstanceId, "webhookEndpoint_retired01", {
+        url: "https://tenant.example.convex.site/stripe/webhook",
+        managedBy: PREFIX,
+        instanceId: activeInstanceId,
+      });
       await row("cloudflare", "pagesProject", "customer-site", "pagesProject_foreign01", { subdomain: "customer-site.pages.dev" });
       await row("workos", "organization", "acme-external", "organization_foreign01", { displayName: "Acme" });
       await row("stripe", "webhookEndpoint", "acme-hook", "webhookEndpoint_foreign01", { url: "https://acme.example.com/hook" });
@@ -1000,6 +1049,7 @@ async function makeOrphansAndForeign(h: Harness) {
       orphans: [
         { provider: "cloudflare", resourceId: orphanPages },
         { provider: "workos", resourceId: ids.org },
+        { provider: "stripe", resourceId: "webhookEndpoint_retired01" },
       ],
       foreign: ["cloudflare:customer-site", "workos:organization_foreign01", "stripe:webhookEndpoint_foreign01", "convex:project_foreign01"],
     };
@@ -1022,6 +1072,20 @@ async function makeOrphansAndForeign(h: Harness) {
   const org = await call(`${f.workos.url}/organizations`, json(c.workosKey, { name: "Orphaned org", external_id: "orphanext0001", metadata: { managedBy: PREFIX } }));
   await call(pagesUrl, json(c.cloudflareToken, { name: "customer-site", production_branch: "main" }));
   const foreignOrg = await call(`${f.workos.url}/organizations`, json(c.workosKey, { name: "Acme", external_id: "acme-external" }));
+  const stripeForm = (params: Record<string, string>): RequestInit => ({
+    method: "POST",
+    headers: { authorization: `Bearer ${c.stripeKey}`, "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams(params).toString(),
+  });
+  const retired = await call(
+    `${f.stripe.url}/v1/webhook_endpoints`,
+    stripeForm({
+      url: "https://tenant.example.convex.site/stripe/webhook",
+      "enabled_events[]": "checkout.session.completed",
+      "metadata[managedBy]": PREFIX,
+      "metadata[instanceId]": activeInstanceId,
+    }),
+  );
   const hook = await call(`${f.stripe.url}/v1/webhook_endpoints`, {
     method: "POST",
     headers: { authorization: `Bearer ${c.stripeKey}`, "content-type": "application/x-www-form-urlencoded" },
@@ -1032,6 +1096,7 @@ async function makeOrphansAndForeign(h: Harness) {
     orphans: [
       { provider: "cloudflare", resourceId: orphanPages },
       { provider: "workos", resourceId: String(org.id) },
+      { provider: "stripe", resourceId: String(retired.id) },
     ],
     foreign: [`cloudflare:customer-site`, `workos:${foreignOrg.id}`, `stripe:${hook.id}`, `convex:${project.id}`],
   };
@@ -1054,7 +1119,7 @@ describe.each(["sandbox", "live"] as const)("chaos on %s providers", (mode) => {
     fakes = undefined;
   });
 
-  for (const row of ROWS) test(row.name, async () => {
+  for (const row of ROWS) test(row.name, { timeout: row.timeoutMs }, async () => {
     const env =
       mode === "sandbox"
         ? { ...BASE_ENV, SANDBOX_LATENCY_MS: "5", ...row.env?.(mode) }

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import type { WorkId } from "@convex-dev/workpool";
 import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
-import { sendCheckout, setupBackend, statusOf } from "./harness";
+import { drain, sendCheckout, setupBackend, statusOf } from "./harness";
 import { COLD_PATHS, HOT_PATHS, baseKind, isHot, isSerialPair, loadOwnership } from "./contention/brain";
 import { runBurst } from "./contention/burst";
 import { CONCURRENCY_WINDOW_MS, findIntersections, formatIntersections, signature, type Intersection } from "./contention/checker";
@@ -85,6 +85,47 @@ describe("contention: the hot paths of different jobs do not read each other's w
     expect(tx.ranges).toMatchObject([{ table: "stripeEvents", index: "by_eventId", range: [{ type: "Eq", fieldPath: "eventId", value: "evt_recorded" }], returned: [] }]);
     // (The scheduler's own row in `_scheduled_functions` is recorded too; no app function reads it.)
     expect(tx.writes.filter((w) => w.component === APP_COMPONENT && !w.table.startsWith("_"))).toMatchObject([{ table: "stripeEvents", before: null, after: { eventId: "evt_recorded" }, ops: ["insert"] }]);
+  });
+
+  test("intake of a tenant's event reads only that tenant's rows, and writes its event and that tenant's forward", async () => {
+    // recordStripeEvent now routes an event forwarded to tenants (TENANT_EVENT_TYPES) to its
+    // instance, by the ids the event names (model/lifecycle instancesForRouting), and queues the
+    // forward (tenantDeliveries) in the same transaction. Its read set grew by the tenant's keys;
+    // the burst below sends only first checkouts (an empty by_stripeCustomerId range), so this holds
+    // the routed case to docs/contention.md: every range pinned by equality to the event's own ids
+    // or to its tenant, every write the event's row or that tenant's delivery.
+    const t = setupBackend();
+    const { sessionId } = await sendCheckout(t, { customerId: "cus_contention_a", subscriptionId: "sub_contention_a" });
+    await drain(t);
+    const instanceId = (await statusOf(t, sessionId)).body.instanceId!;
+    const recorder = await installRecorder(t);
+    await t.mutation(internal.stripe.recordStripeEvent, {
+      eventId: "evt_tenant_a",
+      type: "invoice.paid",
+      livemode: false,
+      createdAt: 2,
+      routing: { customerId: "cus_contention_a", subscriptionId: "sub_contention_a" },
+      body: JSON.stringify({ id: "evt_tenant_a", type: "invoice.paid" }),
+    });
+    recorder.stop();
+    const [tx] = recorder.transactions;
+    expect(tx.root).toMatchObject({ udfPath: "stripe:recordStripeEvent" });
+    const ranges = tx.ranges.filter((r) => r.component === APP_COMPONENT);
+    const pinnedTo = new Set(["evt_tenant_a", "cus_contention_a", "sub_contention_a", instanceId]);
+    for (const r of ranges) {
+      expect(r.index, `${r.table}: no full scans`).not.toBeNull();
+      const eq = r.range.filter((c) => c.type === "Eq");
+      expect(eq.length, `${r.table}.${r.index}: pinned by equality`).toBeGreaterThan(0);
+      expect(eq.some((c) => pinnedTo.has(c.value as string)), `${r.table}.${r.index} ${JSON.stringify(r.range)}`).toBe(true);
+    }
+    expect(new Set(ranges.map((r) => r.table))).toEqual(new Set(["stripeEvents", "instances", "tenantDeliveries"]));
+    for (const read of tx.reads.filter((d) => d.component === APP_COMPONENT && d.table === "instances")) expect(read.id).toBe(instanceId);
+    const writes = tx.writes.filter((w) => w.component === APP_COMPONENT && !w.table.startsWith("_"));
+    expect(writes.map((w) => [w.table, w.ops])).toEqual([
+      ["stripeEvents", ["insert"]],
+      ["tenantDeliveries", ["insert"]],
+    ]);
+    expect(writes[1].after).toMatchObject({ instanceId, eventId: "evt_tenant_a", status: "pending" });
   });
 
   test("a burst of 50 checkouts: no hot path reads what another job's hot path writes", async () => {

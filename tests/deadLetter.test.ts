@@ -31,7 +31,7 @@ async function seedFailedJobs(t: TestBackend, seeds: Seed[]): Promise<Id<"provis
           kind: "provision",
           status: "failed",
           steps: [],
-          totalSteps: 10,
+          totalSteps: 9,
           currentStep: 0,
           retryCount: 0,
           correlationId: `corr-${i}`,

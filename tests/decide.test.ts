@@ -2,7 +2,7 @@
 // `state + event → result`. No backend: decide() is pure, so each row is its whole story.
 import { describe, expect, test } from "vitest";
 import type { Id } from "../convex/_generated/dataModel";
-import type { InstanceResources, StepName, StepOutcome, StepState } from "../convex/lib/validators";
+import { PROVISION_STEP_NAMES, type InstanceResources, type StepName, type StepOutcome, type StepState } from "../convex/lib/validators";
 import { initialSteps } from "../convex/model/dag";
 import { decide, type DecideContext, type Decision, type Effect, type EngineEvent, type Job } from "../convex/model/decide";
 import type { CircuitRow } from "../convex/model/circuits";
@@ -16,14 +16,15 @@ type StepOverrides = Partial<Record<StepName, Partial<StepState>>>;
 
 function job(fields: Partial<Job> & { stepStates?: StepOverrides } = {}): Job {
   const { stepStates = {}, ...rest } = fields;
+  const steps = initialSteps(rest.kind ?? "provision");
   return {
     _id: JOB_ID,
     _creationTime: 0,
     instanceId: "inst1" as Id<"instances">,
     kind: "provision",
     status: "running",
-    steps: initialSteps().map((s) => ({ ...s, ...stepStates[s.name] })),
-    totalSteps: 10,
+    steps: steps.map((s) => ({ ...s, ...stepStates[s.name] })),
+    totalSteps: steps.length,
     currentStep: 0,
     retryCount: 0,
     retryPolicy: { maxAttempts: 3, baseDelayMs: 1_000, maxDelayMs: 30_000, jitter: 0 },
@@ -39,7 +40,7 @@ const done = (attempts = 1): Partial<StepState> => ({ status: "succeeded", attem
 const running = (attempts = 1): Partial<StepState> => ({ status: "running", attempts, deadlineAt: NOW + DEADLINE });
 const firstThreeDone = { convexProject: done(), workosOrg: done(), pagesProject: done() };
 const allDoneUpTo = (last: StepName): StepOverrides => {
-  const order: StepName[] = ["convexProject", "workosOrg", "pagesProject", "workosUser", "stripeEndpoint", "configureBackend", "configureSite", "deployApp", "validate", "activate"];
+  const order: readonly StepName[] = PROVISION_STEP_NAMES;
   return Object.fromEntries(order.slice(0, order.indexOf(last) + 1).map((s) => [s, done()]));
 };
 
@@ -96,6 +97,7 @@ const rows: Row[] = [
   // Step outcomes
   {
     name: "running + success → step succeeded, resources merged, the steps it unblocks start",
+    // workosOrg and pagesProject are done: convexProject unblocks configureBackend and configureSite.
     job: job({ stepStates: { convexProject: running(), workosOrg: done(), pagesProject: done(), workosUser: running() } }),
     event: outcome("convexProject", 1, ok({ convexProjectId: "p1" })),
     expect: (d) => {
@@ -103,7 +105,7 @@ const rows: Row[] = [
       // Kept on the job while it runs; the instance is written once, when the job ends.
       expect(applied(d).patch.resources).toEqual({ convexProjectId: "p1" });
       expect(effectsOf(d, "mergeResources")).toEqual([]);
-      expect(effectsOf(d, "enqueue").map((e) => e.step)).toEqual(["stripeEndpoint", "configureSite"]);
+      expect(effectsOf(d, "enqueue").map((e) => e.step)).toEqual(["configureBackend", "configureSite"]);
       expect(applied(d).patch.currentStep).toBe(3);
     },
   },
@@ -143,6 +145,7 @@ const rows: Row[] = [
       expect(applied(d).patch).toMatchObject({ status: "failed", error: { step: "workosOrg", class: "transient" }, compensationStatus: "scheduled" });
       expect(applied(d).patch.error!.message).toContain("gave up after 3 attempts");
       expect(effectsOf(d, "compensate")).toEqual([{ kind: "compensate", delayMs: CLEANUP_DELAY }]);
+      expect(effectsOf(d, "syncInstance")).toEqual([{ kind: "syncInstance", outcome: "failed" }]);
       expect(kinds(d)).toEqual(expect.arrayContaining(["syncInstance", "releaseSlot"]));
       expect(effectsOf(d, "enqueue")).toEqual([]);
     },
@@ -181,10 +184,10 @@ const rows: Row[] = [
     expect: (d) => {
       expect(applied(d).patch.status).toBe("succeeded");
       expect(stepIn(d, "activate")).toMatchObject({ status: "succeeded", attempts: 1 });
-      expect(effectsOf(d, "syncInstance")).toEqual([{ kind: "syncInstance", status: "active" }]);
+      expect(effectsOf(d, "syncInstance")).toEqual([{ kind: "syncInstance", outcome: "succeeded" }]);
       expect(effectsOf(d, "releaseSlot")).toHaveLength(1);
       expect(effectsOf(d, "enqueue")).toEqual([]);
-      expect(applied(d).patch.currentStep).toBe(10);
+      expect(applied(d).patch.currentStep).toBe(9);
     },
   },
   {
@@ -366,6 +369,86 @@ const rows: Row[] = [
     job: job({ stepStates: { ...allDoneUpTo("configureSite"), deployApp: { status: "waiting", attempts: 1 } } }),
     event: { kind: "deployReport", step: "deployApp", dispatchId: `${JOB_ID}-1`, runId: "42", status: "failed", message: "build broke" },
     expect: (d) => expect(stepIn(d, "deployApp")).toMatchObject({ status: "retrying", lastError: { class: "transient" } }),
+  },
+  // Lifecycle jobs (kind ≠ provision): the same engine over their own DAG (registry JOB_KINDS).
+  {
+    name: "queued deprovision + admit → running; only its first deletion starts",
+    job: job({ kind: "deprovision", status: "queued" }),
+    event: { kind: "admit" },
+    expect: (d) => {
+      expect(applied(d).patch.status).toBe("running");
+      expect(effectsOf(d, "enqueue").map((e) => e.step)).toEqual(["deletePagesProject"]);
+    },
+  },
+  {
+    name: "running deprovision + its last deletion succeeds → markDeleted finishes inline: job succeeded, instance settled, slot freed",
+    job: job({ kind: "deprovision", stepStates: { deletePagesProject: done(), deleteWorkosOrg: done(), deleteConvexProject: running() } }),
+    event: outcome("deleteConvexProject", 1, ok()),
+    expect: (d) => {
+      expect(applied(d).patch.status).toBe("succeeded");
+      expect(stepIn(d, "markDeleted")).toMatchObject({ status: "succeeded", attempts: 1 });
+      expect(effectsOf(d, "syncInstance")).toEqual([{ kind: "syncInstance", outcome: "succeeded" }]);
+      expect(effectsOf(d, "releaseSlot")).toHaveLength(1);
+      expect(effectsOf(d, "enqueue")).toEqual([]);
+      expect(audits(d)).toEqual(expect.arrayContaining(["job.succeeded"]));
+      expect(applied(d).patch.currentStep).toBe(4);
+    },
+  },
+  {
+    name: "running suspend + the second of its two steps succeeds → markSuspended finishes inline",
+    job: job({ kind: "suspend", stepStates: { suspendBackend: done(), deactivateMembers: running() } }),
+    event: outcome("deactivateMembers", 1, ok()),
+    expect: (d) => {
+      expect(applied(d).patch.status).toBe("succeeded");
+      expect(stepIn(d, "markSuspended").status).toBe("succeeded");
+      expect(effectsOf(d, "syncInstance")).toEqual([{ kind: "syncInstance", outcome: "succeeded" }]);
+    },
+  },
+  {
+    name: "running deprovision + permanent failure → job failed, instance told, slot freed; nothing compensated",
+    job: job({ kind: "deprovision", stepStates: { deletePagesProject: done(), deleteWorkosOrg: running() } }),
+    event: outcome("deleteWorkosOrg", 1, { kind: "permanent", message: "403" }),
+    expect: (d) => {
+      expect(applied(d).patch).toMatchObject({ status: "failed", error: { step: "deleteWorkosOrg", class: "permanent" } });
+      // Its undo would be the very change it was asked for: the lifecycle retries it later.
+      expect(applied(d).patch.compensationStatus).toBeUndefined();
+      expect(applied(d).patch.compensateAt).toBeUndefined();
+      expect(effectsOf(d, "compensate")).toEqual([]);
+      expect(effectsOf(d, "syncInstance")).toEqual([{ kind: "syncInstance", outcome: "failed" }]);
+      expect(effectsOf(d, "releaseSlot")).toHaveLength(1);
+      expect(effectsOf(d, "enqueue")).toEqual([]);
+    },
+  },
+  {
+    name: "running changePlan + transient failure with the budget spent → job failed without compensation",
+    job: job({ kind: "changePlan", stepStates: { applyPlan: running(3) } }),
+    event: outcome("applyPlan", 3, { kind: "transient", message: "503" }),
+    expect: (d) => {
+      expect(applied(d).patch.status).toBe("failed");
+      expect(applied(d).patch.compensationStatus).toBeUndefined();
+      expect(kinds(d)).not.toContain("compensate");
+    },
+  },
+  {
+    name: "running suspend + cancel → failed (cancelled) without compensation",
+    job: job({ kind: "suspend", stepStates: { suspendBackend: running(), deactivateMembers: running() } }),
+    event: { kind: "cancel", by: "admin-api" },
+    expect: (d) => {
+      expect(applied(d).patch).toMatchObject({ status: "failed", error: { step: "suspendBackend", class: "cancelled" } });
+      expect(applied(d).patch.compensationStatus).toBeUndefined();
+      expect(kinds(d)).not.toContain("compensate");
+      expect(effectsOf(d, "releaseSlot")).toHaveLength(1);
+    },
+  },
+  {
+    name: "failed deprovision + a late success → recorded; no cleanup scheduled (nothing to compensate)",
+    job: job({ kind: "deprovision", status: "failed", stepStates: { deletePagesProject: running() } }),
+    event: outcome("deletePagesProject", 1, ok()),
+    expect: (d) => {
+      expect(stepIn(d, "deletePagesProject").status).toBe("succeeded");
+      expect(kinds(d)).not.toContain("compensate");
+      expect(applied(d).patch.compensationStatus).toBeUndefined();
+    },
   },
 ];
 

@@ -7,7 +7,7 @@ import type { Id } from "../convex/_generated/dataModel";
 import { startFakes, type Fakes } from "./fakes";
 import { adminHeaders, pollUntilSettled, sendCheckout, setupBackend, type StatusBody, type TestBackend } from "./harness";
 
-type Fault = { step: "pagesProject" | "stripeEndpoint" | "workosOrg"; kind: "transient" | "rate_limited" | "permanent"; times: number };
+type Fault = { step: "pagesProject" | "configureBackend" | "workosOrg"; kind: "transient" | "rate_limited" | "permanent"; times: number };
 
 type Mode = {
   name: "sandbox" | "live";
@@ -20,7 +20,7 @@ let fakes: Fakes;
 
 const LIVE_FAULT_TARGET = {
   pagesProject: () => ({ fake: fakes.cloudflare, method: "POST", path: /\/pages\/projects$/ }),
-  stripeEndpoint: () => ({ fake: fakes.stripe, method: "POST", path: /\/v1\/webhook_endpoints$/ }),
+  configureBackend: () => ({ fake: fakes.convex, method: "POST", path: /\/update_environment_variables$/ }),
   workosOrg: () => ({ fake: fakes.workos, method: "POST", path: /\/organizations$/ }),
 };
 
@@ -76,7 +76,7 @@ describe.each(MODES)("provisioning end to end ($name providers)", (mode) => {
     expect(response.status).toBe(200);
     const status = await settle(t, sessionId);
     expect(status.status).toBe("ready");
-    expect(status.progress).toEqual({ currentStep: 10, totalSteps: 10, percent: 100 });
+    expect(status.progress).toEqual({ currentStep: 9, totalSteps: 9, percent: 100 });
     expect(status.steps.map((s) => [s.name, s.status, s.attempts])).toEqual(
       status.steps.map((s) => [s.name, "succeeded", 1]),
     );
@@ -86,7 +86,7 @@ describe.each(MODES)("provisioning end to end ($name providers)", (mode) => {
     expect(instance.resources).toMatchObject({
       convexProjectName: expect.stringMatching(/^brain-/),
       convexDeployKeyCiphertext: expect.stringMatching(/^v1:/),
-      stripeEndpointSecretCiphertext: expect.stringMatching(/^v1:/),
+      tenantWebhookSecretCiphertext: expect.stringMatching(/^v1:/),
       workosOrganizationId: expect.any(String),
       workosUserId: expect.any(String),
       pagesSubdomain: expect.stringMatching(/\.pages\.dev$/),
@@ -96,6 +96,12 @@ describe.each(MODES)("provisioning end to end ($name providers)", (mode) => {
       (r) => r.action,
     );
     expect(new Set(actions)).toEqual(new Set(["job.created", "job.admitted", "step.started", "step.succeeded", "step.waiting", "job.succeeded"]));
+    // Brain keeps one platform webhook and forwards to tenants: no per-tenant Stripe endpoint.
+    expect(instance.resources.stripeEndpointId).toBeUndefined();
+    if (mode.name === "live") {
+      expect(fakes.stripe.endpoints()).toEqual([]);
+      expect(fakes.stripe.requests.filter((r) => r.path.startsWith("/v1/webhook_endpoints"))).toEqual([]);
+    }
   });
 
   test("a transient provider failure is retried and the job still reaches ready", async () => {
@@ -121,11 +127,12 @@ describe.each(MODES)("provisioning end to end ($name providers)", (mode) => {
 
   test("a permanent failure fails the job naming the step, and the retry endpoint takes it to ready", async () => {
     const t = setup(mode);
-    await mode.inject(t, { step: "stripeEndpoint", kind: "permanent", times: 1 });
+    // (The fault was on stripeEndpoint, a step now gone: configureBackend fails after its inputs succeeded.)
+    await mode.inject(t, { step: "configureBackend", kind: "permanent", times: 1 });
     const { sessionId } = await sendCheckout(t);
     const failed = await settle(t, sessionId);
     expect(failed.status).toBe("failed");
-    expect(failed.error).toMatchObject({ step: "stripeEndpoint", class: "permanent" });
+    expect(failed.error).toMatchObject({ step: "configureBackend", class: "permanent" });
     const retry = await t.fetch(`/retry-provisioning/${failed.jobId}`, { method: "POST", headers: adminHeaders() });
     expect(retry.status).toBe(202);
     const ready = await settle(t, sessionId);
@@ -145,8 +152,9 @@ describe.each(MODES)("provisioning end to end ($name providers)", (mode) => {
         expect(fakes.convex.projects().filter((p) => p.name === name)).toHaveLength(1);
         expect(fakes.cloudflare.projects().filter((p) => p.name === name)).toHaveLength(1);
         expect(fakes.workos.organizations().filter((o) => o.external_id === id)).toHaveLength(1);
-        expect(fakes.stripe.endpoints().filter((e) => e.metadata.instanceId === id)).toHaveLength(1);
       }
+      // Stripe is no provider of a tenant's: not one webhook endpoint for the burst.
+      expect(fakes.stripe.endpoints()).toEqual([]);
     }
   });
 });
@@ -213,18 +221,16 @@ describe("live providers only", () => {
     fakes.cloudflare.inject({ method: "POST", path: /\/pages\/projects$/, dropResponse: true });
     fakes.convex.inject({ method: "POST", path: /\/create_project$/, dropResponse: true });
     fakes.workos.inject({ method: "POST", path: /\/organizations$/, dropResponse: true });
-    fakes.stripe.inject({ method: "POST", path: /\/v1\/webhook_endpoints$/, dropResponse: true });
     const t = setup(live);
     const { sessionId } = await sendCheckout(t);
     const status = await settle(t, sessionId);
     expect(status.status).toBe("ready");
-    for (const step of ["convexProject", "workosOrg", "pagesProject", "stripeEndpoint"]) {
+    for (const step of ["convexProject", "workosOrg", "pagesProject"]) {
       expect(status.steps.find((s) => s.name === step)?.attempts).toBe(2);
     }
     expect(fakes.convex.projects()).toHaveLength(1);
     expect(fakes.cloudflare.projects()).toHaveLength(1);
     expect(fakes.workos.organizations()).toHaveLength(1);
-    expect(fakes.stripe.endpoints()).toHaveLength(1);
   });
 });
 
@@ -242,21 +248,21 @@ describe("live providers: recovery after cleanup", () => {
     throw new Error(`job ${jobId} was not cleaned up`);
   }
 
-  test("a job retried after its cleanup provisions again, Stripe endpoint included, leaving one of each", async () => {
+  test("a job retried after its cleanup provisions again, leaving one of each and no Stripe endpoint", async () => {
     fakes.convex.inject({ method: "POST", path: /update_environment_variables$/, status: 400, times: 1 });
     const t = setup(live, { CLEANUP_DELAY_MS: "0" });
     const { sessionId } = await sendCheckout(t);
     const failed = await settle(t, sessionId);
     expect(failed.error).toMatchObject({ step: "configureBackend", class: "permanent" });
     await cleanedUp(t, failed.jobId!);
-    expect([fakes.convex.projects().length, fakes.stripe.endpoints().length]).toEqual([0, 0]);
+    expect([fakes.convex.projects().length, fakes.workos.organizations().length, fakes.cloudflare.projects().length]).toEqual([0, 0, 0]);
     const retry = await t.fetch(`/retry-provisioning/${failed.jobId}`, { method: "POST", headers: adminHeaders() });
     expect(retry.status).toBe(202);
     expect((await settle(t, sessionId)).status).toBe("ready");
     expect(fakes.convex.projects()).toHaveLength(1);
-    expect(fakes.stripe.endpoints()).toHaveLength(1);
     expect(fakes.workos.organizations()).toHaveLength(1);
     expect(fakes.cloudflare.projects()).toHaveLength(1);
+    expect(fakes.stripe.endpoints()).toEqual([]);
   });
 
   test("a create whose response was lost is cleaned up too when a sibling step fails the job", async () => {

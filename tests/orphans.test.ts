@@ -8,8 +8,8 @@ import type { Id } from "../convex/_generated/dataModel";
 import crons from "../convex/crons";
 import { loadConfig } from "../convex/lib/config";
 import type { InstanceRef, Orphan, OrphanProvider } from "../convex/lib/validators";
-import { deleteOrphans } from "../convex/model/orphanScan";
-import { orphanReason } from "../convex/model/orphans";
+import { deleteOrphans, findOrphans } from "../convex/model/orphanScan";
+import { orphanReason, recordedIds } from "../convex/model/orphans";
 import { instanceIdFromName } from "../convex/providers/owned";
 import type { OwnedResource, ProviderCtx } from "../convex/providers/types";
 import { FAKE_CREDENTIALS, startFakes, type Fakes } from "./fakes";
@@ -46,6 +46,23 @@ describe("orphan rules", () => {
     expect(reason === null ? "kept" : `an orphan (${reason})`).toBe(verdict);
   });
 
+  // No step makes a Stripe webhook endpoint any more (one platform webhook, forwarded to each
+  // tenant): every Brain-tagged one, whatever its instance, is an orphan of a retired kind.
+  test.each([
+    ["naming no instance", resource("we_1", "k1"), null],
+    ["whose instance id is unreadable", resource("we_1"), null],
+    ["of an active instance", resource("we_1", "k1"), instance("active")],
+    ["of an active instance that (in an earlier version) recorded it", resource("we_1", "k1"), instance("active", { stripe: "we_1" })],
+    ["of a provisioning instance", resource("we_1", "k1"), instance("provisioning")],
+    ["of a failed instance not yet cleaned up", resource("we_1", "k1"), instance("failed")],
+  ] as const)("a Brain-tagged Stripe webhook endpoint %s is an orphan (retired)", (_label, owned, ref) => {
+    expect(orphanReason("stripe", owned, ref)).toBe("retired");
+  });
+
+  test("an instance's recorded Stripe endpoint id (from an earlier version) does not protect it", () => {
+    expect(recordedIds({ convexProjectId: "p1", stripeEndpointId: "we_1" })).toEqual({ convex: "p1" });
+  });
+
   test("the instance id is read back from a brain-<instanceId> name, and only from one of that form", () => {
     expect(instanceIdFromName("brain", "brain-k57abc123")).toBe("k57abc123");
     expect(instanceIdFromName("my-brain", "my-brain-k57abc123")).toBe("k57abc123");
@@ -77,6 +94,8 @@ type World = {
   makeForeign: (t: TestBackend) => Promise<Orphan[]>;
   /** A second Convex project under an instance's project name. */
   duplicateProject: (t: TestBackend, name: string) => Promise<Orphan>;
+  /** A Brain-tagged Stripe webhook endpoint for `instanceId`, as earlier versions made one per tenant. */
+  makeEndpoint: (t: TestBackend, instanceId: string) => Promise<Orphan>;
   holds: (t: TestBackend, resource: Orphan) => Promise<boolean>;
   deleteByHand: (t: TestBackend, resource: Orphan) => Promise<void>;
   /** The provider refuses the next deletion of this Pages project. */
@@ -167,6 +186,10 @@ const sandboxWorld: World = {
       });
     });
     return { provider: "convex", resourceId: "project_duplicate0", name };
+  },
+  async makeEndpoint(t, instanceId) {
+    const url = "https://tenant-old.example.convex.site/stripe/webhook";
+    return { provider: "stripe", resourceId: await sandboxEnsure(t, "stripe", instanceId, { url, managedBy: "brain", instanceId }), name: url };
   },
   holds: async (t, resource) => (await sandboxRow(t, resource)) !== null,
   async deleteByHand(t, resource) {
@@ -263,6 +286,10 @@ const liveWorld: World = {
   async duplicateProject(_t, name) {
     return { provider: "convex", resourceId: await live.convexProject(name), name };
   },
+  async makeEndpoint(_t, instanceId) {
+    const url = "https://tenant-old.example.convex.site/stripe/webhook";
+    return { provider: "stripe", resourceId: await live.endpoint(url, { managedBy: "brain", instanceId }), name: url };
+  },
   async holds(_t, { provider, resourceId }) {
     switch (provider) {
       case "convex":
@@ -322,15 +349,18 @@ const auditActions = async (t: TestBackend, action: string) =>
       .collect(),
   );
 
-/** The four resources an instance records, as the orphan scan would name them (ids only). */
+/**
+ * The three resources an instance records, as the orphan scan would name them (ids only). No
+ * step makes a Stripe resource any more.
+ */
 async function ownResources(t: TestBackend, instanceId: string): Promise<Pick<Orphan, "provider" | "resourceId">[]> {
   const instance = (await t.run((ctx) => ctx.db.get("instances", instanceId as Id<"instances">)))!;
   const r = instance.resources;
+  expect(r.stripeEndpointId).toBeUndefined();
   return [
     { provider: "convex", resourceId: r.convexProjectId! },
     { provider: "workos", resourceId: r.workosOrganizationId! },
     { provider: "cloudflare", resourceId: r.pagesProjectName! },
-    { provider: "stripe", resourceId: r.stripeEndpointId! },
   ];
 }
 
@@ -439,6 +469,29 @@ describe.each([sandboxWorld, liveWorld])("orphaned provider resources ($name pro
     ]);
   });
 
+  test("a Brain-tagged Stripe webhook endpoint of an active instance is found as retired and removed by the cleanup", async () => {
+    const t = world.setup();
+    const status = await world.provision(t);
+    const endpoint = await world.makeEndpoint(t, status.instanceId!);
+
+    const found = await findOrphans(actionCtx(t), loadConfig(), "orphans-test");
+    expect(found).toEqual([{ ...endpoint, instanceId: status.instanceId, reason: "retired" }]);
+    expect((await getOrphans(t)).orphans).toEqual([endpoint]);
+
+    const { body } = await cleanup(t, { dryRun: false });
+    expect(body).toMatchObject({ deleted: [endpoint], failed: [] });
+    expect(await world.holds(t, endpoint)).toBe(false);
+    const audited = await auditActions(t, "orphan.deleted");
+    expect(audited.map((r) => r.detail)).toEqual([expect.stringContaining(`stripe ${endpoint.resourceId}`)]);
+    expect(audited[0].detail).toContain("retired");
+    // The instance keeps everything it records, and stays active.
+    for (const resource of await ownResources(t, status.instanceId!)) {
+      expect(await world.holds(t, { ...resource, name: "" })).toBe(true);
+    }
+    expect((await t.run((ctx) => ctx.db.get("instances", status.instanceId as Id<"instances">)))?.status).toBe("active");
+    expect(await getOrphans(t)).toEqual({ orphans: [] });
+  });
+
   test("every resource of a deleted instance is an orphan", async () => {
     const t = world.setup();
     const status = await world.provision(t);
@@ -545,7 +598,7 @@ describe("orphan scans in the sandbox", () => {
     const instanceId = status.instanceId as Id<"instances">;
     await t.run((ctx) => ctx.db.patch("instances", instanceId, { status: "deleted" }));
     const { orphans: scanned } = await getOrphans(t);
-    expect(scanned).toHaveLength(4);
+    expect(scanned).toHaveLength(3); // Convex, WorkOS, Cloudflare: no step makes a Stripe endpoint
     await t.run((ctx) => ctx.db.patch("instances", instanceId, { status: "provisioning" }));
 
     const result = await deleteOrphans(

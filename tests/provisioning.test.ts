@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import type { WorkId } from "@convex-dev/workpool";
 import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
+import { decryptSecret } from "../convex/lib/crypto";
 import { ADMISSION_SEGMENT_MS } from "../convex/model/jobs";
 import { STEPS as REGISTRY_STEPS } from "../convex/registry";
 import { adminHeaders, drain, sendCheckout, settleCheckout, setupBackend, statusOf, type TestBackend } from "./harness";
@@ -14,7 +15,6 @@ const STEPS = [
   "workosOrg",
   "pagesProject",
   "workosUser",
-  "stripeEndpoint",
   "configureBackend",
   "configureSite",
   "deployApp",
@@ -49,7 +49,7 @@ describe("a paid checkout provisions a tenant end to end", () => {
     const { status, body } = await statusOf(t, sessionId);
     expect(status).toBe(200);
     expect(body.status).toBe("ready");
-    expect(body.progress).toEqual({ currentStep: 10, totalSteps: 10, percent: 100 });
+    expect(body.progress).toEqual({ currentStep: 9, totalSteps: 9, percent: 100 });
     expect(body.steps.map((s) => s.name)).toEqual(STEPS);
     expect(body.steps.every((s) => s.status === "succeeded" && s.attempts === 1)).toBe(true);
     expect(body.instanceUrl).toMatch(/^https:\/\/brain-[a-z0-9-]+\.pages\.dev$/);
@@ -62,9 +62,13 @@ describe("a paid checkout provisions a tenant end to end", () => {
       workosOrganizationId: expect.any(String),
       workosUserId: expect.any(String),
       pagesProjectName: expect.stringMatching(/^brain-/),
-      stripeEndpointId: expect.any(String),
+      tenantWebhookSecretCiphertext: expect.stringMatching(/^v1:/),
       deployRunId: expect.any(String),
     });
+    // No step makes a Stripe webhook endpoint any more (one platform webhook, forwarded to tenants).
+    expect(instance?.resources.stripeEndpointId).toBeUndefined();
+    expect(instance?.resources.stripeEndpointSecretCiphertext).toBeUndefined();
+    expect(await t.query(internal.sandbox.listResources, { provider: "stripe" })).toEqual([]);
   });
 
   test("secrets produced by steps are stored only as ciphertext", async () => {
@@ -74,9 +78,33 @@ describe("a paid checkout provisions a tenant end to end", () => {
     const { body } = await statusOf(t, sessionId);
     const instance = await t.run(async (ctx) => ctx.db.get("instances", body.instanceId as Id<"instances">));
     expect(instance?.resources.convexDeployKeyCiphertext).toMatch(/^v1:/);
-    expect(instance?.resources.stripeEndpointSecretCiphertext).toMatch(/^v1:/);
+    expect(instance?.resources.tenantWebhookSecretCiphertext).toMatch(/^v1:/);
     expect(JSON.stringify(instance)).not.toContain("whsec_");
     expect(JSON.stringify(instance)).not.toContain("prod:");
+  });
+
+  test("configureBackend gives the tenant deployment its own Stripe signing secret and its plan", async () => {
+    const t = setupBackend();
+    const { sessionId } = await sendCheckout(t);
+    await drain(t);
+    const { body } = await statusOf(t, sessionId);
+    const instance = (await t.run(async (ctx) => ctx.db.get("instances", body.instanceId as Id<"instances">)))!;
+    const deployment = await t.run(async (ctx) =>
+      ctx.db
+        .query("sandboxResources")
+        .withIndex("by_provider_and_kind_and_name", (q) =>
+          q.eq("provider", "convex").eq("kind", "deployment").eq("name", instance.resources.convexDeploymentName!),
+        )
+        .unique(),
+    );
+    const secret = await decryptSecret(instance.resources.tenantWebhookSecretCiphertext!, process.env.ENCRYPTION_KEY);
+    expect(secret).toMatch(/^whsec_/);
+    expect(secret).not.toBe(t.TEST_STRIPE_WEBHOOK_SECRET);
+    expect(deployment?.attributes).toMatchObject({
+      "env.STRIPE_WEBHOOK_SECRET": secret,
+      "env.BRAIN_PLAN": instance.plan,
+      "env.BRAIN_INSTANCE_ID": instance._id,
+    });
   });
 
   test("independent steps start together and every step starts only after its inputs finished", async () => {
@@ -93,7 +121,7 @@ describe("a paid checkout provisions a tenant end to end", () => {
         expect(step.startedAt!).toBeGreaterThanOrEqual(byName[need].finishedAt!);
       }
     }
-    // workosUser needs only workosOrg, so it ran alongside the Convex/Stripe branch.
+    // workosUser needs only workosOrg, so it ran alongside the Convex branch (convexProject → configureBackend).
     expect(byName.workosUser.startedAt!).toBeLessThan(byName.configureBackend.startedAt!);
   });
 
@@ -106,8 +134,8 @@ describe("a paid checkout provisions a tenant end to end", () => {
     const actions = rows.map((r) => r.action);
     expect(actions[0]).toBe("job.created");
     expect(rows[0].actor).toBe(`stripe:${event.id}`);
-    expect(actions.filter((a) => a === "step.started")).toHaveLength(10);
-    expect(actions.filter((a) => a === "step.succeeded")).toHaveLength(10);
+    expect(actions.filter((a) => a === "step.started")).toHaveLength(9);
+    expect(actions.filter((a) => a === "step.succeeded")).toHaveLength(9);
     expect(actions).toContain("step.waiting");
     expect(actions.at(-1)).toBe("job.succeeded");
     expect(rows.find((r) => r.action === "step.succeeded" && r.detail?.startsWith("deployApp"))?.actor).toBe(
@@ -191,22 +219,24 @@ describe("step failures", () => {
 
   test("a permanent fault fails the job at once with a readable reason and starts nothing after it", async () => {
     const t = setupBackend();
-    await injectFault(t, "stripeEndpoint", "permanent", 1);
+    // (This fault was on stripeEndpoint, a step now gone: configureBackend fails the same way,
+    // after its inputs succeeded and with steps still waiting on it.)
+    await injectFault(t, "configureBackend", "permanent", 1);
     const { sessionId } = await sendCheckout(t);
     await drain(t);
     const { body } = await statusOf(t, sessionId);
     expect(body.status).toBe("failed");
     expect(body.error).toEqual({
-      step: "stripeEndpoint",
+      step: "configureBackend",
       class: "permanent",
       message: expect.stringContaining("injected permanent fault"),
     });
     const byName = Object.fromEntries(body.steps.map((s) => [s.name, s]));
-    expect(byName.stripeEndpoint).toMatchObject({ status: "failed", attempts: 1 });
-    for (const later of ["configureBackend", "deployApp", "validate", "activate"]) {
+    expect(byName.configureBackend).toMatchObject({ status: "failed", attempts: 1 });
+    for (const later of ["deployApp", "validate", "activate"]) {
       expect(byName[later]).toMatchObject({ status: "pending", attempts: 0 });
     }
-    expect(body.progress.currentStep).toBeLessThan(10);
+    expect(body.progress.currentStep).toBeLessThan(9);
     const instance = await t.run(async (ctx) => ctx.db.get("instances", body.instanceId as Id<"instances">));
     expect(instance?.status).toBe("failed");
     expect(await auditActions(t, body.jobId!)).toContain("job.failed");

@@ -31,6 +31,8 @@ const inject = (t: TestBackend, operation: string, kind: "transient" | "permanen
 describe("compensation", () => {
   test("a job that fails for good has its partial resources removed newest first and the instance ends failed", async () => {
     const t = setupBackend({ env: { CLEANUP_DELAY_MS: "0" } });
+    // convexProject fails once and is retried, so it finishes after workosOrg and pagesProject.
+    await inject(t, "convexProject", "transient");
     await inject(t, "configureBackend", "permanent");
     const { sessionId } = await sendCheckout(t);
     await drain(t);
@@ -44,9 +46,10 @@ describe("compensation", () => {
     expect(instance?.status).toBe("failed");
     expect(instance?.resources).toEqual({});
     const deleted = (await auditRows(t, status.jobId!)).filter((r) => r.action === "resource.deleted").map((r) => r.detail!.split(" ")[0]);
-    expect(deleted).toHaveLength(4);
-    // stripeEndpoint finished after convexProject, so its endpoint goes first.
-    expect(deleted.indexOf("stripe")).toBeLessThan(deleted.indexOf("convex"));
+    expect([...deleted].sort()).toEqual(["cloudflare", "convex", "workos"]);
+    // (This used to be Stripe's endpoint, made after convexProject; no step makes one now.)
+    // convexProject finished last, so its project goes first.
+    expect(deleted[0]).toBe("convex");
   });
 
   test("nothing is removed before CLEANUP_DELAY_MS, and a retry before then cancels the cleanup", async () => {
@@ -80,7 +83,6 @@ describe("compensation", () => {
       "cloudflare:pagesProject",
       "convex:deployment",
       "convex:project",
-      "stripe:webhookEndpoint",
       "workos:organization",
     ]);
   });
@@ -102,7 +104,9 @@ describe("compensation", () => {
 
   test("a deletion that fails stays pending and the cleanup cron retries it until it succeeds", async () => {
     const t = setupBackend({ env: { CLEANUP_DELAY_MS: "0" } });
-    await inject(t, "stripeEndpoint", "permanent");
+    // (The permanent fault was on stripeEndpoint, a step now gone; configureBackend fails after
+    // the same three resources were made.)
+    await inject(t, "configureBackend", "permanent");
     await inject(t, "cloudflare.deletePagesProject", "transient", 1);
     const { sessionId } = await sendCheckout(t);
     await drain(t);
@@ -227,6 +231,7 @@ describe("dead letter", () => {
       {
         jobId: failed.jobId,
         instanceId: failed.instanceId,
+        kind: "provision",
         step: "workosOrg",
         class: "permanent",
         message: expect.stringContaining("injected permanent fault"),

@@ -1,5 +1,7 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
+import type { Id } from "../convex/_generated/dataModel";
+import { initialSteps } from "../convex/model/dag";
 import { admitNow, checkoutEvent, drain, sendCheckout, setupBackend, signedStripeRequest, statusOf } from "./harness";
 
 beforeEach(() => vi.useFakeTimers());
@@ -17,7 +19,7 @@ describe("public status page", () => {
     expect(Object.keys(body).sort()).toEqual(
       ["instanceId", "instanceUrl", "jobId", "message", "progress", "status", "steps"].sort(),
     );
-    expect(body.progress).toEqual({ currentStep: 10, totalSteps: 10, percent: 100 });
+    expect(body.progress).toEqual({ currentStep: 9, totalSteps: 9, percent: 100 });
   });
 
   test("shows a payment being processed as pending, then provisioning while steps run", async () => {
@@ -33,7 +35,7 @@ describe("public status page", () => {
     const { body } = await statusOf(t, sessionId);
     expect(body.status).toBe("provisioning");
     expect(body.jobId).toEqual(expect.any(String));
-    expect(body.progress).toEqual({ currentStep: 0, totalSteps: 10, percent: 0 });
+    expect(body.progress).toEqual({ currentStep: 0, totalSteps: 9, percent: 0 });
     expect(body.steps.filter((s) => s.status === "running").map((s) => s.name)).toEqual([
       "convexProject",
       "workosOrg",
@@ -54,6 +56,42 @@ describe("public status page", () => {
     expect(html).not.toContain('http-equiv="refresh"');
     expect(html).toContain("Your instance is ready");
     expect(html).toMatch(/https:\/\/brain-[a-z0-9-]+\.pages\.dev/);
+  });
+
+  test("a suspended or deleted instance says so, with the progress of its provision job, not of the lifecycle job after it", async () => {
+    const t = setupBackend();
+    const { sessionId } = await sendCheckout(t);
+    await drain(t);
+    const ready = (await statusOf(t, sessionId)).body;
+    expect(ready.status).toBe("ready");
+    // A newer lifecycle job (a suspension, still running) must not become the page's job.
+    await t.run(async (ctx) => {
+      const instanceId = ready.instanceId as Id<"instances">;
+      const now = Date.now();
+      await ctx.db.insert("provisioningJobs", {
+        instanceId,
+        kind: "suspend",
+        status: "running",
+        steps: initialSteps("suspend"),
+        totalSteps: 3,
+        currentStep: 0,
+        retryCount: 0,
+        correlationId: "corr-suspend",
+        trigger: "test",
+        createdAt: now,
+        updatedAt: now,
+      });
+      await ctx.db.patch("instances", instanceId, { status: "suspended", suspendedAt: now });
+    });
+    const suspended = (await statusOf(t, sessionId)).body;
+    expect(suspended).toMatchObject({ status: "suspended", jobId: ready.jobId, progress: { currentStep: 9, totalSteps: 9, percent: 100 } });
+    expect(suspended.message).toContain("suspended");
+    expect(await (await t.fetch(`/status?session_id=${sessionId}`)).text()).toContain("Your instance is suspended");
+
+    await t.run(async (ctx) => ctx.db.patch("instances", ready.instanceId as Id<"instances">, { status: "deleted", deletedAt: Date.now() }));
+    const deleted = (await statusOf(t, sessionId)).body;
+    expect(deleted).toMatchObject({ status: "deleted", jobId: ready.jobId });
+    expect(deleted.message).toContain("deleted");
   });
 
   test("a failed job shows the failed step and a support link", async () => {

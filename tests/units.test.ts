@@ -119,15 +119,31 @@ describe("step graph", () => {
 
   test("a step becomes ready once all its inputs succeeded, not before", () => {
     const steps = withStatus({ convexProject: "succeeded", workosOrg: "succeeded", pagesProject: "running" });
-    expect(readySteps(steps)).toEqual(["workosUser", "stripeEndpoint"]);
+    expect(readySteps(steps)).toEqual(["workosUser", "configureBackend"]);
     const more = withStatus({
       convexProject: "succeeded",
       workosOrg: "succeeded",
       pagesProject: "succeeded",
-      stripeEndpoint: "succeeded",
+      configureBackend: "running",
       workosUser: "running",
     });
-    expect(readySteps(more)).toEqual(["configureBackend", "configureSite"]);
+    expect(readySteps(more)).toEqual(["configureSite"]);
+    const deploy = withStatus({
+      convexProject: "succeeded",
+      workosOrg: "succeeded",
+      pagesProject: "succeeded",
+      configureBackend: "succeeded",
+      configureSite: "succeeded",
+      workosUser: "running",
+    });
+    // validate waits for workosUser as well as deployApp.
+    expect(readySteps(deploy)).toEqual(["deployApp"]);
+  });
+
+  test("a lifecycle job's graph is its own: deprovisioning deletes one resource at a time, newest first", () => {
+    expect(initialSteps("deprovision").map((s) => s.name)).toEqual(["deletePagesProject", "deleteWorkosOrg", "deleteConvexProject", "markDeleted"]);
+    expect(readySteps(initialSteps("deprovision"))).toEqual(["deletePagesProject"]);
+    expect(readySteps(initialSteps("suspend"))).toEqual(["suspendBackend", "deactivateMembers"]);
   });
 });
 
