@@ -15,7 +15,16 @@ http.route({
     const config = loadConfig();
     const verified = await verifyStripeWebhook(await request.text(), request.headers.get("stripe-signature"), config.STRIPE_WEBHOOK_SECRET ?? "");
     if (!verified.ok) return new Response(JSON.stringify({ error: { code: verified.code, message: verified.message } }), { status: 400 });
-    const { duplicate } = await ctx.runMutation(internal.checkout.recordStripeEvent, verified.event);
+    // Only what a checkout needs: Brain's verifier also reads subscription and routing fields
+    // (for the lifecycle and forwarding), which this app has no counterpart for.
+    const { eventId, type, livemode, createdAt, checkout } = verified.event;
+    const { duplicate } = await ctx.runMutation(internal.checkout.recordStripeEvent, {
+      eventId,
+      type,
+      livemode,
+      createdAt,
+      ...(checkout ? { checkout } : {}),
+    });
     return new Response(JSON.stringify({ received: true, duplicate }), { status: 200, headers: { "content-type": "application/json" } });
   }),
 });
