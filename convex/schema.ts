@@ -136,9 +136,10 @@ export default defineSchema({
     updatedAt: v.number(),
     finishedAt: v.optional(v.number()),
   })
-    .index("by_instanceId", ["instanceId"])
-    // The status page reads an instance's newest provision job, whatever lifecycle jobs followed.
+    // An instance's jobs in creation order (its newest job, whatever its kind: lifecycle.ts);
+    // the status page reads the newest provision job by the index after it.
     // eslint-disable-next-line @convex-dev/no-duplicate-indexes
+    .index("by_instanceId", ["instanceId"])
     .index("by_instanceId_and_kind", ["instanceId", "kind"])
     // Admission and the watchdog need running/queued jobs in creation order, which the
     // compound index below does not give.
