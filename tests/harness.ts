@@ -70,10 +70,8 @@ export type CheckoutOptions = {
   created?: number;
 };
 
-/** A Stripe event for a Checkout Session (checkout.session.completed unless `type` says otherwise). */
-export function checkoutEvent(options: CheckoutOptions = {}) {
-  const sessionId = options.sessionId ?? unique("cs_test");
-  const email = options.email === undefined ? `${sessionId.toLowerCase()}@example.com` : options.email;
+/** A Stripe event's envelope: its id, type and `created` (unix seconds, default now). */
+function envelope(options: { eventId?: string; type?: string; created?: number }, defaultType: string) {
   return {
     id: options.eventId ?? unique("evt_test"),
     object: "event",
@@ -82,7 +80,16 @@ export function checkoutEvent(options: CheckoutOptions = {}) {
     livemode: false,
     pending_webhooks: 1,
     request: { id: null, idempotency_key: null },
-    type: options.type ?? "checkout.session.completed",
+    type: options.type ?? defaultType,
+  };
+}
+
+/** A Stripe event for a Checkout Session (checkout.session.completed unless `type` says otherwise). */
+export function checkoutEvent(options: CheckoutOptions = {}) {
+  const sessionId = options.sessionId ?? unique("cs_test");
+  const email = options.email === undefined ? `${sessionId.toLowerCase()}@example.com` : options.email;
+  return {
+    ...envelope(options, "checkout.session.completed"),
     data: {
       object: {
         id: sessionId,
@@ -118,14 +125,7 @@ export type SubscriptionOptions = {
 export function subscriptionEvent(options: SubscriptionOptions) {
   const status = options.status ?? (options.type === "customer.subscription.deleted" ? "canceled" : "active");
   return {
-    id: options.eventId ?? unique("evt_test"),
-    object: "event",
-    api_version: "2025-10-29.clover",
-    created: options.created ?? Math.floor(Date.now() / 1000),
-    livemode: false,
-    pending_webhooks: 1,
-    request: { id: null, idempotency_key: null },
-    type: options.type ?? "customer.subscription.updated",
+    ...envelope(options, "customer.subscription.updated"),
     data: {
       object: {
         id: options.subscriptionId,
