@@ -15,15 +15,21 @@ import type { WorkId } from "@convex-dev/workpool";
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
 import type { Doc, Id } from "../convex/_generated/dataModel";
+import { loadConfig } from "../convex/lib/config";
+import type { SubscriptionStatus } from "../convex/lib/validators";
+import { nextLifecycleJob } from "../convex/model/lifecycleRules";
 import { resourceName } from "../convex/model/steps";
 import { FAKE_CREDENTIALS, startFakes, type Fakes } from "./fakes";
+import { startTenantFake, type TenantFake } from "./fakes/tenant";
 import {
   adminHeaders,
   checkoutEvent,
   drain,
+  elapse,
   signedStripeRequest,
   setupBackend,
   statusOf,
+  subscriptionEvent,
   type CheckoutOptions,
   type StatusBody,
   type TestBackend,
@@ -36,7 +42,8 @@ type StepName = StepState["name"];
 type JobId = Id<"provisioningJobs">;
 
 const PREFIX = "brain";
-const DAY_MS = 24 * 60 * 60_000;
+const HOUR_MS = 60 * 60_000;
+const DAY_MS = 24 * HOUR_MS;
 const LIVE_STEP_STATUSES = new Set(["running", "retrying", "waiting"]);
 
 /** Short retries everywhere and compensation at once, unless a row says otherwise. */
@@ -88,6 +95,8 @@ type Harness = {
   t: TestBackend;
   /** The live fakes (throws in sandbox mode). */
   fakes(): Fakes;
+  /** The live tenant apps Brain forwards Stripe events to (lifecycle rows in live mode only; throws otherwise). */
+  tenant(): TenantFake;
   inject(fault: Fault): Promise<void>;
   /** Sends a signed checkout event (a fresh paid checkout.session.completed unless told otherwise). */
   checkout(options?: CheckoutOptions): Promise<{ event: ReturnType<typeof checkoutEvent>; sessionId: string; response: Response }>;
@@ -144,18 +153,25 @@ async function runFor(t: TestBackend, ms: number, stepMs: number) {
   if (left > 0) vi.advanceTimersByTime(left);
 }
 
-function createHarness(mode: ModeName, t: TestBackend, fakes: Fakes | undefined): Harness {
+function createHarness(mode: ModeName, t: TestBackend, fakes: Fakes | undefined, tenant?: TenantFake): Harness {
   const live = (): Fakes => {
     if (!fakes) throw new Error("live fakes are only there in live mode");
     return fakes;
   };
   const deliver = (event: unknown) =>
     t.fetch("/stripe/webhook", signedStripeRequest(event, { timestamp: Math.floor(Date.now() / 1000) }));
+  // Live jumpClock: how far Date.now has been moved on from the real clock.
+  const realNow = Date.now.bind(Date);
+  let clockOffsetMs = 0;
 
   const h: Harness = {
     mode,
     t,
     fakes: live,
+    tenant: () => {
+      if (!tenant) throw new Error("the tenant fake is only there for lifecycle rows in live mode");
+      return tenant;
+    },
 
     async inject(fault) {
       const times = fault.times ?? 1;
@@ -253,8 +269,9 @@ function createHarness(mode: ModeName, t: TestBackend, fakes: Fakes | undefined)
         await drain(t);
         return;
       }
-      const now = Date.now.bind(Date);
-      vi.spyOn(Date, "now").mockImplementation(() => now() + ms);
+      // Cumulative: a second jump adds to the first (a spy wrapping the spy would recurse).
+      clockOffsetMs += ms;
+      vi.spyOn(Date, "now").mockImplementation(() => realNow() + clockOffsetMs);
     },
 
     job: (jobId) => t.run(async (ctx) => (await ctx.db.get("provisioningJobs", jobId as JobId))!),
@@ -1103,6 +1120,689 @@ async function makeOrphansAndForeign(h: Harness, activeInstanceId: string) {
 }
 
 // ---------------------------------------------------------------------------------------
+// The tenant's life (docs/lifecycle.md). Here an instance lives on after provisioning: it may
+// have several jobs (provision, then suspend, resume, deprovision) and end active, suspended or
+// deleted, so these rows end with their own invariants (checkLifecycleInvariants), checked in
+// the same way. In live mode Brain forwards each tenant's Stripe events to a fake tenant app
+// fleet (tests/fakes/tenant.ts), which verifies them with stripe-node and the deployment's
+// STRIPE_WEBHOOK_SECRET as set by configureBackend.
+
+type Instance = Doc<"instances">;
+type InstanceStatus = Instance["status"];
+
+/** What a lifecycle row made: every instance it expects to exist, and the status it ends in. */
+type Scenario = { instances: Record<string, InstanceStatus> };
+
+type LifecycleRow = Omit<Row, "run"> & {
+  /** Drives the scenario; returns the instances it made and where each should end. */
+  run: (h: Harness) => Promise<Scenario>;
+};
+
+/** Instance statuses that hold their resources (a provisioned stack, up or suspended). */
+const HOLDING: ReadonlySet<InstanceStatus> = new Set<InstanceStatus>(["active", "degraded", "down", "suspended", "deprovisioning"]);
+/** Instance statuses Brain sends forwards to (model/forwarding.ts RECEIVING_STATUSES). */
+const RECEIVING: ReadonlySet<InstanceStatus> = new Set<InstanceStatus>(["active", "degraded", "down"]);
+/** What a deprovision deletes, by provider, and where the provision job recorded it. */
+const DELETED_BY_DEPROVISION = [
+  ["convex", "convexProjectId"],
+  ["workos", "workosOrganizationId"],
+  ["cloudflare", "pagesProjectName"],
+] as const;
+
+let serial = 0;
+const uniqueId = (prefix: string) => `${prefix}_chaos${Date.now().toString(36)}${(++serial).toString(36).padStart(3, "0")}`;
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+const jobsOf = (h: Harness, instanceId: string) =>
+  h.t.run((ctx) =>
+    ctx.db
+      .query("provisioningJobs")
+      .withIndex("by_instanceId", (q) => q.eq("instanceId", instanceId as Id<"instances">))
+      .collect(),
+  );
+/** The instance's jobs, oldest first, as `kind:status`. */
+const kindsOf = async (h: Harness, instanceId: string) => (await jobsOf(h, instanceId)).map((j) => `${j.kind}:${j.status}`);
+
+/** Until the instance's jobs are exactly `kinds` (oldest first). */
+async function untilJobs(h: Harness, instanceId: string, kinds: string[]) {
+  await h.waitUntil(`instance ${instanceId}'s jobs to be ${kinds.join(", ")}`, async () => (await kindsOf(h, instanceId)).join() === kinds.join(), {
+    tickMs: 100,
+    growTick: 1.5,
+  });
+}
+
+/** Until Brain has processed the event; returns its outcome (applied, stale, ...). */
+async function outcomeOf(h: Harness, eventId: string) {
+  const record = () => h.t.query(internal.stripe.getStripeEvent, { eventId });
+  await h.waitUntil(`event ${eventId} to be processed`, async () => (await record())?.processedAt !== undefined, { tickMs: 20 });
+  return (await record())!.outcome;
+}
+
+type Tenant = { sessionId: string; customerId: string; subscriptionId: string; instanceId: string; checkoutEventId: string };
+
+/** Paid checkouts of new subscriptions, sent at once, each provisioned to ready. */
+async function subscribe(h: Harness, count = 1, customerId?: string): Promise<Tenant[]> {
+  const sent = await Promise.all(
+    Array.from({ length: count }, async () => {
+      const ids = { customerId: customerId ?? uniqueId("cus"), subscriptionId: uniqueId("sub") };
+      const { event, sessionId, response } = await h.checkout(ids);
+      expect(response.status).toBe(200);
+      return { ...ids, sessionId, checkoutEventId: event.id };
+    }),
+  );
+  const tenants: Tenant[] = [];
+  // One at a time: in sandbox mode each wait drives the simulated clock.
+  for (const checkout of sent) {
+    const ready = await h.settle(checkout.sessionId);
+    expectStatus(ready, "ready");
+    tenants.push({ ...checkout, instanceId: ready.instanceId! });
+  }
+  return tenants;
+}
+
+/** `customer.subscription.deleted` for the tenant (status canceled), `created` now unless given. */
+const subscriptionDeleted = (tenant: Pick<Tenant, "subscriptionId" | "customerId">, created?: number) =>
+  subscriptionEvent({ type: "customer.subscription.deleted", subscriptionId: tenant.subscriptionId, customerId: tenant.customerId, ...(created ? { created } : {}) });
+
+/** An `invoice.paid` event of the tenant's subscription, as Stripe sends it. */
+function invoicePaid(tenant: Pick<Tenant, "subscriptionId" | "customerId">, created = nowSeconds()) {
+  return {
+    id: uniqueId("evt_test"),
+    object: "event",
+    api_version: "2025-10-29.clover",
+    created,
+    livemode: false,
+    pending_webhooks: 1,
+    request: { id: null, idempotency_key: null },
+    type: "invoice.paid",
+    data: {
+      object: {
+        id: uniqueId("in_test"),
+        object: "invoice",
+        customer: tenant.customerId,
+        subscription: tenant.subscriptionId,
+        status: "paid",
+        amount_paid: 1900,
+        currency: "usd",
+      },
+    },
+  };
+}
+
+/**
+ * The deprovision grace runs out. Sandbox: the clock moves past it and the instance's own timer
+ * fires. Live: a real timer an hour ahead cannot fire within a test, so Date.now moves past it
+ * and the backstop cron's mutation (lifecycle.reviewDueDeprovisions, every 15 minutes) runs by
+ * hand; returns how many instances it found due (null in sandbox mode).
+ */
+async function graceRunsOut(h: Harness, graceMs: number): Promise<number | null> {
+  await h.jumpClock(graceMs + 1_000);
+  if (h.mode === "sandbox") return null;
+  return h.t.mutation(internal.lifecycle.reviewDueDeprovisions, {});
+}
+
+/** Time passes. Sandbox: simulated, running what falls due a minute at a time. Live: Date.now moves on, and a quarter second of real retries happens. */
+async function passTime(h: Harness, ms: number) {
+  if (h.mode === "sandbox") {
+    await elapse(h.t, ms, 60_000);
+    return;
+  }
+  await h.jumpClock(ms);
+  await sleep(250);
+}
+
+// Stripe's own state, for reconciliation: sandbox rows (internal.sandbox.seedStripe) or the Stripe fake.
+async function stripeHasSubscription(h: Harness, s: { subscriptionId: string; customerId: string; status: SubscriptionStatus }) {
+  if (h.mode === "sandbox") {
+    await h.t.mutation(internal.sandbox.seedStripe, { kind: "subscription", id: s.subscriptionId, attributes: { status: s.status, customerId: s.customerId } });
+  } else {
+    h.fakes().stripe.addSubscription({ id: s.subscriptionId, customer: s.customerId, status: s.status });
+  }
+}
+
+async function stripeChangesStatus(h: Harness, subscriptionId: string, status: SubscriptionStatus) {
+  if (h.mode === "sandbox") await h.t.mutation(internal.sandbox.seedStripe, { kind: "subscription", id: subscriptionId, attributes: { status } });
+  else h.fakes().stripe.setSubscriptionStatus(subscriptionId, status);
+}
+
+async function stripeHasPaidCheckout(h: Harness, c: { sessionId: string; subscriptionId: string; customerId: string }) {
+  const email = `${c.customerId.toLowerCase()}@example.com`;
+  if (h.mode === "sandbox") {
+    await h.t.mutation(internal.sandbox.seedStripe, {
+      kind: "checkoutSession",
+      id: c.sessionId,
+      attributes: { customerId: c.customerId, subscriptionId: c.subscriptionId, email, name: "Ada Lovelace" },
+    });
+  } else {
+    h.fakes().stripe.addCheckoutSession({
+      id: c.sessionId,
+      customer: c.customerId,
+      subscription: c.subscriptionId,
+      customer_details: { email, name: "Ada Lovelace", phone: null, tax_exempt: "none" },
+    });
+  }
+}
+
+/** The tenant's deployment and organization as the providers see them: paused or not, and each membership's status. */
+async function atProviders(h: Harness, instance: Instance): Promise<{ paused: boolean | null; memberships: string[] }> {
+  const deployment = instance.resources.convexDeploymentName;
+  const organization = instance.resources.workosOrganizationId;
+  if (h.mode === "sandbox") {
+    return h.t.run(async (ctx) => {
+      const row = deployment
+        ? await ctx.db
+            .query("sandboxResources")
+            .withIndex("by_provider_and_kind_and_name", (q) => q.eq("provider", "convex").eq("kind", "deployment").eq("name", deployment))
+            .first()
+        : null;
+      const prefix = `${organization}:`;
+      const memberships = organization
+        ? await ctx.db
+            .query("sandboxResources")
+            .withIndex("by_provider_and_kind_and_name", (q) =>
+              q.eq("provider", "workos").eq("kind", "membership").gte("name", prefix).lt("name", `${prefix}\uffff`),
+            )
+            .collect()
+        : [];
+      return { paused: row ? row.attributes.paused === "true" : null, memberships: memberships.map((m) => m.attributes.status ?? "active") };
+    });
+  }
+  const f = h.fakes();
+  let paused: boolean | null = null;
+  try {
+    paused = deployment ? f.convex.isPaused(deployment) : null;
+  } catch {
+    paused = null; // no such deployment
+  }
+  return { paused, memberships: f.workos.memberships().filter((m) => m.organization_id === organization).map((m) => m.status) };
+}
+
+/** The tenant's deployment answers 503 (down) or serves again. Sandbox: its deployment's paused attribute; live: the tenant fake's mode. */
+async function setTenantUp(h: Harness, deployment: string, up: boolean) {
+  if (h.mode === "live") {
+    h.tenant().setMode(up ? "up" : "down", deployment);
+    return;
+  }
+  await h.t.run(async (ctx) => {
+    const row = await ctx.db
+      .query("sandboxResources")
+      .withIndex("by_provider_and_kind_and_name", (q) => q.eq("provider", "convex").eq("kind", "deployment").eq("name", deployment))
+      .unique();
+    await ctx.db.patch("sandboxResources", row!._id, { attributes: { ...row!.attributes, paused: up ? "false" : "true" } });
+  });
+}
+
+/** The event ids the tenant accepted (verified with its secret), in the order it received them. */
+async function receivedBy(h: Harness, deployment: string): Promise<string[]> {
+  if (h.mode === "sandbox") return h.t.query(internal.sandbox.listTenantEvents, { deploymentName: deployment });
+  return h.tenant().accepted(deployment).map((r) => r.eventId ?? "(unparsed)");
+}
+
+const deliveriesOf = (h: Harness, instanceId: string) =>
+  h.t.run(async (ctx) => (await ctx.db.query("tenantDeliveries").collect()).filter((d) => d.instanceId === instanceId));
+
+/** What still moves, forwards included: a job, a step, a compensation, a send in flight, or a forward due to a tenant that can receive it. */
+async function lifecycleInFlight(t: TestBackend): Promise<string[]> {
+  const busy = await inFlight(t);
+  const now = Date.now();
+  const { instances, deliveries } = await t.run(async (ctx) => ({
+    instances: await ctx.db.query("instances").collect(),
+    deliveries: await ctx.db.query("tenantDeliveries").collect(),
+  }));
+  const statusOfInstance = new Map(instances.map((i) => [i._id as string, i.status]));
+  for (const d of deliveries) {
+    if (d.inFlight && d.inFlight.until > now) busy.push(`delivery ${d.eventId} to ${d.instanceId} in flight`);
+    const status = statusOfInstance.get(d.instanceId);
+    if (d.status === "pending" && status && RECEIVING.has(status)) busy.push(`delivery ${d.eventId} pending for ${status} instance ${d.instanceId}`);
+  }
+  return busy;
+}
+
+/** Until two looks in a row find nothing moving (sandbox: a simulated half second apart; live: after quiesce). */
+async function comeToRest(h: Harness) {
+  if (h.mode === "live") await h.quiesce();
+  let calm = 0;
+  try {
+    await h.waitUntil(
+      "Brain to come to rest",
+      async () => {
+        calm = (await lifecycleInFlight(h.t)).length === 0 ? calm + 1 : 0;
+        if (h.mode === "live" && calm === 1) await sleep(150);
+        return calm >= 2;
+      },
+      { tickMs: 500 },
+    );
+  } catch {
+    // The invariants name whatever is still moving.
+  }
+}
+
+/**
+ * The lifecycle's invariants, every violation collected:
+ *   0. the scenario's instances exist, each in the status the row expects, and no other;
+ *   1. at rest nothing is in flight: no job running or queued, no step live, no send in flight;
+ *   2. every instance is where its subscription says (nextLifecycleJob is null; a grace still
+ *      running is fine, its deprovisionAt is in the future);
+ *   3. a deleted instance holds no resource and records no resource id; every other instance
+ *      holding a stack holds exactly one of each provider's resources, the recorded one; no
+ *      Brain-tagged resource without a non-deleted owner, none twice, no Brain-tagged Stripe
+ *      webhook endpoint;
+ *   4. each job has one job.created and a last terminal entry matching its status; each deleted
+ *      instance has a resource.deleted entry for every resource its provisioning made;
+ *   5. a suspended instance's deployment is paused and its memberships inactive; an active
+ *      one's deployment runs and no membership is inactive;
+ *   6. forwarding at rest: nothing pending for an instance that receives (it was all delivered)
+ *      or for a deleted one (given up), and one delivery per tenant and event.
+ */
+async function checkLifecycleInvariants(h: Harness, scenario: Scenario) {
+  const { t } = h;
+  const violations: string[] = [];
+  const config = loadConfig();
+  const now = Date.now();
+  const { instances, jobs, deliveries } = await t.run(async (ctx) => ({
+    instances: await ctx.db.query("instances").collect(),
+    jobs: await ctx.db.query("provisioningJobs").collect(),
+    deliveries: await ctx.db.query("tenantDeliveries").collect(),
+  }));
+  const resources = await h.resources();
+  const ownedBy = (instanceId: string) => resources.filter((r) => r.brain && r.owner === instanceId);
+
+  // 0. The scenario's instances, and only them.
+  for (const [instanceId, expected] of Object.entries(scenario.instances)) {
+    const instance = instances.find((i) => i._id === instanceId);
+    if (!instance) violations.push(`instance ${instanceId}: missing, expected ${expected}`);
+    else if (instance.status !== expected) violations.push(`instance ${instanceId}: ${instance.status}, expected ${expected}`);
+  }
+  for (const i of instances) {
+    if (!(i._id in scenario.instances)) violations.push(`instance ${i._id} (${i.status}, checkout ${i.checkoutSessionId}) exists, but the scenario made no such instance`);
+  }
+
+  // 1. At rest.
+  for (const busy of await lifecycleInFlight(t)) violations.push(`at rest, still moving: ${busy}`);
+  for (const job of jobs) {
+    for (const s of job.steps) {
+      if (LIVE_STEP_STATUSES.has(s.status)) violations.push(`${job.kind} job ${job._id} (${job.status}): step ${s.name} left ${s.status}`);
+    }
+  }
+
+  // 2. Where its subscription says.
+  for (const i of instances) {
+    if (i.status === "provisioning") continue;
+    const next = nextLifecycleJob(i, config, now);
+    if (next !== null) {
+      const grace = i.deprovisionAt !== undefined ? `, deprovisionAt in ${i.deprovisionAt - now} ms` : "";
+      violations.push(`instance ${i._id} (${i.status}, subscription ${i.subscription?.status ?? "none applied"}${grace}) still needs a ${next} job`);
+    }
+  }
+
+  // 3. Resources.
+  const notDeleted = new Set<string>(instances.filter((i) => i.status !== "deleted").map((i) => i._id));
+  for (const i of instances) {
+    if (i.status === "deleted") {
+      for (const r of ownedBy(i._id)) violations.push(`deleted instance ${i._id}: ${r.provider} ${r.id} still exists`);
+      for (const provider of PROVIDERS) {
+        const recorded = recordedId(i, provider);
+        if (recorded !== undefined) violations.push(`deleted instance ${i._id}: still records ${provider} ${recorded}`);
+      }
+      if (i.resources.tenantWebhookSecretCiphertext !== undefined) violations.push(`deleted instance ${i._id}: still records its tenant signing secret`);
+    } else if (HOLDING.has(i.status)) {
+      for (const provider of PROVIDERS) {
+        const held = ownedBy(i._id).filter((r) => r.provider === provider);
+        const recorded = recordedId(i, provider);
+        if (held.length !== 1) violations.push(`${i.status} instance ${i._id}: ${held.length} ${provider} resources, expected 1`);
+        else if (held[0].id !== recorded) violations.push(`${i.status} instance ${i._id}: ${provider} resource ${held[0].id} is not the recorded ${recorded}`);
+      }
+    }
+  }
+  const seen = new Map<string, number>();
+  for (const r of resources.filter((x) => x.brain)) {
+    if (r.provider === "stripe") violations.push(`Brain-tagged Stripe webhook endpoint ${r.id} (${r.name}) exists: no step makes one`);
+    else if (r.owner === null || !notDeleted.has(r.owner)) {
+      violations.push(`leaked ${r.provider} ${r.id} (${r.name}): ${r.owner ? `instance ${r.owner} is deleted` : "no instance owns it"}`);
+    }
+    const key = `${r.provider} of ${r.owner ?? r.name}`;
+    seen.set(key, (seen.get(key) ?? 0) + 1);
+  }
+  for (const [what, count] of seen) if (count > 1) violations.push(`${count} x ${what}: a resource exists twice`);
+
+  // 4. Audit.
+  for (const job of jobs) {
+    const rows = await t.query(internal.audit.listForJob, { jobId: job._id, limit: 2000 });
+    const created = rows.filter((r) => r.action === "job.created").length;
+    if (created !== 1) violations.push(`${job.kind} job ${job._id}: ${created} job.created entries, expected 1`);
+    const terminal = rows.filter((r) => r.action === "job.succeeded" || r.action === "job.failed").at(-1);
+    const expected = job.status === "succeeded" ? "job.succeeded" : job.status === "failed" ? "job.failed" : null;
+    if (expected && terminal?.action !== expected) {
+      violations.push(`${job.kind} job ${job._id} is ${job.status} but its last terminal audit entry is ${terminal?.action ?? "missing"}`);
+    }
+  }
+  for (const i of instances.filter((x) => x.status === "deleted")) {
+    const rows = await t.query(internal.audit.listForInstance, { instanceId: i._id, limit: 2000 });
+    const deleted = new Set(rows.filter((r) => r.action === "resource.deleted").map((r) => r.detail));
+    const made = jobs.filter((j) => j.instanceId === i._id && j.kind === "provision").map((j) => j.resources ?? {});
+    for (const [provider, field] of DELETED_BY_DEPROVISION) {
+      for (const id of new Set(made.map((r) => r[field]).filter((x): x is string => x !== undefined))) {
+        if (!deleted.has(`${provider} ${id}`)) violations.push(`deleted instance ${i._id}: no resource.deleted entry for ${provider} ${id}`);
+      }
+    }
+  }
+
+  // 5. Suspension at the providers.
+  for (const i of instances) {
+    if (i.status !== "suspended" && i.status !== "active") continue;
+    const { paused, memberships } = await atProviders(h, i);
+    if (i.status === "suspended") {
+      if (paused !== true) violations.push(`suspended instance ${i._id}: its deployment is ${paused === null ? "missing" : "not paused"}`);
+      if (memberships.length === 0) violations.push(`suspended instance ${i._id}: its organization has no membership`);
+      const open = memberships.filter((m) => m !== "inactive");
+      if (open.length > 0) violations.push(`suspended instance ${i._id}: memberships still ${open.join(", ")}`);
+    } else {
+      if (paused !== false) violations.push(`active instance ${i._id}: its deployment is ${paused === null ? "missing" : "paused"}`);
+      if (memberships.includes("inactive")) violations.push(`active instance ${i._id}: a membership is inactive`);
+    }
+  }
+
+  // 6. Forwarding at rest.
+  const statusOfInstance = new Map(instances.map((i) => [i._id as string, i.status]));
+  const perTenant = new Map<string, number>();
+  for (const d of deliveries) {
+    const status = statusOfInstance.get(d.instanceId);
+    if (d.status === "pending" && (status === "deleted" || (status && RECEIVING.has(status)))) {
+      violations.push(`delivery ${d.eventId} to ${status} instance ${d.instanceId} left pending after ${d.attempts} attempts (${d.lastError ?? "no error"})`);
+    }
+    const key = `${d.instanceId}/${d.eventId}`;
+    perTenant.set(key, (perTenant.get(key) ?? 0) + 1);
+  }
+  for (const [key, count] of perTenant) if (count > 1) violations.push(`${count} deliveries of ${key}`);
+
+  expect(violations).toEqual([]);
+}
+
+const LIFECYCLE_ROWS: LifecycleRow[] = [
+  {
+    name: "a subscription deleted mid-provisioning lets the job finish, then suspends the instance and deprovisions it after the grace, leaving nothing",
+    sandbox: "SANDBOX_LATENCY_MS 200, DEPROVISION_GRACE_MS 3600000; customer.subscription.deleted while the provision job runs; the clock passes the grace and the instance's own timer fires",
+    live: "Cloudflare POST /pages/projects answers after 800 ms; the same event while the job runs; DEPROVISION_GRACE_MS 3600000, then Date.now moved past it and the backstop (lifecycle.reviewDueDeprovisions) run by hand",
+    env: (mode): Record<string, string> => ({ DEPROVISION_GRACE_MS: String(HOUR_MS), ...(mode === "sandbox" ? { SANDBOX_LATENCY_MS: "200" } : {}) }),
+    async run(h) {
+      if (h.mode === "live") await h.inject({ target: "pagesProject", kind: "slow", latencyMs: 800 });
+      const ids = { customerId: uniqueId("cus"), subscriptionId: uniqueId("sub") };
+      const { sessionId } = await h.checkout(ids);
+      const seen: { job: Job | null } = { job: null };
+      await h.waitUntil(
+        "the provision job to run",
+        async () => {
+          seen.job = await h.jobOfSession(sessionId);
+          return seen.job?.status === "running";
+        },
+        { tickMs: 10 },
+      );
+      const instanceId = seen.job!.instanceId;
+      const deleted = subscriptionDeleted(ids);
+      expect((await h.deliver(deleted)).status).toBe(200);
+      expect(await outcomeOf(h, deleted.id)).toBe("applied");
+      // Recorded on the instance while its job runs; nothing else starts yet.
+      expect(await kindsOf(h, instanceId)).toEqual(["provision:running"]);
+      const recorded = await h.instance(instanceId);
+      expect(recorded).toMatchObject({ status: "provisioning", subscription: { subscriptionId: ids.subscriptionId, status: "canceled" } });
+      expect(recorded.deprovisionAt).toBeGreaterThan(Date.now());
+
+      await untilJobs(h, instanceId, ["provision:succeeded", "suspend:succeeded"]);
+      expect((await h.instance(instanceId)).status).toBe("suspended");
+      expect((await statusOf(h.t, sessionId)).body.status).toBe("suspended");
+
+      const due = await graceRunsOut(h, HOUR_MS);
+      if (h.mode === "live") expect(due).toBe(1);
+      await untilJobs(h, instanceId, ["provision:succeeded", "suspend:succeeded", "deprovision:succeeded"]);
+      expect((await h.instance(instanceId)).status).toBe("deleted");
+      expect((await statusOf(h.t, sessionId)).body.status).toBe("deleted");
+      return { instances: { [instanceId]: "deleted" } };
+    },
+  },
+  {
+    name: "a deprovision while providers answer 5xx retries each deletion and ends deleted with every resource gone",
+    sandbox: "injectFault deletePagesProject transient x3 and deleteWorkosOrg transient x3; POST /deprovision/:instanceId",
+    live: "Cloudflare DELETE /pages/projects/:name and WorkOS DELETE /organizations/:id answer 503 three times each; POST /deprovision/:instanceId",
+    async run(h) {
+      const [tenant] = await subscribe(h);
+      if (h.mode === "sandbox") {
+        for (const operation of ["deletePagesProject", "deleteWorkosOrg"]) {
+          await h.t.mutation(internal.sandbox.injectFault, { operation, kind: "transient", times: 3 });
+        }
+      } else {
+        h.fakes().cloudflare.inject({ method: "DELETE", path: /\/pages\/projects\/[^/]+$/, status: 503, times: 3 });
+        h.fakes().workos.inject({ method: "DELETE", path: /\/organizations\/[^/]+$/, status: 503, times: 3 });
+      }
+      const answer = await h.admin(`/deprovision/${tenant.instanceId}`, { method: "POST" });
+      expect(answer).toEqual({ status: 202, body: { instanceId: tenant.instanceId, status: "deprovisioning" } });
+      await untilJobs(h, tenant.instanceId, ["provision:succeeded", "deprovision:succeeded"]);
+      const deprovision = (await jobsOf(h, tenant.instanceId))[1];
+      expect(stepOf(deprovision, "deletePagesProject")).toMatchObject({ status: "succeeded", attempts: 4, lastError: { class: "transient" } });
+      expect(stepOf(deprovision, "deleteWorkosOrg")).toMatchObject({ status: "succeeded", attempts: 4, lastError: { class: "transient" } });
+      expect(stepOf(deprovision, "deleteConvexProject")).toMatchObject({ status: "succeeded", attempts: 1 });
+      expect((await h.instance(tenant.instanceId)).status).toBe("deleted");
+      return { instances: { [tenant.instanceId]: "deleted" } };
+    },
+  },
+  {
+    name: "a customer who resubscribes within the grace gets the same instance back, resumed, with no second provisioning",
+    sandbox: "DEPROVISION_GRACE_MS 3600000; customer.subscription.deleted, then a paid checkout of the same customer with a new subscription; then the clock passes the old grace (its timer fires and finds nothing to do)",
+    live: "the same; Date.now moved past the old grace and the backstop (lifecycle.reviewDueDeprovisions) run by hand",
+    env: () => ({ DEPROVISION_GRACE_MS: String(HOUR_MS) }),
+    async run(h) {
+      const [first] = await subscribe(h);
+      const id = first.instanceId;
+      expect((await h.deliver(subscriptionDeleted(first))).status).toBe(200);
+      await untilJobs(h, id, ["provision:succeeded", "suspend:succeeded"]);
+      const suspended = await h.instance(id);
+      expect(suspended.status).toBe("suspended");
+      expect(suspended.deprovisionAt).toBeGreaterThan(Date.now());
+
+      const subscriptionId = uniqueId("sub");
+      const again = await h.checkout({ customerId: first.customerId, subscriptionId });
+      expect(again.response.status).toBe(200);
+      expect(await outcomeOf(h, again.event.id)).toBe("applied");
+      await untilJobs(h, id, ["provision:succeeded", "suspend:succeeded", "resume:succeeded"]);
+      const resumed = await h.instance(id);
+      expect(resumed).toMatchObject({
+        status: "active",
+        checkoutSessionId: again.sessionId,
+        stripeSubscriptionId: subscriptionId,
+        subscription: { subscriptionId, status: "active" },
+      });
+      expect(resumed.deprovisionAt).toBeUndefined();
+      expect(resumed.resources).toEqual(suspended.resources);
+      expect((await statusOf(h.t, again.sessionId)).body).toMatchObject({ status: "ready", instanceId: id });
+
+      // The old grace runs out: nothing is due, nothing happens.
+      const due = await graceRunsOut(h, HOUR_MS);
+      if (h.mode === "live") expect(due).toBe(0);
+      await comeToRest(h);
+      expect(await kindsOf(h, id)).toEqual(["provision:succeeded", "suspend:succeeded", "resume:succeeded"]);
+      return { instances: { [id]: "active" } };
+    },
+  },
+  {
+    name: "customer.subscription.updated (active) arriving after customer.subscription.deleted, though older, is stale and does not resurrect the instance",
+    sandbox: "deleted (created t+2 s), then updated active (created t+1 s) as the suspension starts; DEPROVISION_GRACE_MS 3600000",
+    live: "same",
+    env: () => ({ DEPROVISION_GRACE_MS: String(HOUR_MS) }),
+    async run(h) {
+      const [tenant] = await subscribe(h);
+      const t0 = nowSeconds();
+      const deleted = subscriptionDeleted(tenant, t0 + 2);
+      const updated = subscriptionEvent({ subscriptionId: tenant.subscriptionId, customerId: tenant.customerId, status: "active", created: t0 + 1 });
+      expect((await h.deliver(deleted)).status).toBe(200);
+      expect(await outcomeOf(h, deleted.id)).toBe("applied");
+      expect((await h.deliver(updated)).status).toBe(200);
+      expect(await outcomeOf(h, updated.id)).toBe("stale");
+      await untilJobs(h, tenant.instanceId, ["provision:succeeded", "suspend:succeeded"]);
+      const instance = await h.instance(tenant.instanceId);
+      expect(instance).toMatchObject({ status: "suspended", subscription: { status: "canceled", source: deleted.id } });
+      expect(instance.deprovisionAt).toBeGreaterThan(Date.now());
+      return { instances: { [tenant.instanceId]: "suspended" } };
+    },
+  },
+  {
+    name: "reconciliation finds missed webhooks: a paid checkout never heard of is provisioned, and a cancelled subscription still running is suspended for its grace",
+    sandbox: "internal.sandbox.seedStripe: an active subscription and its paid Checkout Session whose webhook never came, and a provisioned tenant's subscription set canceled with no customer.subscription.deleted; POST /admin/reconcile { dryRun: false }; DEPROVISION_GRACE_MS 3600000",
+    live: "the same in the Stripe fake (addSubscription, addCheckoutSession, setSubscriptionStatus), listed by the live Stripe adapter",
+    env: () => ({ DEPROVISION_GRACE_MS: String(HOUR_MS) }),
+    async run(h) {
+      const [cancelled] = await subscribe(h);
+      await stripeHasSubscription(h, { ...cancelled, status: "active" });
+      const reconcile = () => h.admin("/admin/reconcile", { method: "POST", body: { dryRun: false } });
+      expect(await reconcile()).toEqual({ status: 200, body: { dryRun: false, braked: false, differences: [], applied: [] } });
+
+      // Two webhooks go missing: a new paid checkout's, and the cancellation's.
+      const missed = { sessionId: uniqueId("cs_test"), subscriptionId: uniqueId("sub"), customerId: uniqueId("cus") };
+      await stripeHasSubscription(h, { ...missed, status: "active" });
+      await stripeHasPaidCheckout(h, missed);
+      await stripeChangesStatus(h, cancelled.subscriptionId, "canceled");
+      const before = Date.now();
+      const run = await reconcile();
+      expect(run.status).toBe(200);
+      expect(run.body).toMatchObject({ dryRun: false, braked: false });
+      expect(run.body.differences).toHaveLength(2);
+      expect(run.body.differences).toEqual(
+        expect.arrayContaining([
+          { type: "paid_not_provisioned", subscriptionId: missed.subscriptionId, checkoutSessionId: missed.sessionId, action: "provision" },
+          { type: "cancelled_still_running", subscriptionId: cancelled.subscriptionId, instanceId: cancelled.instanceId, action: "deprovision" },
+        ]),
+      );
+      expect((run.body.applied as { action: string; result: string }[]).map((a) => [a.action, a.result]).sort()).toEqual([
+        ["deprovision", `applied: ${cancelled.subscriptionId} canceled`],
+        ["provision", expect.stringMatching(/^provisioning_started: job /)],
+      ]);
+
+      const ready = await h.settle(missed.sessionId);
+      expectStatus(ready, "ready");
+      expect(await h.instance(ready.instanceId!)).toMatchObject({
+        status: "active",
+        checkoutSessionId: missed.sessionId,
+        stripeSubscriptionId: missed.subscriptionId,
+        stripeCustomerId: missed.customerId,
+      });
+      await untilJobs(h, cancelled.instanceId, ["provision:succeeded", "suspend:succeeded"]);
+      const suspended = await h.instance(cancelled.instanceId);
+      expect(suspended).toMatchObject({ status: "suspended", subscription: { subscriptionId: cancelled.subscriptionId, status: "canceled" } });
+      expect(suspended.deprovisionAt).toBeGreaterThanOrEqual(before + HOUR_MS);
+      expect(suspended.deprovisionAt).toBeLessThanOrEqual(Date.now() + HOUR_MS);
+      expect(await h.t.query(internal.reconciliation.getLastRun, {})).toMatchObject({ dryRun: false, braked: false });
+      return { instances: { [ready.instanceId!]: "active", [cancelled.instanceId]: "suspended" } };
+    },
+  },
+  {
+    name: "reconciliation's safety brake: three cancellations over RECONCILE_MAX_CHANGES 2 apply nothing, and the braked run is stored",
+    sandbox: "three provisioned tenants whose subscriptions internal.sandbox.seedStripe lists as canceled (no webhook sent); RECONCILE_MAX_CHANGES 2; POST /admin/reconcile { dryRun: false }",
+    live: "the same subscriptions in the Stripe fake (addSubscription with status canceled)",
+    env: () => ({ RECONCILE_MAX_CHANGES: "2" }),
+    async run(h) {
+      const tenants = await subscribe(h, 3);
+      for (const tenant of tenants) await stripeHasSubscription(h, { ...tenant, status: "canceled" });
+      const run = await h.admin("/admin/reconcile", { method: "POST", body: { dryRun: false } });
+      expect(run.status).toBe(200);
+      expect(run.body).toMatchObject({ dryRun: false, braked: true, applied: [] });
+      const wouldDeprovision = tenants.map((tenant) => ({
+        type: "cancelled_still_running",
+        subscriptionId: tenant.subscriptionId,
+        instanceId: tenant.instanceId,
+        action: "deprovision",
+      }));
+      expect(run.body.differences).toHaveLength(3);
+      expect(run.body.differences).toEqual(expect.arrayContaining(wouldDeprovision));
+
+      await comeToRest(h);
+      for (const tenant of tenants) {
+        const instance = await h.instance(tenant.instanceId);
+        expect(instance.status).toBe("active");
+        expect(instance.deprovisionAt).toBeUndefined();
+        expect(await kindsOf(h, tenant.instanceId)).toEqual(["provision:succeeded"]);
+      }
+      const stored = await h.t.query(internal.reconciliation.getLastRun, {});
+      expect(stored).toMatchObject({ dryRun: false, braked: true, applied: [] });
+      expect(stored!.differences).toEqual(expect.arrayContaining(wouldDeprovision));
+      const alerts = await h.t.run((ctx) =>
+        ctx.db
+          .query("auditLogs")
+          .withIndex("by_action", (q) => q.eq("action", "reconcile.braked"))
+          .collect(),
+      );
+      expect(alerts).toHaveLength(1);
+      return { instances: Object.fromEntries(tenants.map((tenant): [string, InstanceStatus] => [tenant.instanceId, "active"])) };
+    },
+  },
+  {
+    name: "a tenant down for an hour while its events queue receives every one afterwards, exactly once, in Stripe's created order, each verified with its own secret",
+    sandbox:
+      "the sandbox tenant answers 503 (its deployment's paused attribute) for an hour of simulated time; invoice.paid, customer.subscription.updated (same status) and a late invoice.paid older than the update arrive during it; RETRY_BASE_DELAY_MS 1000 and RETRY_MAX_DELAY_MS 300000, so the hour is about twenty tries; internal.sandbox.listTenantEvents (it records an event once by id, so exactly once is read off the delivery rows)",
+    live: "the tenant app fake answers 503 (tests/fakes/tenant.ts, verifying with stripe-node constructEvent and the deployment's STRIPE_WEBHOOK_SECRET); an hour of real time is impossible: Date.now jumps the hour in 10 and 20 minute steps while the real outage lasts about a second of retries (RETRY_MAX_DELAY_MS 200)",
+    env: (mode): Record<string, string> => (mode === "sandbox" ? { RETRY_BASE_DELAY_MS: "1000", RETRY_MAX_DELAY_MS: "300000" } : {}),
+    async run(h) {
+      const [tenant] = await subscribe(h);
+      const deployment = (await h.instance(tenant.instanceId)).resources.convexDeploymentName!;
+      // The checkout itself is the tenant's first event.
+      await h.waitUntil("the checkout event to reach the tenant", async () => (await receivedBy(h, deployment)).length === 1, { tickMs: 100 });
+      expect(await receivedBy(h, deployment)).toEqual([tenant.checkoutEventId]);
+
+      await setTenantUp(h, deployment, false);
+      await passTime(h, 10 * 60_000);
+      const paid = invoicePaid(tenant);
+      expect((await h.deliver(paid)).status).toBe(200);
+      await passTime(h, 20 * 60_000);
+      const updated = subscriptionEvent({ subscriptionId: tenant.subscriptionId, customerId: tenant.customerId, status: "active" });
+      expect((await h.deliver(updated)).status).toBe(200);
+      expect(await outcomeOf(h, updated.id)).toBe("applied");
+      await passTime(h, 10 * 60_000);
+      // Stripe delivers out of order: an invoice event created ten minutes after the first, older than the update, arrives after it.
+      const late = invoicePaid(tenant, paid.created + 600);
+      expect((await h.deliver(late)).status).toBe(200);
+      await passTime(h, 20 * 60_000);
+
+      // An hour down: the tenant has accepted nothing more, and its oldest event has been tried again and again.
+      expect(await receivedBy(h, deployment)).toEqual([tenant.checkoutEventId]);
+      const waiting = (await deliveriesOf(h, tenant.instanceId)).find((d) => d.eventId === paid.id)!;
+      expect(waiting).toMatchObject({ status: "pending", lastStatus: 503 });
+      expect(waiting.attempts).toBeGreaterThanOrEqual(2);
+      if (h.mode === "live") {
+        // Only the oldest event is tried while the tenant is down: the others wait behind it.
+        const refused = h.tenant().requests.filter((r) => r.deployment === deployment && r.answer === "down");
+        expect(refused.length).toBeGreaterThanOrEqual(2);
+        expect(new Set(refused.map((r) => r.eventId))).toEqual(new Set([paid.id]));
+      }
+
+      await setTenantUp(h, deployment, true);
+      await h.waitUntil(
+        "every queued event to be delivered",
+        async () => (await deliveriesOf(h, tenant.instanceId)).every((d) => d.status === "delivered"),
+        { tickMs: 1_000, growTick: 1.5 },
+      );
+      const order = [tenant.checkoutEventId, paid.id, late.id, updated.id];
+      expect(await receivedBy(h, deployment)).toEqual(order);
+      const rows = await deliveriesOf(h, tenant.instanceId);
+      expect(rows.map((d) => d.eventId).sort()).toEqual([...order].sort());
+      for (const d of rows) expect(d).toMatchObject({ status: "delivered", lastStatus: 200 });
+      if (h.mode === "live") {
+        // Each accepted request was verified by the tenant with its secret; none was rejected.
+        expect(h.tenant().requests.filter((r) => r.answer === "rejected")).toEqual([]);
+      }
+      // The same status changed nothing: no lifecycle job.
+      expect(await kindsOf(h, tenant.instanceId)).toEqual(["provision:succeeded"]);
+      return { instances: { [tenant.instanceId]: "active" } };
+    },
+  },
+];
+
+/** The signing secret configureBackend set on a live fake deployment (undefined when it has none). */
+function liveTenantSecret(fakes: Fakes, deployment: string): string | undefined {
+  try {
+    return fakes.convex.envVars(deployment).STRIPE_WEBHOOK_SECRET;
+  } catch {
+    return undefined; // no such deployment
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 
 describe.each(["sandbox", "live"] as const)("chaos on %s providers", (mode) => {
   let fakes: Fakes | undefined;
@@ -1130,5 +1830,24 @@ describe.each(["sandbox", "live"] as const)("chaos on %s providers", (mode) => {
     const paid = await row.run(h);
     await h.quiesce();
     await checkInvariants(h, paid);
+  });
+
+  for (const row of LIFECYCLE_ROWS) test(row.name, { timeout: row.timeoutMs }, async () => {
+    // Live: the tenants Brain forwards to are a local fake app fleet, not *.convex.site.
+    const tenant = fakes ? await startTenantFake({ secretFor: (deployment) => liveTenantSecret(fakes!, deployment) }) : undefined;
+    try {
+      const env =
+        mode === "sandbox"
+          ? { ...BASE_ENV, SANDBOX_LATENCY_MS: "5", ...row.env?.(mode) }
+          : { ...fakes!.env, ...BASE_ENV, TENANT_EVENTS_URL_TEMPLATE: `${tenant!.url}/{deployment}/stripe/events`, ...row.env?.(mode) };
+      const t = setupBackend({ env });
+      if (fakes) fakes.attach(t);
+      const h = createHarness(mode, t, fakes, tenant);
+      const scenario = await row.run(h);
+      await comeToRest(h);
+      await checkLifecycleInvariants(h, scenario);
+    } finally {
+      await tenant?.close();
+    }
   });
 });
