@@ -409,6 +409,47 @@ describe("order and staleness", () => {
     expect(instance.pastDueSince).toBeUndefined();
   });
 
+  test("a subscription deleted before its checkout arrived: the instance is provisioned, then suspended for the grace", async () => {
+    const t = setupBackend({ env: { DEPROVISION_GRACE_MS: String(DAY) } });
+    const customerId = unique("cus");
+    const subscriptionId = unique("sub");
+    const deleted = subscriptionEvent({ subscriptionId, customerId, type: "customer.subscription.deleted" });
+    await sendEvent(t, deleted);
+    await drain(t);
+    expect(await t.query(internal.stripe.getStripeEvent, { eventId: deleted.id })).toMatchObject({ outcome: "ignored" });
+
+    const { sessionId } = await sendCheckout(t, { customerId, subscriptionId, created: nowSeconds() - 60 });
+    await drainFor(t, 30 * 60_000);
+    const instance = await t.run((ctx) =>
+      ctx.db
+        .query("instances")
+        .withIndex("by_checkoutSessionId", (q) => q.eq("checkoutSessionId", sessionId))
+        .unique(),
+    );
+    expect(instance).toMatchObject({ status: "suspended", subscription: { status: "canceled", source: deleted.id } });
+    expect(instance!.deprovisionAt).toBeGreaterThan(Date.now());
+    expect((await jobsOf(t, instance!._id)).map((j) => `${j.kind}:${j.status}`)).toEqual(["provision:succeeded", "suspend:succeeded"]);
+  });
+
+  test("a subscription's events from before its instance existed are forwarded to it once it is active, in order", async () => {
+    const t = setupBackend();
+    const customerId = unique("cus");
+    const subscriptionId = unique("sub");
+    const created = subscriptionEvent({ subscriptionId, customerId, type: "customer.subscription.created", created: nowSeconds() - 30 });
+    await sendEvent(t, created);
+    const { event: checkout, sessionId } = await sendCheckout(t, { customerId, subscriptionId, created: nowSeconds() - 20 });
+    expect((await settleCheckout(t, sessionId)).status).toBe("ready");
+    await drainFor(t, 60_000);
+    const instance = await t.run((ctx) =>
+      ctx.db
+        .query("instances")
+        .withIndex("by_checkoutSessionId", (q) => q.eq("checkoutSessionId", sessionId))
+        .unique(),
+    );
+    const received = await t.query(internal.sandbox.listTenantEvents, { deploymentName: instance!.resources.convexDeploymentName! });
+    expect(received).toEqual([created.id, checkout.id]);
+  });
+
   test("a redelivered event changes nothing the second time", async () => {
     const t = setupBackend();
     const tenant = await provisioned(t);

@@ -7,7 +7,8 @@ import { providerMode, type Config } from "../lib/config";
 import type { CheckoutSummary, StripeEventOutcome } from "../lib/validators";
 import { appendAudit } from "./audit";
 import { startFailedJob, startProvisionJob } from "./jobs";
-import { resumeWithinGrace } from "./lifecycle";
+import { queueDeliveries } from "./forwarding";
+import { applySubscription, instancesForRouting, resumeWithinGrace } from "./lifecycle";
 
 export async function provisionCheckout(
   ctx: MutationCtx,
@@ -54,7 +55,33 @@ export async function provisionCheckout(
     return { outcome: "needs_attention", detail: `job ${jobId}: ${overCap}`, instanceId };
   }
   const jobId = await startProvisionJob(ctx, config, job);
+  await catchUpOnSubscription(ctx, config, checkout.subscriptionId, origin.actor);
   return { outcome: "provisioning_started", detail: `job ${jobId}`, instanceId };
+}
+
+/**
+ * Stripe does not deliver in order: the subscription's own events may have come before its
+ * checkout, when no instance was theirs (a `deleted` included). Now that the instance exists,
+ * the newest of them is applied (its review waits for the provision job) and their forwards
+ * are queued.
+ */
+async function catchUpOnSubscription(ctx: MutationCtx, config: Config, subscriptionId: string | undefined, actor: string) {
+  if (!subscriptionId) return;
+  const early = await ctx.db
+    .query("stripeEvents")
+    .withIndex("by_subscriptionId_and_createdAt", (q) => q.eq("subscription.subscriptionId", subscriptionId))
+    .order("desc")
+    .take(20);
+  const newest = early.find((event) => event.subscription !== undefined);
+  if (newest?.subscription) {
+    await applySubscription(ctx, config, newest.subscription, { createdAt: newest.createdAt, source: newest.eventId, actor, snapshot: false });
+  }
+  const tenants = await instancesForRouting(ctx, { subscriptionId });
+  for (const event of early.reverse()) {
+    if (event.forwardBody !== undefined) {
+      await queueDeliveries(ctx, config, { eventId: event.eventId, type: event.type, createdAt: event.createdAt, body: event.forwardBody }, tenants);
+    }
+  }
 }
 
 /** Instance statuses that hold a Pages project (or are about to). Failed ones count only while
