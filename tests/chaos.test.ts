@@ -11,6 +11,9 @@
 //      the step.retry_scheduled that queued it) for every attempt
 //      recorded on the job's steps, a job.retried per manual retry, the compensation, and a
 //      terminal job.succeeded / job.failed matching the job.
+// The tenant-lifecycle rows (LIFECYCLE_ROWS: suspension, resume, deprovisioning,
+// reconciliation, forwarding) end instead with checkLifecycleInvariants, in the same spirit:
+// an instance there has several jobs and may end suspended or deleted.
 import type { WorkId } from "@convex-dev/workpool";
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
@@ -1535,7 +1538,7 @@ const LIFECYCLE_ROWS: LifecycleRow[] = [
           seen.job = await h.jobOfSession(sessionId);
           return seen.job?.status === "running";
         },
-        { tickMs: 10 },
+        { tickMs: 250 },
       );
       const instanceId = seen.job!.instanceId;
       const deleted = subscriptionDeleted(ids);
