@@ -10,6 +10,7 @@ import schema from "../convex/schema";
 import { POOL_NAMES as REGISTRY_POOL_NAMES } from "../convex/registry";
 import { internal } from "../convex/_generated/api";
 import { ADMISSION_SEGMENT_MS } from "../convex/model/jobs";
+import type { ProviderCtx } from "../convex/providers/types";
 
 export const TEST_STRIPE_WEBHOOK_SECRET = "whsec_test_brain_harness_secret";
 export const TEST_ADMIN_API_TOKEN = "test-admin-token-0123456789abcdef";
@@ -49,6 +50,17 @@ export function setupBackend(options: { env?: Record<string, string> } = {}) {
   return Object.assign(t, { TEST_STRIPE_WEBHOOK_SECRET, TEST_ADMIN_API_TOKEN });
 }
 export type TestBackend = ReturnType<typeof setupBackend>;
+
+/** An action context over the backend, for calling adapters the way a step action does. */
+export function actionCtxOf(t: TestBackend): ProviderCtx {
+  type Caller = (ref: unknown, args: unknown) => Promise<unknown>;
+  const backend = t as unknown as { query: Caller; mutation: Caller; action: Caller };
+  return {
+    runQuery: (ref: unknown, args: unknown) => backend.query(ref, args),
+    runMutation: (ref: unknown, args: unknown) => backend.mutation(ref, args),
+    runAction: (ref: unknown, args: unknown) => backend.action(ref, args),
+  } as unknown as ProviderCtx;
+}
 
 const stripe = new Stripe("sk_test_harness", { httpClient: Stripe.createFetchHttpClient() });
 

@@ -7,8 +7,8 @@ import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
 import { loadConfig } from "../convex/lib/config";
 import { sandboxProviders } from "../convex/providers/sandbox";
-import { ProviderError, type ProviderCtx, type Providers } from "../convex/providers/types";
-import { setupBackend, type TestBackend } from "./harness";
+import { ProviderError, type Providers } from "../convex/providers/types";
+import { actionCtxOf, setupBackend, type TestBackend } from "./harness";
 
 beforeEach(() => vi.useFakeTimers());
 afterEach(() => vi.useRealTimers());
@@ -90,13 +90,7 @@ describe("sandbox listing", () => {
 
 /** The sandbox adapters, called the way a step action calls them, on a convex-test backend. */
 function sandboxFor(t: TestBackend): Providers {
-  type Caller = (ref: unknown, args: unknown) => Promise<unknown>;
-  const backend = t as unknown as { query: Caller; mutation: Caller; action: Caller };
-  const ctx = {
-    runQuery: (ref: unknown, args: unknown) => backend.query(ref, args),
-    runMutation: (ref: unknown, args: unknown) => backend.mutation(ref, args),
-    runAction: (ref: unknown, args: unknown) => backend.action(ref, args),
-  } as unknown as ProviderCtx;
+  const ctx = actionCtxOf(t);
   return sandboxProviders({ ctx, config: loadConfig(), correlationId: "sandbox-test" });
 }
 

@@ -175,6 +175,18 @@ async function deliverToSandboxTenant(
   return 200;
 }
 
+/** Pauses or unpauses a simulated deployment (its `paused` attribute; deliverEvent answers 503 while set). */
+async function setPaused(env: ProviderEnv, deploymentName: string, paused: boolean): Promise<void> {
+  const updated = await call(env, {
+    operation: paused ? "convex.pauseDeployment" : "convex.unpauseDeployment",
+    kind: "deployment",
+    name: deploymentName,
+    action: "update",
+    attributes: { paused: String(paused) },
+  });
+  mustExist(updated, "convex", `deployment ${deploymentName}`);
+}
+
 export function sandboxProviders(env: ProviderEnv): Providers {
   return {
     convex: {
@@ -222,26 +234,8 @@ export function sandboxProviders(env: ProviderEnv): Providers {
         mustExist(updated, "convex", `deployment ${deploymentName}`);
       },
       // Pausing a paused deployment (or unpausing a running one) is success, as with Convex.
-      async pauseDeployment({ deploymentName }) {
-        const updated = await call(env, {
-          operation: "convex.pauseDeployment",
-          kind: "deployment",
-          name: deploymentName,
-          action: "update",
-          attributes: { paused: "true" },
-        });
-        mustExist(updated, "convex", `deployment ${deploymentName}`);
-      },
-      async unpauseDeployment({ deploymentName }) {
-        const updated = await call(env, {
-          operation: "convex.unpauseDeployment",
-          kind: "deployment",
-          name: deploymentName,
-          action: "update",
-          attributes: { paused: "false" },
-        });
-        mustExist(updated, "convex", `deployment ${deploymentName}`);
-      },
+      pauseDeployment: ({ deploymentName }) => setPaused(env, deploymentName, true),
+      unpauseDeployment: ({ deploymentName }) => setPaused(env, deploymentName, false),
       async deliverEvent({ deploymentName, body, signature }) {
         const started = Date.now();
         const logCall = (outcome: string) =>

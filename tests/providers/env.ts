@@ -1,9 +1,9 @@
 // Runs a live adapter directly against the provider fakes, with a real convex-test backend
 // behind it (the adapters use it for request budgets and caches).
 import { loadConfig } from "../../convex/lib/config";
-import { ProviderError, type ProviderCtx, type ProviderEnv } from "../../convex/providers/types";
+import { ProviderError, type ProviderEnv } from "../../convex/providers/types";
 import { startFakes, type Fakes } from "../fakes";
-import { setupBackend, type TestBackend } from "../harness";
+import { actionCtxOf, setupBackend, type TestBackend } from "../harness";
 
 export type AdapterHarness = { fakes: Fakes; t: TestBackend; env: ProviderEnv; close: () => Promise<void> };
 
@@ -12,13 +12,7 @@ export async function adapterHarness(env: Record<string, string> = {}): Promise<
   const fakes = await startFakes();
   const t = setupBackend({ env: { ...fakes.env, ...env } });
   fakes.attach(t);
-  type Caller = (ref: unknown, args: unknown) => Promise<unknown>;
-  const backend = t as unknown as { query: Caller; mutation: Caller; action: Caller };
-  const ctx = {
-    runQuery: (ref: unknown, args: unknown) => backend.query(ref, args),
-    runMutation: (ref: unknown, args: unknown) => backend.mutation(ref, args),
-    runAction: (ref: unknown, args: unknown) => backend.action(ref, args),
-  } as unknown as ProviderCtx;
+  const ctx = actionCtxOf(t);
   return {
     fakes,
     t,
