@@ -53,8 +53,8 @@ export default defineSchema({
     .index("by_eventId", ["eventId"])
     .index("by_checkoutSessionId_and_createdAt", ["checkoutSessionId", "createdAt"])
     .index("by_outcome_and_receivedAt", ["outcome", "receivedAt"])
-    // Subscription events that came before their instance existed (a checkout processed late).
-    .index("by_subscriptionId_and_createdAt", ["subscription.subscriptionId", "createdAt"]),
+    // A subscription's events (its own, and its invoices') that came before their instance existed.
+    .index("by_subscriptionId_and_createdAt", ["routing.subscriptionId", "createdAt"]),
 
   // Written when a paid checkout is processed; read by steps (email) and operators.
   customers: defineTable({

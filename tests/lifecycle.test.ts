@@ -437,6 +437,12 @@ describe("order and staleness", () => {
     const subscriptionId = unique("sub");
     const created = subscriptionEvent({ subscriptionId, customerId, type: "customer.subscription.created", created: nowSeconds() - 30 });
     await sendEvent(t, created);
+    const invoice = {
+      ...subscriptionEvent({ subscriptionId, customerId, created: nowSeconds() - 25 }),
+      type: "invoice.paid",
+      data: { object: { id: "in_test_early", object: "invoice", customer: customerId, subscription: subscriptionId, status: "paid" } },
+    };
+    await sendEvent(t, invoice);
     const { event: checkout, sessionId } = await sendCheckout(t, { customerId, subscriptionId, created: nowSeconds() - 20 });
     expect((await settleCheckout(t, sessionId)).status).toBe("ready");
     await drainFor(t, 60_000);
@@ -447,7 +453,7 @@ describe("order and staleness", () => {
         .unique(),
     );
     const received = await t.query(internal.sandbox.listTenantEvents, { deploymentName: instance!.resources.convexDeploymentName! });
-    expect(received).toEqual([created.id, checkout.id]);
+    expect(received).toEqual([created.id, invoice.id, checkout.id]);
   });
 
   test("a redelivered event changes nothing the second time", async () => {

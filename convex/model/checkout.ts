@@ -60,16 +60,16 @@ export async function provisionCheckout(
 }
 
 /**
- * Stripe does not deliver in order: the subscription's own events may have come before its
- * checkout, when no instance was theirs (a `deleted` included). Now that the instance exists,
- * the newest of them is applied (its review waits for the provision job) and their forwards
- * are queued.
+ * Stripe does not deliver in order: the subscription's events (its own and its invoices') may
+ * have come before its checkout, when no instance was theirs (a `deleted` included). Now that
+ * the instance exists, the newest subscription state among them is applied (its review waits
+ * for the provision job) and their forwards are queued, in `created` order.
  */
 async function catchUpOnSubscription(ctx: MutationCtx, config: Config, subscriptionId: string | undefined, actor: string) {
   if (!subscriptionId) return;
   const early = await ctx.db
     .query("stripeEvents")
-    .withIndex("by_subscriptionId_and_createdAt", (q) => q.eq("subscription.subscriptionId", subscriptionId))
+    .withIndex("by_subscriptionId_and_createdAt", (q) => q.eq("routing.subscriptionId", subscriptionId))
     .order("desc")
     .take(20);
   const newest = early.find((event) => event.subscription !== undefined);
