@@ -11,9 +11,9 @@ import type { InstanceRef, Orphan, OrphanProvider } from "../convex/lib/validato
 import { deleteOrphans, findOrphans } from "../convex/model/orphanScan";
 import { orphanReason, recordedIds } from "../convex/model/orphans";
 import { instanceIdFromName } from "../convex/providers/owned";
-import type { OwnedResource, ProviderCtx } from "../convex/providers/types";
+import type { OwnedResource } from "../convex/providers/types";
 import { FAKE_CREDENTIALS, startFakes, type Fakes } from "./fakes";
-import { adminHeaders, drain, pollUntilSettled, sendCheckout, setupBackend, statusOf, type StatusBody, type TestBackend } from "./harness";
+import { actionCtxOf, adminHeaders, drain, pollUntilSettled, sendCheckout, setupBackend, statusOf, type StatusBody, type TestBackend } from "./harness";
 
 type Cleanup = { dryRun: boolean; deleted: Orphan[]; wouldDelete: Orphan[]; failed: (Orphan & { message: string })[] };
 
@@ -330,17 +330,6 @@ const cleanup = async (t: TestBackend, body?: unknown) => {
   return { status: response.status, body: (await response.json()) as Cleanup };
 };
 
-/** An action context over the test backend, for calling the cleanup's model code directly. */
-function actionCtx(t: TestBackend): ProviderCtx {
-  type Caller = (ref: unknown, args: unknown) => Promise<unknown>;
-  const backend = t as unknown as { query: Caller; mutation: Caller; action: Caller };
-  return {
-    runQuery: (ref: unknown, args: unknown) => backend.query(ref, args),
-    runMutation: (ref: unknown, args: unknown) => backend.mutation(ref, args),
-    runAction: (ref: unknown, args: unknown) => backend.action(ref, args),
-  } as unknown as ProviderCtx;
-}
-
 const auditActions = async (t: TestBackend, action: string) =>
   t.run((ctx) =>
     ctx.db
@@ -474,7 +463,7 @@ describe.each([sandboxWorld, liveWorld])("orphaned provider resources ($name pro
     const status = await world.provision(t);
     const endpoint = await world.makeEndpoint(t, status.instanceId!);
 
-    const found = await findOrphans(actionCtx(t), loadConfig(), "orphans-test");
+    const found = await findOrphans(actionCtxOf(t), loadConfig(), "orphans-test");
     expect(found).toEqual([{ ...endpoint, instanceId: status.instanceId, reason: "retired" }]);
     expect((await getOrphans(t)).orphans).toEqual([endpoint]);
 
@@ -512,7 +501,7 @@ describe.each([sandboxWorld, liveWorld])("orphaned provider resources ($name pro
     for (const resource of orphans) await world.deleteByHand(t, resource);
 
     const result = await deleteOrphans(
-      actionCtx(t),
+      actionCtxOf(t),
       loadConfig(),
       scanned.map((o) => ({ ...o, reason: "no_instance" as const })),
       "admin-api",
@@ -602,7 +591,7 @@ describe("orphan scans in the sandbox", () => {
     await t.run((ctx) => ctx.db.patch("instances", instanceId, { status: "provisioning" }));
 
     const result = await deleteOrphans(
-      actionCtx(t),
+      actionCtxOf(t),
       loadConfig(),
       scanned.map((o) => ({ ...o, instanceId, reason: "instance_deleted" as const })),
       "admin-api",

@@ -3,7 +3,7 @@ import { backoffDelayMs, retryDelayMs, type RetryPolicy } from "../convex/lib/ba
 import { loadConfig, missingLiveCredentials, providerMode, requireLiveCredentials, retryPolicy } from "../convex/lib/config";
 import { decryptSecret, encryptSecret, timingSafeEqual } from "../convex/lib/crypto";
 import { initialSteps, readySteps } from "../convex/model/dag";
-import { resourceName, siteUrlOf } from "../convex/model/steps";
+import { resourceName } from "../convex/model/steps";
 import { kindForStatus, outcomeForError } from "../convex/providers/classify";
 import { ProviderError } from "../convex/providers/types";
 import type { StepState } from "../convex/lib/validators";
@@ -151,10 +151,6 @@ describe("resource naming and failure classification", () => {
   test("resource names are deterministic, DNS-safe and carry the prefix", () => {
     expect(resourceName("brain", "k57ABC;def_12")).toBe("brain-k57abcdef12");
     expect(resourceName("brain", "x".repeat(80))).toHaveLength(58);
-  });
-
-  test("a deployment's HTTP actions live on its .convex.site twin", () => {
-    expect(siteUrlOf("https://happy-otter-123.convex.cloud")).toBe("https://happy-otter-123.convex.site");
   });
 
   test("statuses classify as transient, rate limited or permanent", () => {

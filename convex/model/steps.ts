@@ -22,11 +22,6 @@ export function resourceName(prefix: string, instanceId: string): string {
   return `${prefix}-${instanceId.toLowerCase().replace(/[^a-z0-9]/g, "")}`.slice(0, 58);
 }
 
-/** Where a tenant deployment serves HTTP actions: the .convex.site twin of its .convex.cloud URL. */
-export function siteUrlOf(deploymentUrl: string): string {
-  return deploymentUrl.replace(/\.convex\.cloud(\/|$)/, ".convex.site$1").replace(/\/$/, "");
-}
-
 export function need<K extends keyof InstanceResources>(input: StepInput, key: K): NonNullable<InstanceResources[K]> {
   const value = input.resources[key];
   // The DAG guarantees inputs; a missing one means the record was damaged, and retrying won't help.
