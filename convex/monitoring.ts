@@ -3,7 +3,7 @@
 import { v } from "convex/values";
 import { internalAction, internalMutation, internalQuery } from "./_generated/server";
 import { loadConfig } from "./lib/config";
-import { vHealthReport, vHealthStatus, vInstanceResources, vInstanceStatus } from "./lib/validators";
+import { vHealthReport, vInstanceHealthStatus, vInstanceResources, vInstanceStatus } from "./lib/validators";
 import { appendAudit } from "./model/audit";
 import { listCircuits as listProviderCircuits } from "./model/circuits";
 import { checkInstanceHealth as runHealthCheck } from "./model/health";
@@ -13,7 +13,7 @@ export const getInstanceResources = internalQuery({
   args: { instanceId: v.string() },
   returns: v.union(
     v.null(),
-    v.object({ instanceId: v.id("instances"), status: vInstanceStatus, resources: vInstanceResources, healthStatus: v.optional(vHealthStatus) }),
+    v.object({ instanceId: v.id("instances"), status: vInstanceStatus, resources: vInstanceResources, healthStatus: v.optional(vInstanceHealthStatus) }),
   ),
   handler: async (ctx, args) => {
     const instanceId = ctx.db.normalizeId("instances", args.instanceId);
@@ -24,6 +24,10 @@ export const getInstanceResources = internalQuery({
   },
 });
 
+/**
+ * Records an on-demand check in the health history. The confirmed status (healthStatus) moves
+ * only with the rounds' hysteresis (health.ts), so one probe never changes it.
+ */
 export const recordHealthCheck = internalMutation({
   args: { report: vHealthReport, trigger: v.string() },
   returns: v.null(),
@@ -36,12 +40,6 @@ export const recordHealthCheck = internalMutation({
       overall: report.overall,
       failing: report.resources.filter((r) => !r.ok).map((r) => r.resource),
       trigger,
-    });
-    await ctx.db.patch("instances", report.instanceId, {
-      healthStatus: report.overall,
-      lastHealthCheckAt: report.checkedAt,
-      unhealthySince:
-        report.overall === "healthy" ? undefined : (instance.unhealthySince ?? report.checkedAt),
     });
     await appendAudit(ctx, {
       actor: trigger,

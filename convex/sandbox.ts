@@ -51,7 +51,7 @@ export const applyOperation = internalMutation({
   handler: async (ctx, args) => {
     const fault = await ctx.db
       .query("sandboxFaults")
-      .withIndex("by_operation", (q) => q.eq("operation", args.operation))
+      .withIndex("by_operation_and_instanceId", (q) => q.eq("operation", args.operation).eq("instanceId", undefined))
       .first();
     if (fault && fault.remaining > 0) {
       if (fault.remaining === 1) await ctx.db.delete("sandboxFaults", fault._id);
@@ -151,7 +151,7 @@ export const injectFault = internalMutation({
     if (!Number.isInteger(args.times) || args.times < 1) fail("BAD_REQUEST", "times must be a positive integer");
     const existing = await ctx.db
       .query("sandboxFaults")
-      .withIndex("by_operation", (q) => q.eq("operation", operation))
+      .withIndex("by_operation_and_instanceId", (q) => q.eq("operation", operation).eq("instanceId", undefined))
       .first();
     const fields = {
       kind: args.kind,

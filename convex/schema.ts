@@ -25,6 +25,13 @@ import {
   vEventRouting,
   vAppliedSubscription,
   vDeliveryStatus,
+  vInstanceHealthStatus,
+  vHealthMember,
+  vIncidentSeverity,
+  vIncidentStatus,
+  vAlertType,
+  vAlertChannel,
+  vCheckResult,
 } from "./lib/validators";
 
 export default defineSchema({
@@ -76,9 +83,16 @@ export default defineSchema({
     status: vInstanceStatus,
     resources: vInstanceResources,
     url: v.optional(v.string()),
-    healthStatus: v.optional(vHealthStatus),
+    /**
+     * Confirmed health (after hysteresis), absent until the first check. Written by health.ts
+     * when it changes, with the check that changed it (lastHealthCheckAt) and unhealthySince;
+     * the per-round check times live in the instance's health batch (docs/monitoring.md).
+     */
+    healthStatus: v.optional(vInstanceHealthStatus),
     lastHealthCheckAt: v.optional(v.number()),
     unhealthySince: v.optional(v.number()),
+    /** The health batch checking this instance (absent: not monitored, or not enrolled yet). */
+    healthBatchId: v.optional(v.id("healthBatches")),
     createdAt: v.number(),
     activatedAt: v.optional(v.number()),
     /** Stripe: the customer and subscription this instance is paid by (from its checkout). */
@@ -100,7 +114,14 @@ export default defineSchema({
     .index("by_stripeSubscriptionId", ["stripeSubscriptionId"])
     .index("by_stripeCustomerId", ["stripeCustomerId"])
     .index("by_deprovisionAt", ["deprovisionAt"])
-    .index("by_status_and_pagesProjectName", ["status", "resources.pagesProjectName"]),
+    .index("by_status_and_pagesProjectName", ["status", "resources.pagesProjectName"])
+    // Health enrollment: live instances not in a health batch yet (health.ts).
+    .index("by_status_and_healthBatchId", ["status", "healthBatchId"])
+    // The health dashboard's pages (monitoring.getInstancesHealthStatus), by filter.
+    .index("by_status_and_createdAt", ["status", "createdAt"])
+    .index("by_status_and_healthStatus_and_createdAt", ["status", "healthStatus", "createdAt"])
+    .index("by_status_and_plan_and_createdAt", ["status", "plan", "createdAt"])
+    .index("by_status_and_plan_and_healthStatus_and_createdAt", ["status", "plan", "healthStatus", "createdAt"]),
 
   // The job engine's state: one document per job, its steps inline (ten, bounded).
   // Written only by provisioning mutations; read by the step actions, status page and operators.
@@ -208,14 +229,126 @@ export default defineSchema({
     .index("by_instanceId", ["instanceId"])
     .index("by_action", ["action"]),
 
-  // Health history: written by monitoring.checkInstanceHealth; read by operators.
+  // Health history: one row when an instance's result changes (a round whose result equals the
+  // previous one writes nothing), and one per on-demand check. Written by health.ts and
+  // monitoring.checkInstanceHealth; read by GET /instance-health; pruned after HEALTH_RETENTION_MS.
   healthChecks: defineTable({
     instanceId: v.id("instances"),
     at: v.number(),
     overall: vHealthStatus,
+    /** The confirmed status after this check (rounds only). */
+    status: v.optional(vInstanceHealthStatus),
     failing: v.array(v.string()),
+    /** Per-check detail of a failed check (rounds only). */
+    checks: v.optional(v.record(v.string(), vCheckResult)),
     trigger: v.string(),
-  }).index("by_instanceId", ["instanceId"]),
+  })
+    .index("by_instanceId_and_at", ["instanceId", "at"])
+    .index("by_at", ["at"]),
+
+  // Health batches: up to HEALTH_BATCH_SIZE monitored instances checked together by one action,
+  // each batch on its own slot of the interval. Written by health.ts (enrollment, claims, results);
+  // read by the same and the health dashboard. Per-round state lives here, not on the instances.
+  healthBatches: defineTable({
+    /** Creation order: spreads slots evenly over the interval. */
+    number: v.number(),
+    /** The batch's offset within HEALTH_CHECK_INTERVAL_MS: its rounds start at slot + k * interval. */
+    slot: v.number(),
+    size: v.number(),
+    members: v.array(vHealthMember),
+    /** When runHealthChecks must next look at it: the earliest member due, or the end of a claim's lease. */
+    dueAt: v.number(),
+    /** The run checking it now (only that run may record results). */
+    claim: v.optional(v.object({ token: v.string(), runAt: v.number() })),
+    /** The oldest member's last check (0 while one is unchecked): coverage reads only batches behind. */
+    oldestCheckAt: v.number(),
+    updatedAt: v.number(),
+  })
+    .index("by_dueAt", ["dueAt"])
+    .index("by_size", ["size"])
+    .index("by_oldestCheckAt", ["oldestCheckAt"]),
+
+  // Fleet-wide health state: the deep sweep's schedule and claim. One row, written by health.ts.
+  healthSchedule: defineTable({
+    deepDueAt: v.number(),
+    deepClaim: v.optional(v.object({ token: v.string(), until: v.number() })),
+    lastDeepSweep: v.optional(
+      v.object({ startedAt: v.number(), finishedAt: v.number(), organizations: v.number(), pagesProjects: v.number(), suspects: v.number() }),
+    ),
+  }),
+
+  // Plans seen among monitored instances: the health dashboard's byPlan keys (counts come from the aggregate).
+  healthPlans: defineTable({ plan: v.string() }).index("by_plan", ["plan"]),
+
+  // An instance's time away from active: opened when its confirmed health leaves active, resolved
+  // when it returns. Written by model/incidents.ts (from health.ts) and alerts.ts; read by
+  // GET /admin/incidents, GET /instance-health and the metrics. Kept HEALTH_RETENTION_MS after resolving.
+  incidents: defineTable({
+    instanceId: v.id("instances"),
+    plan: v.string(),
+    status: vIncidentStatus,
+    /** The worst confirmed status while open. */
+    severity: vIncidentSeverity,
+    /** The checks failing now (or when it resolved: the last ones). */
+    failing: v.array(v.string()),
+    /** When the instance started failing (the alert's `since`). */
+    since: v.number(),
+    openedAt: v.number(),
+    /** When its alert is due (since + ALERT_AFTER_MS, or a maintenance window's end); absent once alerted or resolved. */
+    alertDueAt: v.optional(v.number()),
+    alertedAt: v.optional(v.number()),
+    /** The next reminder (ALERT_REMINDER_MS), while open and alerted. */
+    remindAt: v.optional(v.number()),
+    resolvedAt: v.optional(v.number()),
+    /** Why it closed: `recovered`, or the instance stopped being monitored (suspended, deleted). */
+    resolution: v.optional(v.string()),
+    /** Notices sent for it, in order. */
+    notifications: v.array(v.object({ type: vAlertType, at: v.number(), suppressed: v.optional(v.string()) })),
+  })
+    .index("by_instanceId_and_status", ["instanceId", "status"])
+    .index("by_status_and_openedAt", ["status", "openedAt"])
+    .index("by_alertDueAt", ["alertDueAt"])
+    .index("by_remindAt", ["remindAt"])
+    .index("by_status_and_resolvedAt", ["status", "resolvedAt"]),
+
+  // Maintenance windows: alerts are held while one covers the instance (or the fleet); checks go on.
+  // Written by POST /admin/maintenance; read by alerts.ts and GET /admin/maintenance.
+  maintenanceWindows: defineTable({
+    /** Absent: the whole fleet. */
+    instanceId: v.optional(v.id("instances")),
+    from: v.number(),
+    until: v.number(),
+    reason: v.string(),
+    createdAt: v.number(),
+    actor: v.string(),
+  })
+    .index("by_until", ["until"])
+    .index("by_instanceId_and_until", ["instanceId", "until"]),
+
+  // Each alert notice to each destination (an email address, the webhook): retried with backoff
+  // for up to 24 h. Written and read by alerts.ts; pruned after HEALTH_RETENTION_MS.
+  alertDeliveries: defineTable({
+    incidentId: v.id("incidents"),
+    instanceId: v.id("instances"),
+    type: vAlertType,
+    channel: vAlertChannel,
+    /** The email address, or the webhook URL's host (the URL itself is configuration). */
+    destination: v.string(),
+    /** The JSON body as first built (the webhook re-sends it byte for byte). */
+    body: v.string(),
+    status: v.union(v.literal("pending"), v.literal("delivered"), v.literal("failed")),
+    attempts: v.number(),
+    nextAttemptAt: v.number(),
+    expiresAt: v.number(),
+    lastStatus: v.optional(v.number()),
+    lastError: v.optional(v.string()),
+    inFlight: v.optional(v.object({ token: v.string(), until: v.number() })),
+    createdAt: v.number(),
+    deliveredAt: v.optional(v.number()),
+  })
+    .index("by_incidentId", ["incidentId"])
+    .index("by_status_and_nextAttemptAt", ["status", "nextAttemptAt"])
+    .index("by_createdAt", ["createdAt"]),
 
   // WorkOS user ids by email, so a lookup inside the TTL does not call WorkOS again.
   // Written and read by providers/workos.ts through providerCache.ts.
@@ -265,7 +398,9 @@ export default defineSchema({
     remaining: v.number(),
     message: v.optional(v.string()),
     retryAfterMs: v.optional(v.number()),
-  }).index("by_operation", ["operation"]),
+    /** Only calls for this instance fail (a health probe of one tenant); absent: every call. */
+    instanceId: v.optional(v.string()),
+  }).index("by_operation_and_instanceId", ["operation", "instanceId"]),
 
   // Stripe events forwarded to the tenant they belong to, signed with its own secret. Queued by
   // stripe.recordStripeEvent (and checkout processing) in the transaction that records the event;

@@ -13,7 +13,9 @@ export const COMPONENTS = {
   githubPool: "@convex-dev/workpool",
   resendPool: "@convex-dev/workpool",
   brainPool: "@convex-dev/workpool",
+  healthPool: "@convex-dev/workpool",
   rateLimiter: "@convex-dev/rate-limiter",
+  healthCounts: "@convex-dev/aggregate",
 };
 
 execFileSync("npx", ["convex", "codegen", "--system-udfs", "--typecheck", "disable"], { stdio: "inherit" });

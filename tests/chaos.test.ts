@@ -1142,9 +1142,9 @@ type LifecycleRow = Omit<Row, "run"> & {
 };
 
 /** Instance statuses that hold their resources (a provisioned stack, up or suspended). */
-const HOLDING: ReadonlySet<InstanceStatus> = new Set<InstanceStatus>(["active", "degraded", "down", "suspended", "deprovisioning"]);
+const HOLDING: ReadonlySet<InstanceStatus> = new Set<InstanceStatus>(["active", "suspended", "deprovisioning"]);
 /** Instance statuses Brain sends forwards to (model/forwarding.ts RECEIVING_STATUSES). */
-const RECEIVING: ReadonlySet<InstanceStatus> = new Set<InstanceStatus>(["active", "degraded", "down"]);
+const RECEIVING: ReadonlySet<InstanceStatus> = new Set<InstanceStatus>(["active"]);
 /** What a deprovision deletes, by provider, and where the provision job recorded it. */
 const DELETED_BY_DEPROVISION = [
   ["convex", "convexProjectId"],

@@ -5,6 +5,7 @@
 import { convexTest } from "convex-test";
 import workpoolTest from "@convex-dev/workpool/test";
 import rateLimiterTest from "@convex-dev/rate-limiter/test";
+import aggregateTest from "@convex-dev/aggregate/test";
 import Stripe from "stripe";
 import schema from "../convex/schema";
 import { POOL_NAMES as REGISTRY_POOL_NAMES } from "../convex/registry";
@@ -45,8 +46,9 @@ function applyEnv(env: Record<string, string>) {
 export function setupBackend(options: { env?: Record<string, string> } = {}) {
   applyEnv({ ...DEFAULT_TEST_ENV, ...options.env });
   const t = convexTest(schema, modules);
-  for (const name of POOL_NAMES) workpoolTest.register(t, name);
+  for (const name of [...POOL_NAMES, "healthPool"]) workpoolTest.register(t, name);
   rateLimiterTest.register(t);
+  aggregateTest.register(t, "healthCounts");
   return Object.assign(t, { TEST_STRIPE_WEBHOOK_SECRET, TEST_ADMIN_API_TOKEN });
 }
 export type TestBackend = ReturnType<typeof setupBackend>;

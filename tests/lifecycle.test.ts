@@ -58,7 +58,7 @@ describe("lifecycle rules", () => {
     ["active + paused", { subscription: applied("paused", 0) }, "suspend"],
     ["active + past_due for a day", { subscription: applied("past_due", 0), pastDueSince: NOW - DAY }, null],
     ["active + past_due for 7 days", { subscription: applied("past_due", 0), pastDueSince: NOW - 7 * DAY }, "suspend"],
-    ["degraded + unpaid", { status: "degraded" as const, subscription: applied("unpaid", 0) }, "suspend"],
+    ["active + unpaid", { status: "active" as const, subscription: applied("unpaid", 0) }, "suspend"],
     ["suspended + active again", { status: "suspended" as const, subscription: applied("active", 0) }, "resume"],
     ["suspended + canceled, grace running", { status: "suspended" as const, subscription: applied("canceled", 0), deprovisionAt: NOW + DAY }, null],
     ["active + canceled, grace running", { subscription: applied("canceled", 0), deprovisionAt: NOW + DAY }, "suspend"],

@@ -46,7 +46,7 @@ describe("reconciliation rules", () => {
   test.each([
     ["active + active instance", sub("active"), instance(), []],
     ["unpaid + active instance", sub("unpaid"), instance(), ["suspend"]],
-    ["paused + degraded instance", sub("paused"), instance({ status: "degraded" }), ["suspend"]],
+    ["paused + active instance", sub("paused"), instance({ status: "active" }), ["suspend"]],
     ["past_due never applied + active instance (its clock has not started)", sub("past_due"), instance(), []],
     [
       "past_due applied 8 days ago + active instance",

@@ -24,17 +24,17 @@ const read = (path: string) => readFileSync(new URL(path, import.meta.url), "utf
 const literalsOf = (validator: { members: { value: string }[] }) => validator.members.map((m) => m.value);
 
 describe("registry", () => {
-  test("convex.config.ts declares exactly the work pools the registry names", () => {
+  test("convex.config.ts declares exactly the work pools the registry names, and the health pool", () => {
     const declared = [...read("../convex/convex.config.ts").matchAll(/app\.use\(workpool, \{ name: "(\w+)" \}\)/g)].map((m) => m[1]);
-    expect(new Set(declared)).toEqual(new Set(POOL_NAMES));
-    expect(declared).toHaveLength(POOL_NAMES.length);
+    expect(new Set(declared)).toEqual(new Set([...POOL_NAMES, "healthPool"]));
+    expect(declared).toHaveLength(POOL_NAMES.length + 1);
   });
 
-  test("the offline codegen types every pool the registry names, and the rate limiter", () => {
+  test("the offline codegen types every pool the registry names, the health pool, the rate limiter and the health counts", () => {
     const source = read("../scripts/codegen-offline.mjs");
     const block = source.slice(source.indexOf("export const COMPONENTS"), source.indexOf("};", source.indexOf("export const COMPONENTS")));
     const names = [...block.matchAll(/^\s+(\w+): "@convex-dev\/[\w-]+",?$/gm)].map((m) => m[1]);
-    expect(new Set(names)).toEqual(new Set([...POOL_NAMES, "rateLimiter"]));
+    expect(new Set(names)).toEqual(new Set([...POOL_NAMES, "healthPool", "rateLimiter", "healthCounts"]));
   });
 
   test("the provision job's steps are listed in the stored order, and every step is in the registry", () => {

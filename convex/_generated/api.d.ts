@@ -14,6 +14,7 @@ import type {
   FunctionReference,
 } from "convex/server";
 import type * as adminRoutes from "../adminRoutes.js";
+import type * as alertRoutes from "../alertRoutes.js";
 import type * as audit from "../audit.js";
 import type * as cleanup from "../cleanup.js";
 import type * as crons from "../crons.js";
@@ -37,6 +38,7 @@ import type * as model_dag from "../model/dag.js";
 import type * as model_decide from "../model/decide.js";
 import type * as model_forwarding from "../model/forwarding.js";
 import type * as model_health from "../model/health.js";
+import type * as model_incidents from "../model/incidents.js";
 import type * as model_jobs from "../model/jobs.js";
 import type * as model_lifecycle from "../model/lifecycle.js";
 import type * as model_lifecycleRules from "../model/lifecycleRules.js";
@@ -85,6 +87,7 @@ import type * as stripe from "../stripe.js";
  */
 declare const fullApi: ApiFromModules<{
   adminRoutes: typeof adminRoutes;
+  alertRoutes: typeof alertRoutes;
   audit: typeof audit;
   cleanup: typeof cleanup;
   crons: typeof crons;
@@ -108,6 +111,7 @@ declare const fullApi: ApiFromModules<{
   "model/decide": typeof model_decide;
   "model/forwarding": typeof model_forwarding;
   "model/health": typeof model_health;
+  "model/incidents": typeof model_incidents;
   "model/jobs": typeof model_jobs;
   "model/lifecycle": typeof model_lifecycle;
   "model/lifecycleRules": typeof model_lifecycleRules;
@@ -163,5 +167,7 @@ export declare const components: {
   "githubPool": import("@convex-dev/workpool/_generated/component.js").ComponentApi<"githubPool">;
   "resendPool": import("@convex-dev/workpool/_generated/component.js").ComponentApi<"resendPool">;
   "brainPool": import("@convex-dev/workpool/_generated/component.js").ComponentApi<"brainPool">;
+  "healthPool": import("@convex-dev/workpool/_generated/component.js").ComponentApi<"healthPool">;
   "rateLimiter": import("@convex-dev/rate-limiter/_generated/component.js").ComponentApi<"rateLimiter">;
+  "healthCounts": import("@convex-dev/aggregate/_generated/component.js").ComponentApi<"healthCounts">;
 };

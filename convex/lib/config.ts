@@ -143,6 +143,45 @@ export const EnvSchema = z.object({
   TENANT_FORWARD_MAX_AGE_MS: int(1).default(3 * 24 * 60 * 60_000),
   /** Reconciliation's brake: more suspensions or deprovisions than this (or 5% of the fleet) apply nothing. */
   RECONCILE_MAX_CHANGES: int(0).default(10),
+
+  // Fleet health (issue #9): docs/monitoring.md.
+  /** Each monitored instance is checked once per interval; the fleet's rounds are spread over it. */
+  HEALTH_CHECK_INTERVAL_MS: int(10_000).default(5 * 60_000),
+  /** A site or backend probe that has not answered 2xx within this fails. */
+  HEALTH_PROBE_TIMEOUT_MS: int(100).max(60_000).default(10_000),
+  /** The management view (WorkOS organization, Pages latest deployment), listed fleet-wide this often. */
+  HEALTH_DEEP_CHECK_INTERVAL_MS: int(60_000).default(60 * 60_000),
+  /** A failed check is re-checked this much later, not at the next round. */
+  HEALTH_CONFIRM_INTERVAL_MS: int(1_000).default(30_000),
+  /** Consecutive failed checks that make an active instance degraded or down. */
+  HEALTH_FAILURE_THRESHOLD: int(1).max(20).default(2),
+  /** Consecutive passed checks that make a degraded or down instance active again. */
+  HEALTH_SUCCESS_THRESHOLD: int(1).max(20).default(2),
+  /** Health history (healthChecks), resolved incidents and sent alerts are kept this long. */
+  HEALTH_RETENTION_MS: int(60_000).default(30 * 24 * 60 * 60_000),
+  /** Instances checked together by one action (a health batch). */
+  HEALTH_BATCH_SIZE: int(1).max(200).default(100),
+  /** Health batches checked at once (the health work pool's parallelism). */
+  HEALTH_CONCURRENCY: int(1).max(64).default(8),
+  /** Where a tenant's site is probed: {subdomain} (the Pages subdomain Cloudflare returned), {project}, {instanceId}. */
+  TENANT_SITE_URL_TEMPLATE: z
+    .string()
+    .refine((t) => /\{(subdomain|project|instanceId)\}/.test(t), "must contain {subdomain}, {project} or {instanceId}")
+    .default("https://{subdomain}"),
+  /** An incident unhealthy longer than this sends its one alert. */
+  ALERT_AFTER_MS: int(0).default(10 * 60_000),
+  /** While an alerted incident stays open, a reminder this often (0: none). */
+  ALERT_REMINDER_MS: int(0).default(0),
+  /** Alert emails go to each of these (comma-separated). */
+  ALERT_EMAILS: z
+    .string()
+    .transform((text) => text.split(",").map((address) => address.trim()).filter((address) => address.length > 0))
+    .pipe(z.array(z.string().email("must be email addresses, comma-separated")))
+    .default([]),
+  /** Alerts are POSTed here as signed JSON (Brain-Signature). */
+  ALERT_WEBHOOK_URL: z.string().url().optional(),
+  /** Signs the alert webhook (HMAC-SHA256); required when ALERT_WEBHOOK_URL is set. */
+  ALERT_WEBHOOK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
 });
 
 export type Config = z.infer<typeof EnvSchema>;
@@ -155,6 +194,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")} (${issue.message})`);
     return fail("CONFIG_INVALID", `invalid environment: ${problems.join(", ")}`);
+  }
+  if (parsed.data.ALERT_WEBHOOK_URL !== undefined && parsed.data.ALERT_WEBHOOK_SECRET === undefined) {
+    return fail("CONFIG_INVALID", "invalid environment: ALERT_WEBHOOK_SECRET (required when ALERT_WEBHOOK_URL is set)");
   }
   return parsed.data;
 }

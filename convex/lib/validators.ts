@@ -67,8 +67,6 @@ export type JobStatus = Infer<typeof vJobStatus>;
 export const vInstanceStatus = literals(
   "provisioning",
   "active",
-  "degraded",
-  "down",
   "suspended",
   "deprovisioning",
   "deleted",
@@ -76,8 +74,76 @@ export const vInstanceStatus = literals(
 );
 export type InstanceStatus = Infer<typeof vInstanceStatus>;
 
+/** One probe's verdict (GET /instance-health's `overall`): every check answered, some did not, none did. */
 export const vHealthStatus = literals("healthy", "degraded", "down");
 export type HealthStatus = Infer<typeof vHealthStatus>;
+
+/** An instance's confirmed health after hysteresis (instances.healthStatus): the roadmap's words. */
+export const vInstanceHealthStatus = literals("active", "degraded", "down");
+export type InstanceHealthStatus = Infer<typeof vInstanceHealthStatus>;
+
+/** What a health round checks: site and backend every round, the management view on the deep cadence. */
+export const HEALTH_CHECK_NAMES = ["site", "backend", "organization", "pages"] as const;
+export const vHealthCheckName = literals(...HEALTH_CHECK_NAMES);
+export type HealthCheckName = Infer<typeof vHealthCheckName>;
+
+/** One check's latest result. */
+export const vCheckResult = v.object({
+  ok: v.boolean(),
+  at: v.number(),
+  detail: v.string(),
+  /** Site and backend probes: the response time and HTTP status, when there was an answer. */
+  ms: v.optional(v.number()),
+  status: v.optional(v.number()),
+});
+export type CheckResult = Infer<typeof vCheckResult>;
+
+/**
+ * One monitored instance inside its health batch (healthBatches.members): what to probe, its
+ * confirmed status and the hysteresis streak toward another one, its latest result per check.
+ */
+export const vHealthMember = v.object({
+  instanceId: v.id("instances"),
+  plan: v.string(),
+  /** The probe targets, resolved when the instance joined (site URL from TENANT_SITE_URL_TEMPLATE). */
+  siteUrl: v.optional(v.string()),
+  pagesProjectName: v.optional(v.string()),
+  deploymentName: v.optional(v.string()),
+  deploymentUrl: v.optional(v.string()),
+  workosOrganizationId: v.optional(v.string()),
+  /** Confirmed status (after hysteresis); absent until the first check. */
+  status: v.optional(vInstanceHealthStatus),
+  /** The status the latest checks point to while it differs from `status`, and how many in a row. */
+  candidate: v.optional(vInstanceHealthStatus),
+  streak: v.number(),
+  /** When the current run of failed checks began (the outage's start as Brain saw it). */
+  failingSince: v.optional(v.number()),
+  /** Confirmed unhealthy since (kept from failingSince when the status turned degraded or down). */
+  unhealthySince: v.optional(v.number()),
+  /** When this member is next checked (its batch's round, or a confirmation re-check). */
+  dueAt: v.number(),
+  checkedAt: v.optional(v.number()),
+  checks: v.object({
+    site: v.optional(vCheckResult),
+    backend: v.optional(vCheckResult),
+    organization: v.optional(vCheckResult),
+    pages: v.optional(vCheckResult),
+  }),
+  /** The deep sweep's list did not show this member's organization or live Pages deployment: probe it directly. */
+  deepSuspect: v.optional(v.array(literals("organization", "pages"))),
+  /** The open incident, while there is one. */
+  incidentId: v.optional(v.id("incidents")),
+  joinedAt: v.number(),
+});
+export type HealthMember = Infer<typeof vHealthMember>;
+
+export const vIncidentSeverity = literals("degraded", "down");
+export type IncidentSeverity = Infer<typeof vIncidentSeverity>;
+export const vIncidentStatus = literals("open", "resolved");
+export const vAlertType = literals("instance.degraded", "instance.down", "instance.recovered");
+export type AlertType = Infer<typeof vAlertType>;
+export const vAlertChannel = literals("email", "webhook");
+export type AlertChannel = Infer<typeof vAlertChannel>;
 
 export const vStepError = v.object({ class: vFailureClass, message: v.string(), at: v.number() });
 

@@ -86,7 +86,7 @@ async function catchUpOnSubscription(ctx: MutationCtx, config: Config, subscript
 
 /** Instance statuses that hold a Pages project (or are about to). Failed ones count only while
  * their project still exists (the cleanup clears `resources.pagesProjectName`). */
-const HOLDS_PAGES_PROJECT = ["provisioning", "active", "degraded", "down", "suspended", "deprovisioning"] as const;
+const HOLDS_PAGES_PROJECT = ["provisioning", "active", "suspended", "deprovisioning"] as const;
 
 /**
  * Cloudflare caps Pages projects per account. With live Cloudflare, a checkout that would

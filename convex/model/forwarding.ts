@@ -27,8 +27,8 @@ import { vDeliveryStatus, type InstanceStatus } from "../lib/validators";
 import { log } from "../lib/log";
 import { appendAudit } from "./audit";
 
-/** Instance statuses whose deployment runs and can take events (`degraded`/`down`: health says so, it still gets tries). */
-export const RECEIVING_STATUSES: ReadonlySet<InstanceStatus> = new Set<InstanceStatus>(["active", "degraded", "down"]);
+/** Instance statuses whose deployment runs and can take events (whatever its health says: it still gets tries). */
+export const RECEIVING_STATUSES: ReadonlySet<InstanceStatus> = new Set<InstanceStatus>(["active"]);
 
 /** Rows one mutation changes at most when it walks a tenant's queue (stop, hold end); more continue in a scheduled mutation. */
 export const BATCH = 100;

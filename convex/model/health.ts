@@ -45,7 +45,7 @@ export async function checkInstanceHealth(
   const { instanceId } = instance;
   if (!isLive(instance.status) && instance.status !== "provisioning" && instance.status !== "failed") {
     // Suspended (its backend paused on purpose), being deprovisioned, or deleted: nothing to probe or record.
-    return { instanceId, overall: instance.healthStatus ?? "healthy", checkedAt: Date.now(), resources: [], skipped: `instance is ${instance.status}` };
+    return { instanceId, overall: instance.healthStatus === "active" || !instance.healthStatus ? "healthy" : instance.healthStatus, checkedAt: Date.now(), resources: [], skipped: `instance is ${instance.status}` };
   }
   const providers = providersFor({ ctx, config, correlationId: `health:${instanceId}` });
   const probes = STEP_LIST.flatMap((step) => {

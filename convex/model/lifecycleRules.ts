@@ -7,8 +7,8 @@ import type { AppliedSubscription, InstanceStatus, JobKind, SubscriptionStatus, 
 
 type Instance = Doc<"instances">;
 
-/** Statuses of an instance that is up and serving (health may say degraded or down). */
-export const LIVE_STATUSES: readonly InstanceStatus[] = ["active", "degraded", "down"];
+/** Statuses of an instance that is up and serving (its health, healthStatus, may say degraded or down). */
+export const LIVE_STATUSES: readonly InstanceStatus[] = ["active"];
 export const isLive = (status: InstanceStatus) => LIVE_STATUSES.includes(status);
 
 /** The subscription has ended for good: its instance is deprovisioned after the grace. */

@@ -119,6 +119,14 @@ export function liveCloudflare(env: ProviderEnv): CloudflareAdapter {
       return owned;
     },
 
+    // Placeholder until the health probes land (issue #9).
+    async probeSites() {
+      throw new Error("probeSites is not implemented yet");
+    },
+    async listPagesDeployments() {
+      throw new Error("listPagesDeployments is not implemented yet");
+    },
+
     async deletePagesProject({ projectName }) {
       try {
         await call("deleteProject", () => client.pages.projects.delete(projectName, { account_id: accountId }));

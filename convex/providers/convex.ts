@@ -184,6 +184,11 @@ export function liveConvex(env: ProviderEnv): ConvexAdapter {
         .map((p) => ownedResource(String(p.id), p.name, instanceIdFromName(config.RESOURCE_PREFIX, p.name)));
     },
 
+    // Placeholder until the health probes land (issue #9).
+    async probeBackends() {
+      throw new Error("probeBackends is not implemented yet");
+    },
+
     async deleteProject({ projectId }) {
       try {
         await call("deleteProject", "POST", `/projects/${projectId}/delete`);

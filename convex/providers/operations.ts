@@ -11,6 +11,7 @@ export const OPERATIONS = [
   "convex.pauseDeployment",
   "convex.unpauseDeployment",
   "convex.deliverEvent",
+  "convex.probeBackend",
   "workos.ensureOrganization",
   "workos.ensureMembership",
   "workos.probeOrganization",
@@ -22,6 +23,8 @@ export const OPERATIONS = [
   "cloudflare.probePagesProject",
   "cloudflare.listPagesProjects",
   "cloudflare.deletePagesProject",
+  "cloudflare.probeSite",
+  "cloudflare.listPagesDeployments",
   "stripe.listSubscriptions",
   "stripe.retrieveSubscription",
   "stripe.listCheckoutSessions",
@@ -36,5 +39,8 @@ export type OperationName = (typeof OPERATIONS)[number];
 export function resolveOperation(name: string): OperationName | null {
   if ((OPERATIONS as readonly string[]).includes(name)) return name as OperationName;
   const step = (STEPS as Record<string, { operation?: OperationName }>)[name];
-  return step?.operation ?? null;
+  if (step?.operation) return step.operation;
+  // A bare operation name, when only one provider has it (`probeSite`, `probeBackend`).
+  const bare = OPERATIONS.filter((operation) => operation.endsWith(`.${name}`));
+  return bare.length === 1 ? bare[0] : null;
 }

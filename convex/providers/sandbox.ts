@@ -276,6 +276,10 @@ export function sandboxProviders(env: ProviderEnv): Providers {
           .filter((p) => instanceIdFromName(env.config.RESOURCE_PREFIX, p.name) !== undefined)
           .map((p) => ownedResource(p.externalId, p.name, instanceIdFromName(env.config.RESOURCE_PREFIX, p.name)));
       },
+      // Placeholder until the health probes land (issue #9).
+      async probeBackends() {
+        throw new Error("probeBackends is not implemented yet");
+      },
       async deleteProject({ projectId }) {
         const project = await call(env, { operation: "convex.deleteProject", kind: "project", name: projectId, action: "delete" });
         if (project?.attributes.deploymentName) {
@@ -383,6 +387,13 @@ export function sandboxProviders(env: ProviderEnv): Providers {
           attributes: Object.fromEntries(Object.entries(variables).map(([key, value]) => [`env.${key}`, value])),
         });
         mustExist(updated, "cloudflare", `Pages project ${projectName}`);
+      },
+      // Placeholder until the health probes land (issue #9).
+      async probeSites() {
+        throw new Error("probeSites is not implemented yet");
+      },
+      async listPagesDeployments() {
+        throw new Error("listPagesDeployments is not implemented yet");
       },
       probePagesProject: ({ projectName }) => probe(env, "cloudflare.probePagesProject", "pagesProject", projectName),
       async listPagesProjects() {

@@ -49,6 +49,24 @@ export type ResourceProbe = { ok: boolean; detail: string };
  */
 export type OwnedResource = { id: string; name: string; instanceId?: string };
 
+/** One health probe target: a tenant's site or backend. */
+export type ProbeTarget = {
+  instanceId: string;
+  /** What is fetched: the site URL, or the deployment URL (the adapter appends /version). */
+  url: string;
+  /** The resource behind it (Pages project or deployment name): what the sandbox looks up. */
+  name: string;
+};
+
+/**
+ * A site or backend probe's answer. Never an exception: a timeout, a refused connection or a
+ * non-2xx answer is `ok: false` with the reason; `ms` is the time to the answer (or to giving up).
+ */
+export type ProbeOutcome = { ok: boolean; detail: string; ms: number; status?: number };
+
+/** A Pages project as the deep check lists it: is its latest production deployment live? */
+export type PagesDeploymentState = { name: string; instanceId?: string; live: boolean; detail: string };
+
 export interface ConvexAdapter {
   /** Creates the tenant's project and prod deployment, or adopts the one already under that name. */
   ensureProject(input: { instanceId: string; projectName: string }): Promise<{
@@ -79,6 +97,12 @@ export interface ConvexAdapter {
   getEnvironment(input: { deploymentUrl: string; deployKey: string }): Promise<Record<string, string>>;
   /** The deployment exists and its URL answers. */
   probeDeployment(input: { deploymentName: string; deploymentUrl: string }): Promise<ResourceProbe>;
+  /**
+   * Health: `GET <deployment URL>/version` for every target at once, each expecting 200 within
+   * HEALTH_PROBE_TIMEOUT_MS. Results in target order. Tenant URLs, not the management API: no
+   * request budget is spent. Operation `convex.probeBackend` (one fault per target).
+   */
+  probeBackends(targets: ProbeTarget[]): Promise<ProbeOutcome[]>;
   listProjects(): Promise<OwnedResource[]>;
   /** Deletes a project and its deployments; "already gone" is success. */
   deleteProject(input: { projectId: string }): Promise<void>;
@@ -108,6 +132,18 @@ export interface CloudflareAdapter {
   /** The project exists and its latest deployment succeeded (the site is live). */
   probePagesProject(input: { projectName: string }): Promise<ResourceProbe>;
   listPagesProjects(): Promise<OwnedResource[]>;
+  /**
+   * The deep health check: every Brain-owned Pages project and whether its latest production
+   * deployment succeeded, paged through the list endpoint (a few requests per hundred projects,
+   * on the provider's request budget). Operation `cloudflare.listPagesDeployments`.
+   */
+  listPagesDeployments(): Promise<PagesDeploymentState[]>;
+  /**
+   * Health: `GET <site URL>` for every target at once, each expecting 2xx within
+   * HEALTH_PROBE_TIMEOUT_MS (redirects followed). Results in target order; no request budget is
+   * spent (the tenant's site, not Cloudflare's API). Operation `cloudflare.probeSite`.
+   */
+  probeSites(targets: ProbeTarget[]): Promise<ProbeOutcome[]>;
   deletePagesProject(input: { projectName: string }): Promise<void>;
 }
 
