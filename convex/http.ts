@@ -15,6 +15,8 @@ import { adminRoute } from "./security";
 import { registerOrphanRoutes } from "./adminRoutes";
 import { registerReconcileRoutes } from "./reconcileRoutes";
 import { registerDeliveryRoutes } from "./deliveryRoutes";
+import { registerAlertRoutes } from "./alertRoutes";
+import { registerHealthRoutes } from "./healthRoutes";
 
 const http = httpRouter();
 const ADMIN_ACTOR = "admin-api";
@@ -206,10 +208,12 @@ http.route({
 registerOrphanRoutes(http);
 registerReconcileRoutes(http);
 registerDeliveryRoutes(http);
+registerAlertRoutes(http);
+registerHealthRoutes(http);
 
 // Known paths asked with the wrong method answer in the JSON error shape too.
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
-const ROUTES: { path: string; prefix: boolean; method: (typeof METHODS)[number] }[] = [
+const ROUTES: { path: string; prefix: boolean; method: (typeof METHODS)[number] | readonly (typeof METHODS)[number][] }[] = [
   { path: "/stripe/webhook", prefix: false, method: "POST" },
   { path: "/status", prefix: false, method: "GET" },
   { path: "/instance-health/", prefix: true, method: "GET" },
@@ -224,11 +228,16 @@ const ROUTES: { path: string; prefix: boolean; method: (typeof METHODS)[number] 
   { path: "/admin/circuits", prefix: false, method: "GET" },
   { path: "/admin/deliveries", prefix: false, method: "GET" },
   { path: "/admin/deliveries/", prefix: true, method: "POST" },
+  { path: "/admin/health", prefix: false, method: "GET" },
+  { path: "/admin/incidents", prefix: false, method: "GET" },
+  { path: "/admin/maintenance", prefix: false, method: ["GET", "POST"] },
 ];
 for (const known of ROUTES) {
-  for (const method of METHODS.filter((m) => m !== known.method)) {
+  const allowed: readonly string[] = typeof known.method === "string" ? [known.method] : known.method;
+  const allow = allowed.join(", ");
+  for (const method of METHODS.filter((m) => !allowed.includes(m))) {
     const handler = httpAction(async () =>
-      jsonError("METHOD_NOT_ALLOWED", `${known.path} accepts ${known.method} only`, { allow: known.method }),
+      jsonError("METHOD_NOT_ALLOWED", `${known.path} accepts ${allowed.join(" or ")} only`, { allow }),
     );
     if (known.prefix) http.route({ pathPrefix: known.path, method, handler });
     else http.route({ path: known.path, method, handler });
