@@ -1,12 +1,14 @@
 // Runs Brain's real Convex functions outside vitest: convex-test in a plain Node
 // process, with the module maps that import.meta.glob would build under Vite.
-// Used by `npm start` (scripts/serve.ts); scheduled functions run on real timers.
+// Used by `npm start` (scripts/serve.ts); scheduled functions run on real timers, and
+// startEmbeddedCrons runs convex/crons.ts on them too (convex-test never runs crons).
 import { readdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { convexTest } from "convex-test";
-import type { GenericSchema, SchemaDefinition } from "convex/server";
+import { makeFunctionReference, type GenericSchema, type SchemaDefinition } from "convex/server";
 import { POOL_NAMES } from "../convex/registry.ts";
+import { startCronRunner, type CronJobs, type CronRunnerOptions } from "./cron-runner.ts";
 
 type ModuleMap = Record<string, () => Promise<unknown>>;
 
@@ -33,6 +35,11 @@ async function componentSchema(dir: string) {
   return module.default;
 }
 
+/** The work pools convex.config.ts declares: one per provider, and the health checks' pool. */
+export const EMBEDDED_POOL_NAMES: readonly string[] = [...POOL_NAMES, "healthPool"];
+/** The fleet health counts (@convex-dev/aggregate), as convex.config.ts names them. */
+export const HEALTH_COUNTS_COMPONENT = "healthCounts";
+
 export { POOL_NAMES };
 
 export async function startEmbeddedBackend() {
@@ -43,16 +50,51 @@ export async function startEmbeddedBackend() {
   const workpool = join(packages, "workpool", "src", "component");
   const batchWorker = join(packages, "batch-worker", "src", "component");
   const rateLimiter = join(packages, "rate-limiter", "src", "component");
-  const [workpoolSchema, batchWorkerSchema, rateLimiterSchema] = await Promise.all([
+  const aggregate = join(packages, "aggregate", "src", "component");
+  const [workpoolSchema, batchWorkerSchema, rateLimiterSchema, aggregateSchema] = await Promise.all([
     componentSchema(workpool),
     componentSchema(batchWorker),
     componentSchema(rateLimiter),
+    componentSchema(aggregate),
   ]);
   const withBatchWorker = (name: string, schema: SchemaDefinition<GenericSchema, boolean>, dir: string) => {
     t.registerComponent(name, schema, moduleMap(dir));
     t.registerComponent(`${name}/batchWorker`, batchWorkerSchema, moduleMap(batchWorker));
   };
-  for (const name of POOL_NAMES) withBatchWorker(name, workpoolSchema, workpool);
+  for (const name of EMBEDDED_POOL_NAMES) withBatchWorker(name, workpoolSchema, workpool);
   withBatchWorker("rateLimiter", rateLimiterSchema, rateLimiter);
+  // The aggregate's own config uses batch-worker too (its buffered writes), so it gets one like the pools.
+  withBatchWorker(HEALTH_COUNTS_COMPONENT, aggregateSchema, aggregate);
   return t;
+}
+
+type EmbeddedBackend = Awaited<ReturnType<typeof startEmbeddedBackend>>;
+type RegisteredFunction = { isMutation?: boolean; isAction?: boolean; isQuery?: boolean };
+
+/** Whether "module/path:export" names a mutation or an action (crons may point at either). */
+async function functionKind(functionName: string): Promise<"mutation" | "action"> {
+  const [modulePath = "", exportName = "default"] = functionName.split(":");
+  const module = (await import(pathToFileURL(join(ROOT, "convex", `${modulePath}.ts`)).href)) as Record<string, unknown>;
+  const registered = module[exportName] as RegisteredFunction | undefined;
+  if (registered?.isMutation) return "mutation";
+  if (registered?.isAction) return "action";
+  throw new Error(`cron target ${functionName} is not a mutation or an action`);
+}
+
+/**
+ * Runs the jobs convex/crons.ts declares against the embedded backend, each on its own schedule
+ * (`jobs` defaults to convex/crons.ts). Stop the returned runner before exiting.
+ */
+export async function startEmbeddedCrons(t: EmbeddedBackend, options: CronRunnerOptions & { jobs?: CronJobs } = {}) {
+  const jobs = options.jobs ?? ((await import("../convex/crons.ts")) as { default: CronJobs }).default;
+  return startCronRunner(
+    jobs,
+    async ({ functionName, args }) => {
+      const kind = await functionKind(functionName);
+      return kind === "mutation"
+        ? t.mutation(makeFunctionReference<"mutation">(functionName), args)
+        : t.action(makeFunctionReference<"action">(functionName), args);
+    },
+    options,
+  );
 }
