@@ -34,4 +34,11 @@ crons.daily("reconcile Stripe with the instances", { hourUTC: 4, minuteUTC: 23 }
   actor: "system:reconcile-cron",
 });
 
+// Fleet health: enrolls newly live instances and claims every health batch whose round or
+// confirmation re-check falls before the next call; each batch runs at its own due time.
+crons.interval("health checks", { minutes: 1 }, internal.monitoring.runHealthChecks, {});
+
+// Health history older than HEALTH_RETENTION_MS (bounded pages, continuing until done).
+crons.hourly("prune health history", { minuteUTC: 41 }, internal.healthRounds.pruneHealthHistory, {});
+
 export default crons;

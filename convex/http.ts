@@ -85,7 +85,9 @@ http.route({
       });
       return jsonError("NOT_FOUND", `no instance ${instanceId}`);
     }
-    return json(200, report);
+    // The probe just made, and what the rounds confirmed: status, open incident, last checks.
+    const record = await ctx.runQuery(internal.monitoring.getInstanceHealthRecord, { instanceId: report.instanceId });
+    return json(200, { ...report, ...record });
   }),
 });
 

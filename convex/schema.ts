@@ -252,7 +252,7 @@ export default defineSchema({
   healthBatches: defineTable({
     /** Creation order: spreads slots evenly over the interval. */
     number: v.number(),
-    /** The batch's offset within HEALTH_CHECK_INTERVAL_MS: its rounds start at slot + k * interval. */
+    /** The batch's place in the interval, as a fraction of HEALTH_CHECK_INTERVAL_MS: its rounds start at (slot + k) * interval. */
     slot: v.number(),
     size: v.number(),
     members: v.array(vHealthMember),

@@ -104,13 +104,8 @@ export type CheckResult = Infer<typeof vCheckResult>;
  */
 export const vHealthMember = v.object({
   instanceId: v.id("instances"),
+  /** The plan its health counts are kept under (moved when the instance changes plan). */
   plan: v.string(),
-  /** The probe targets, resolved when the instance joined (site URL from TENANT_SITE_URL_TEMPLATE). */
-  siteUrl: v.optional(v.string()),
-  pagesProjectName: v.optional(v.string()),
-  deploymentName: v.optional(v.string()),
-  deploymentUrl: v.optional(v.string()),
-  workosOrganizationId: v.optional(v.string()),
   /** Confirmed status (after hysteresis); absent until the first check. */
   status: v.optional(vInstanceHealthStatus),
   /** The status the latest checks point to while it differs from `status`, and how many in a row. */
