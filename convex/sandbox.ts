@@ -2,7 +2,7 @@
 // Convex so a deployment with no provider accounts runs end to end. Only
 // providers/sandbox.ts and operators (fault injection) call these.
 import { v } from "convex/values";
-import { internalMutation, internalQuery } from "./_generated/server";
+import { internalMutation, internalQuery, type MutationCtx } from "./_generated/server";
 import { fail } from "./lib/errors";
 import { vProviderName } from "./lib/validators";
 import { OPERATIONS, resolveOperation } from "./providers/operations";
@@ -131,8 +131,10 @@ export const applyOperation = internalMutation({
 
 /**
  * Makes the next `times` calls of an operation fail with the given class. `operation`
- * is an operation name (`workos.ensureOrganization`) or a step name (`workosOrg`).
- * Run it from the dashboard or `npm start -- --fail workosOrg:transient:2` to rehearse failures.
+ * is an operation name (`workos.ensureOrganization`), a step name (`workosOrg`) or a bare
+ * name one provider has (`probeSite`). With `instanceId`, only probes of that instance fail
+ * (one tenant goes dark while the rest stay up); it replaces the fault for the same operation
+ * and instance only. Run it from the dashboard or `npm start -- --fail workosOrg:transient:2`.
  */
 export const injectFault = internalMutation({
   args: {
@@ -141,6 +143,7 @@ export const injectFault = internalMutation({
     kind: vFaultKind,
     message: v.optional(v.string()),
     retryAfterMs: v.optional(v.number()),
+    instanceId: v.optional(v.string()),
   },
   returns: v.object({ operation: v.string(), remaining: v.number() }),
   handler: async (ctx, args) => {
@@ -149,21 +152,90 @@ export const injectFault = internalMutation({
       fail("BAD_REQUEST", `unknown operation "${args.operation}"; expected a step name or one of ${OPERATIONS.join(", ")}`);
     }
     if (!Number.isInteger(args.times) || args.times < 1) fail("BAD_REQUEST", "times must be a positive integer");
+    if (args.instanceId !== undefined && !args.instanceId.trim()) fail("BAD_REQUEST", "instanceId must not be empty");
     const existing = await ctx.db
       .query("sandboxFaults")
-      .withIndex("by_operation_and_instanceId", (q) => q.eq("operation", operation).eq("instanceId", undefined))
+      .withIndex("by_operation_and_instanceId", (q) => q.eq("operation", operation).eq("instanceId", args.instanceId))
       .first();
-    const fields = {
+    const fault = {
+      operation,
       kind: args.kind,
       remaining: args.times,
       message: args.message,
       retryAfterMs: args.retryAfterMs,
+      instanceId: args.instanceId,
     };
-    if (existing) await ctx.db.replace("sandboxFaults", existing._id, { operation, ...fields });
-    else await ctx.db.insert("sandboxFaults", { operation, ...fields });
+    if (existing) await ctx.db.replace("sandboxFaults", existing._id, fault);
+    else await ctx.db.insert("sandboxFaults", fault);
     return { operation, remaining: args.times };
   },
 });
+
+const PROBE_FAULT_STATUS = { transient: 503, rate_limited: 429, permanent: 404 } as const;
+const STATUS_TEXT: Record<number, string> = { 404: "Not Found", 429: "Too Many Requests", 503: "Service Unavailable" };
+const vProbeOperation = v.union(v.literal("cloudflare.probeSite"), v.literal("convex.probeBackend"));
+
+/**
+ * Health probes of a batch of sandbox tenants in one call, answered as their URLs would be.
+ * Each target first takes an injected fault for its own instance, else one for the whole
+ * operation (each failed target uses one of the fault's `remaining`), and fails with its
+ * status (transient 503, rate_limited 429, permanent 404). Without a fault, a site is up
+ * while its `pagesProject` exists, and a backend while its `deployment` exists unpaused.
+ */
+export const probeTargets = internalMutation({
+  args: {
+    operation: vProbeOperation,
+    targets: v.array(v.object({ instanceId: v.string(), name: v.string() })),
+  },
+  returns: v.array(v.object({ ok: v.boolean(), detail: v.string(), status: v.optional(v.number()) })),
+  handler: async (ctx, { operation, targets }) => {
+    // No fault for the operation at all (the usual case): one read for the whole batch.
+    const anyFault = await ctx.db
+      .query("sandboxFaults")
+      .withIndex("by_operation_and_instanceId", (q) => q.eq("operation", operation))
+      .first();
+    const outcomes = [];
+    for (const target of targets) {
+      const fault = anyFault ? await takeProbeFault(ctx, operation, target.instanceId) : null;
+      outcomes.push(fault ?? (await probeResource(ctx, operation, target.name)));
+    }
+    return outcomes;
+  },
+});
+
+type ProbeAnswer = { ok: boolean; detail: string; status?: number };
+
+/** Consumes the fault due for this instance's probe (its own first, then the operation's), if any. */
+async function takeProbeFault(ctx: MutationCtx, operation: string, instanceId: string): Promise<ProbeAnswer | null> {
+  const due = async (forInstance: string | undefined) => {
+    const fault = await ctx.db
+      .query("sandboxFaults")
+      .withIndex("by_operation_and_instanceId", (q) => q.eq("operation", operation).eq("instanceId", forInstance))
+      .first();
+    return fault && fault.remaining > 0 ? fault : null;
+  };
+  const fault = (await due(instanceId)) ?? (await due(undefined));
+  if (!fault) return null;
+  if (fault.remaining === 1) await ctx.db.delete("sandboxFaults", fault._id);
+  else await ctx.db.patch("sandboxFaults", fault._id, { remaining: fault.remaining - 1 });
+  const status = PROBE_FAULT_STATUS[fault.kind];
+  return { ok: false, status, detail: `${status} ${STATUS_TEXT[status]}: ${fault.message ?? `injected ${fault.kind} fault`}` };
+}
+
+async function probeResource(ctx: MutationCtx, operation: string, name: string): Promise<ProbeAnswer> {
+  const site = operation === "cloudflare.probeSite";
+  const resource = await ctx.db
+    .query("sandboxResources")
+    .withIndex("by_provider_and_kind_and_name", (q) =>
+      site ? q.eq("provider", "cloudflare").eq("kind", "pagesProject").eq("name", name) : q.eq("provider", "convex").eq("kind", "deployment").eq("name", name),
+    )
+    .first();
+  if (!resource) return { ok: false, status: 404, detail: `404 Not Found: no ${site ? "Pages project" : "deployment"} ${name}` };
+  if (!site && resource.attributes.paused === "true") {
+    return { ok: false, status: 503, detail: `503 Service Unavailable: deployment ${name} is paused` };
+  }
+  return { ok: true, status: 200, detail: "200 OK" };
+}
 
 /** Lists simulated resources of one provider (newest first, at most `limit`). */
 export const listResources = internalQuery({

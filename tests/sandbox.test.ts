@@ -6,6 +6,7 @@ import Stripe from "stripe";
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
 import { loadConfig } from "../convex/lib/config";
+import { resolveOperation } from "../convex/providers/operations";
 import { sandboxProviders } from "../convex/providers/sandbox";
 import { ProviderError, type Providers } from "../convex/providers/types";
 import { actionCtxOf, setupBackend, type TestBackend } from "./harness";
@@ -259,5 +260,208 @@ describe("sandbox WorkOS: membership suspension", () => {
     expect(await workos.setMembershipsActive({ organizationId, active: false })).toEqual({ changed: 510 });
     expect(new Set(await statusesOf(t, organizationId))).toEqual(new Set(["inactive"]));
     expect(await statusesOf(t, other.organizationId)).toEqual(["active", "active", "active"]);
+  });
+});
+
+describe("sandbox health probes", () => {
+  /** The sandbox adapters over a backend whose mutation calls are counted. */
+  function countingProviders(t: TestBackend) {
+    const ctx = actionCtxOf(t);
+    const counted = { mutations: 0 };
+    const runMutation = ctx.runMutation;
+    ctx.runMutation = ((ref, args) => {
+      counted.mutations++;
+      return runMutation(ref, args);
+    }) as typeof ctx.runMutation;
+    return { providers: sandboxProviders({ ctx, config: loadConfig(), correlationId: "probe-test" }), counted };
+  }
+
+  /** A tenant with a Pages project and a Convex deployment, named after its instance. */
+  async function tenant(providers: Providers, instanceId: string) {
+    const { projectName } = await providers.cloudflare.ensurePagesProject({ instanceId, projectName: `brain-${instanceId}` });
+    const project = await providers.convex.ensureProject({ instanceId, projectName: `brain-${instanceId}` });
+    return {
+      instanceId,
+      project,
+      site: { instanceId, name: projectName, url: `https://${projectName}.pages.dev` },
+      backend: { instanceId, name: project.deploymentName, url: project.deploymentUrl },
+    };
+  }
+
+  const okOf = (outcomes: { ok: boolean }[]) => outcomes.map((o) => o.ok);
+
+  test("a batch of probes is one mutation call, and each existing site and backend answers 200", async () => {
+    const t = setupBackend({ env: { SANDBOX_LATENCY_MS: "0" } });
+    const { providers, counted } = countingProviders(t);
+    const tenants = await Promise.all(["a1", "a2", "a3", "a4"].map((id) => tenant(providers, id)));
+
+    counted.mutations = 0;
+    const sites = await providers.cloudflare.probeSites(tenants.map((x) => x.site));
+    expect(counted.mutations).toBe(1);
+    const backends = await providers.convex.probeBackends(tenants.map((x) => x.backend));
+    expect(counted.mutations).toBe(2);
+
+    for (const outcome of [...sites, ...backends]) {
+      expect(outcome).toMatchObject({ ok: true, status: 200 });
+      expect(outcome.detail).toMatch(/^200 in \d+ ms$/);
+      expect(outcome.ms).toBeGreaterThanOrEqual(0);
+    }
+  });
+
+  test("a site whose Pages project is gone and a backend whose deployment is paused or gone fail, in target order", async () => {
+    const t = setupBackend({ env: { SANDBOX_LATENCY_MS: "0" } });
+    const providers = sandboxFor(t);
+    const [up, paused, gone] = await Promise.all(["b1", "b2", "b3"].map((id) => tenant(providers, id)));
+    await providers.convex.pauseDeployment(paused.project);
+    await providers.cloudflare.deletePagesProject({ projectName: gone.site.name });
+    await providers.convex.deleteProject({ projectId: gone.project.projectId });
+
+    const sites = await providers.cloudflare.probeSites([gone.site, up.site, paused.site]);
+    const backends = await providers.convex.probeBackends([up.backend, paused.backend, gone.backend]);
+
+    expect(okOf(sites)).toEqual([false, true, true]);
+    expect(sites[0]).toMatchObject({ status: 404, detail: expect.stringContaining(gone.site.name) });
+    expect(okOf(backends)).toEqual([true, false, false]);
+    expect(backends[1]).toMatchObject({ status: 503, detail: expect.stringContaining("paused") });
+    expect(backends[2]).toMatchObject({ status: 404 });
+
+    await providers.convex.unpauseDeployment(paused.project);
+    expect(okOf(await providers.convex.probeBackends([paused.backend]))).toEqual([true]);
+  });
+
+  test("a fault injected for one instance fails only that instance's probes, as many times as asked", async () => {
+    const t = setupBackend({ env: { SANDBOX_LATENCY_MS: "0" } });
+    const providers = sandboxFor(t);
+    const tenants = await Promise.all(["c1", "c2", "c3"].map((id) => tenant(providers, id)));
+    await t.mutation(internal.sandbox.injectFault, { operation: "probeSite", kind: "transient", times: 2, instanceId: "c2" });
+
+    const round = () => providers.cloudflare.probeSites(tenants.map((x) => x.site));
+    const first = await round();
+    expect(okOf(first)).toEqual([true, false, true]);
+    expect(first[1]).toMatchObject({ status: 503 });
+    expect(okOf(await round())).toEqual([true, false, true]);
+    expect(okOf(await round())).toEqual([true, true, true]);
+    // The site fault never touched the backend probe of the same instance.
+    expect(okOf(await providers.convex.probeBackends(tenants.map((x) => x.backend)))).toEqual([true, true, true]);
+  });
+
+  test("a fault without an instance fails one target per remaining time, in target order, with its kind's status", async () => {
+    const t = setupBackend({ env: { SANDBOX_LATENCY_MS: "0" } });
+    const providers = sandboxFor(t);
+    const tenants = await Promise.all(["d1", "d2", "d3"].map((id) => tenant(providers, id)));
+    await t.mutation(internal.sandbox.injectFault, { operation: "convex.probeBackend", kind: "rate_limited", times: 2 });
+
+    const first = await providers.convex.probeBackends(tenants.map((x) => x.backend));
+    expect(first.map((o) => o.status)).toEqual([429, 429, 200]);
+    expect(okOf(await providers.convex.probeBackends(tenants.map((x) => x.backend)))).toEqual([true, true, true]);
+
+    await t.mutation(internal.sandbox.injectFault, { operation: "probeBackend", kind: "permanent", times: 1, message: "gone dark" });
+    const [outcome] = await providers.convex.probeBackends([tenants[0].backend]);
+    expect(outcome).toMatchObject({ ok: false, status: 404, detail: expect.stringContaining("gone dark") });
+  });
+
+  test("an instance's own fault is used before the operation's, and neither touches other probe operations", async () => {
+    const t = setupBackend({ env: { SANDBOX_LATENCY_MS: "0" } });
+    const providers = sandboxFor(t);
+    const e1 = await tenant(providers, "e1");
+    await t.mutation(internal.sandbox.injectFault, { operation: "probeSite", kind: "permanent", times: 1 });
+    await t.mutation(internal.sandbox.injectFault, { operation: "probeSite", kind: "transient", times: 1, instanceId: "e1" });
+
+    expect((await providers.cloudflare.probeSites([e1.site]))[0].status).toBe(503);
+    expect((await providers.cloudflare.probeSites([e1.site]))[0].status).toBe(404);
+    expect((await providers.cloudflare.probeSites([e1.site]))[0].ok).toBe(true);
+  });
+
+  test("an empty batch answers nothing without calling the backend", async () => {
+    const t = setupBackend();
+    const { providers, counted } = countingProviders(t);
+
+    expect(await providers.cloudflare.probeSites([])).toEqual([]);
+    expect(await providers.convex.probeBackends([])).toEqual([]);
+    expect(counted.mutations).toBe(0);
+  });
+
+  test("listPagesDeployments reports each Brain Pages project live unless its latest deployment failed or was cancelled", async () => {
+    const t = setupBackend({ env: { SANDBOX_LATENCY_MS: "0" } });
+    const providers = sandboxFor(t);
+    for (const id of ["f1", "f2", "f3", "f4"]) await providers.cloudflare.ensurePagesProject({ instanceId: id, projectName: `brain-${id}` });
+    await providers.cloudflare.ensurePagesProject({ instanceId: "x", projectName: "someone-elses" });
+    const setLatest = (name: string, latestDeployment: string) =>
+      t.mutation(internal.sandbox.applyOperation, {
+        operation: "cloudflare.setEnvironment",
+        provider: "cloudflare",
+        kind: "pagesProject",
+        name,
+        action: "update",
+        attributes: { latestDeployment },
+      });
+    await setLatest("brain-f2", "failure");
+    await setLatest("brain-f3", "canceled");
+    await setLatest("brain-f4", "active");
+
+    const states = await providers.cloudflare.listPagesDeployments();
+
+    expect(states.sort((a, b) => a.name.localeCompare(b.name))).toEqual([
+      { name: "brain-f1", instanceId: "f1", live: true, detail: "latest deployment is live" },
+      { name: "brain-f2", instanceId: "f2", live: false, detail: "latest deployment failure" },
+      { name: "brain-f3", instanceId: "f3", live: false, detail: "latest deployment canceled" },
+      { name: "brain-f4", instanceId: "f4", live: true, detail: "deploying" },
+    ]);
+  });
+
+  test("listPagesDeployments sees every project past one list page, and an injected fault fails it classified", async () => {
+    const t = setupBackend();
+    await seedPagesProjects(t, 600);
+    await t.mutation(internal.sandbox.injectFault, { operation: "cloudflare.listPagesDeployments", kind: "transient", times: 1 });
+    const providers = sandboxFor(t);
+
+    await expect(providers.cloudflare.listPagesDeployments()).rejects.toMatchObject({ provider: "cloudflare", kind: "transient" });
+    const states = await providers.cloudflare.listPagesDeployments();
+    expect(states).toHaveLength(600);
+    expect(states.every((s) => s.live)).toBe(true);
+  });
+});
+
+describe("sandbox injectFault with an instance", () => {
+  const faults = (t: TestBackend) =>
+    t.run((ctx) => ctx.db.query("sandboxFaults").collect().then((rows) => rows.map(({ operation, instanceId, remaining, kind }) => ({ operation, instanceId, remaining, kind }))));
+
+  test("bare probe names resolve to their provider's operation; a fault per instance replaces only that instance's", async () => {
+    const t = setupBackend();
+    expect(resolveOperation("probeSite")).toBe("cloudflare.probeSite");
+    expect(resolveOperation("probeBackend")).toBe("convex.probeBackend");
+
+    await t.mutation(internal.sandbox.injectFault, { operation: "probeSite", kind: "transient", times: 1 });
+    await t.mutation(internal.sandbox.injectFault, { operation: "probeSite", kind: "transient", times: 2, instanceId: "i1" });
+    await t.mutation(internal.sandbox.injectFault, { operation: "probeSite", kind: "permanent", times: 3, instanceId: "i2" });
+    expect(
+      await t.mutation(internal.sandbox.injectFault, { operation: "probeSite", kind: "rate_limited", times: 4, instanceId: "i1" }),
+    ).toEqual({ operation: "cloudflare.probeSite", remaining: 4 });
+
+    expect(await faults(t)).toEqual(
+      expect.arrayContaining([
+        { operation: "cloudflare.probeSite", instanceId: undefined, remaining: 1, kind: "transient" },
+        { operation: "cloudflare.probeSite", instanceId: "i1", remaining: 4, kind: "rate_limited" },
+        { operation: "cloudflare.probeSite", instanceId: "i2", remaining: 3, kind: "permanent" },
+      ]),
+    );
+    expect(await faults(t)).toHaveLength(3);
+  });
+
+  test("a fault for one instance never fails an ordinary provider call of that operation", async () => {
+    const t = setupBackend({ env: { SANDBOX_LATENCY_MS: "0" } });
+    await t.mutation(internal.sandbox.injectFault, { operation: "pagesProject", kind: "permanent", times: 1, instanceId: "g1" });
+    const providers = sandboxFor(t);
+
+    await expect(providers.cloudflare.ensurePagesProject({ instanceId: "g1", projectName: "brain-g1" })).resolves.toMatchObject({
+      projectName: "brain-g1",
+    });
+  });
+
+  test("an empty instanceId is refused", async () => {
+    const t = setupBackend();
+    await expect(
+      t.mutation(internal.sandbox.injectFault, { operation: "probeSite", kind: "transient", times: 1, instanceId: " " }),
+    ).rejects.toThrow(/instanceId/);
   });
 });

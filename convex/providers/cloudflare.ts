@@ -6,7 +6,15 @@ import Cloudflare from "cloudflare";
 import { fail } from "../lib/errors";
 import { errorForStatus, networkError, sdkCall } from "./http";
 import { instanceIdFromName, ownedResource } from "./owned";
-import { hasStatus, ProviderError, type CloudflareAdapter, type OwnedResource, type ProviderEnv } from "./types";
+import { probeUrls, type ProbeSpec } from "./probe";
+import {
+  hasStatus,
+  ProviderError,
+  type CloudflareAdapter,
+  type OwnedResource,
+  type PagesDeploymentState,
+  type ProviderEnv,
+} from "./types";
 
 const ALREADY_EXISTS = 8000002;
 const NOT_FOUND = 8000007;
@@ -36,6 +44,28 @@ type Project = {
   latest_deployment?: { latest_stage?: { name?: string; status?: string } | null } | null;
 };
 
+/** Health: the site answers 2xx (after redirects) at the URL its customers use. */
+const SITE_PROBE: ProbeSpec = {
+  provider: "cloudflare",
+  operation: "cloudflare.probeSite",
+  urlOf: (target) => target.url,
+  passes: (status) => status >= 200 && status < 300,
+};
+
+/** Whether a project's latest deployment is live, from the stage it reached. */
+function deploymentState(project: Project, instanceId: string): PagesDeploymentState {
+  const base = { name: project.name, instanceId };
+  const deployment = project.latest_deployment;
+  if (!deployment) return { ...base, live: false, detail: "no deployment yet" };
+  const stage = deployment.latest_stage;
+  if (stage?.name === "deploy" && stage.status === "success") return { ...base, live: true, detail: "latest deployment is live" };
+  if (stage && DEPLOYMENT_FAILED.has(stage.status ?? "")) {
+    return { ...base, live: false, detail: `latest deployment ${stage.status} at ${stage.name ?? "unknown"} stage` };
+  }
+  // Still queued, building or deploying: the site keeps serving the previous deployment meanwhile.
+  return { ...base, live: true, detail: "deploying" };
+}
+
 export function liveCloudflare(env: ProviderEnv): CloudflareAdapter {
   const { config } = env;
   const apiToken = config.CLOUDFLARE_API_TOKEN ?? fail("CONFIG_INVALID", "CLOUDFLARE_API_TOKEN is not set");
@@ -50,6 +80,21 @@ export function liveCloudflare(env: ProviderEnv): CloudflareAdapter {
   const prefix = `${config.RESOURCE_PREFIX}-`;
   const getProject = (name: string) =>
     call("getProject", () => client.pages.projects.get(name, { account_id: accountId }) as Promise<Project>);
+
+  /** Every project Brain made (its name carries an instance id), paging through the list to the end. */
+  async function listOwnedProjects(operation: string): Promise<{ project: Project; instanceId: string }[]> {
+    const owned: { project: Project; instanceId: string }[] = [];
+    for (let page = 1; page < 1000; page++) {
+      const result = await call(operation, () => client.pages.projects.list({ account_id: accountId, page, per_page: 25 }));
+      const items = result.result as Project[];
+      for (const project of items) {
+        const instanceId = instanceIdFromName(config.RESOURCE_PREFIX, project.name);
+        if (instanceId !== undefined) owned.push({ project, instanceId });
+      }
+      if (items.length === 0 || !result.hasNextPage()) break;
+    }
+    return owned;
+  }
 
   return {
     async ensurePagesProject({ projectName }) {
@@ -104,28 +149,16 @@ export function liveCloudflare(env: ProviderEnv): CloudflareAdapter {
     },
 
     async listPagesProjects(): Promise<OwnedResource[]> {
-      const owned: OwnedResource[] = [];
-      for (let page = 1; page < 1000; page++) {
-        const result = await call("listProjects", () =>
-          client.pages.projects.list({ account_id: accountId, page, per_page: 25 }),
-        );
-        const items = result.result as Project[];
-        for (const project of items) {
-          if (instanceIdFromName(config.RESOURCE_PREFIX, project.name) === undefined) continue; // not one Brain made
-          owned.push(ownedResource(project.name, project.name, instanceIdFromName(config.RESOURCE_PREFIX, project.name)));
-        }
-        if (items.length === 0 || !result.hasNextPage()) break;
-      }
-      return owned;
+      const owned = await listOwnedProjects("listProjects");
+      return owned.map(({ project, instanceId }) => ownedResource(project.name, project.name, instanceId));
     },
 
-    // Placeholder until the health probes land (issue #9).
-    async probeSites() {
-      throw new Error("probeSites is not implemented yet");
-    },
     async listPagesDeployments() {
-      throw new Error("listPagesDeployments is not implemented yet");
+      const owned = await listOwnedProjects("listPagesDeployments");
+      return owned.map(({ project, instanceId }) => deploymentState(project, instanceId));
     },
+
+    probeSites: (targets) => probeUrls(env, SITE_PROBE, targets),
 
     async deletePagesProject({ projectName }) {
       try {

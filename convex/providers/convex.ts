@@ -6,6 +6,7 @@
 import { fail } from "../lib/errors";
 import { logCall, networkError, requestJson } from "./http";
 import { instanceIdFromName, ownedResource } from "./owned";
+import { probeUrls, type ProbeSpec } from "./probe";
 import { hasStatus, ProviderError, type ConvexAdapter, type OwnedResource, type ProviderEnv } from "./types";
 
 type Project = { id: number; name: string; slug: string; prodDeploymentName?: string | null };
@@ -15,6 +16,14 @@ type ProjectPage = { items: Project[]; pagination: { hasMore: boolean; nextCurso
 const readError = (_status: number, body: unknown) => {
   const b = (body ?? {}) as { code?: string; message?: string };
   return { message: b.message ?? (typeof body === "string" && body ? body : "no message"), code: b.code };
+};
+
+/** Health: a deployment's `/version` answers 200 while its backend serves. */
+const BACKEND_PROBE: ProbeSpec = {
+  provider: "convex",
+  operation: "convex.probeBackend",
+  urlOf: (target) => `${target.url.replace(/\/$/, "")}/version`,
+  passes: (status) => status === 200,
 };
 
 export function liveConvex(env: ProviderEnv): ConvexAdapter {
@@ -184,10 +193,7 @@ export function liveConvex(env: ProviderEnv): ConvexAdapter {
         .map((p) => ownedResource(String(p.id), p.name, instanceIdFromName(config.RESOURCE_PREFIX, p.name)));
     },
 
-    // Placeholder until the health probes land (issue #9).
-    async probeBackends() {
-      throw new Error("probeBackends is not implemented yet");
-    },
+    probeBackends: (targets) => probeUrls(env, BACKEND_PROBE, targets),
 
     async deleteProject({ projectId }) {
       try {

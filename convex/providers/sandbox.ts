@@ -9,9 +9,12 @@ import { log } from "../lib/log";
 import { chaosFault } from "./chaos";
 import type { OperationName } from "./operations";
 import { instanceIdFromName, ownedResource } from "./owned";
+import { logProbeFailure } from "./probe";
 import { checkoutFromAttributes, pageAfter, subscriptionFromAttributes } from "./stripe";
 import {
   ProviderError,
+  type ProbeOutcome,
+  type ProbeTarget,
   type ProviderEnv,
   type Providers,
   type ResourceProbe,
@@ -111,6 +114,37 @@ async function probe(
   // as a probe that could not be made (the ResourceProbe rule).
   const resource = await call(env, { operation, kind, name, action: by === "name" ? "get" : "getById" });
   return resource ? { ok: true, detail: `${kind} ${name} exists` } : { ok: false, detail: `${kind} ${name} not found` };
+}
+
+/**
+ * Health probes of a batch of sandbox tenants: one mutation for the whole batch (a health round
+ * costs a call per batch, not per instance); it answers as the tenants' URLs would.
+ */
+async function probeSandboxTargets(
+  env: ProviderEnv,
+  operation: "cloudflare.probeSite" | "convex.probeBackend",
+  targets: ProbeTarget[],
+): Promise<ProbeOutcome[]> {
+  if (targets.length === 0) return [];
+  const started = Date.now();
+  const answers = await env.ctx.runMutation(internal.sandbox.probeTargets, {
+    operation,
+    targets: targets.map(({ instanceId, name }) => ({ instanceId, name })),
+  });
+  const ms = Date.now() - started;
+  const provider = operation === "convex.probeBackend" ? "convex" : "cloudflare";
+  return answers.map((answer, i) => {
+    const outcome: ProbeOutcome = { ...answer, ms, detail: answer.ok ? `${answer.status ?? 200} in ${ms} ms` : answer.detail };
+    if (!outcome.ok) logProbeFailure(env, { provider, operation }, targets[i].instanceId, outcome);
+    return outcome;
+  });
+}
+
+/** A sandbox Pages project's `latestDeployment` attribute (absent: a successful one) as the deep check reads it. */
+function sandboxDeploymentState(latest: string | undefined): { live: boolean; detail: string } {
+  if (latest === "failure" || latest === "canceled") return { live: false, detail: `latest deployment ${latest}` };
+  if (latest === undefined || latest === "success") return { live: true, detail: "latest deployment is live" };
+  return { live: true, detail: "deploying" };
 }
 
 /** Stable short suffix from a name, so simulated deployment names look like Convex's. */
@@ -276,10 +310,7 @@ export function sandboxProviders(env: ProviderEnv): Providers {
           .filter((p) => instanceIdFromName(env.config.RESOURCE_PREFIX, p.name) !== undefined)
           .map((p) => ownedResource(p.externalId, p.name, instanceIdFromName(env.config.RESOURCE_PREFIX, p.name)));
       },
-      // Placeholder until the health probes land (issue #9).
-      async probeBackends() {
-        throw new Error("probeBackends is not implemented yet");
-      },
+      probeBackends: (targets) => probeSandboxTargets(env, "convex.probeBackend", targets),
       async deleteProject({ projectId }) {
         const project = await call(env, { operation: "convex.deleteProject", kind: "project", name: projectId, action: "delete" });
         if (project?.attributes.deploymentName) {
@@ -388,12 +419,14 @@ export function sandboxProviders(env: ProviderEnv): Providers {
         });
         mustExist(updated, "cloudflare", `Pages project ${projectName}`);
       },
-      // Placeholder until the health probes land (issue #9).
-      async probeSites() {
-        throw new Error("probeSites is not implemented yet");
-      },
+      probeSites: (targets) => probeSandboxTargets(env, "cloudflare.probeSite", targets),
       async listPagesDeployments() {
-        throw new Error("listPagesDeployments is not implemented yet");
+        const prefix = env.config.RESOURCE_PREFIX;
+        const projects = await list(env, "cloudflare.listPagesDeployments", "pagesProject", `${prefix}-`);
+        return projects.flatMap((p) => {
+          const instanceId = instanceIdFromName(prefix, p.name);
+          return instanceId === undefined ? [] : [{ name: p.name, instanceId, ...sandboxDeploymentState(p.attributes.latestDeployment) }];
+        });
       },
       probePagesProject: ({ projectName }) => probe(env, "cloudflare.probePagesProject", "pagesProject", projectName),
       async listPagesProjects() {

@@ -16,13 +16,21 @@ export type FakeRequest = {
   params: Record<string, string>;
 };
 
-export type FakeResponse = { status: number; body?: unknown; headers?: Record<string, string> };
+export type FakeResponse = {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+  /** Never answer: the connection stays open until the client gives up or the fake closes. */
+  hang?: boolean;
+};
 
 export type Route = {
   method: string;
   /** Path pattern with :params, e.g. "/organizations/:id". Matched against the path without the query. */
   path: string;
   handler: (request: FakeRequest) => FakeResponse | Promise<FakeResponse>;
+  /** Served at `path` itself, outside the fake's `prefix` (a tenant URL next to the provider's API). */
+  unprefixed?: boolean;
 };
 
 export type FaultRule = {
@@ -107,7 +115,7 @@ function parseForm(raw: string): Record<string, string> {
 }
 
 export async function startFakeServer(options: FakeServerOptions): Promise<FakeServer> {
-  const routes = options.routes.map((route) => ({ ...route, ...compile((options.prefix ?? "") + route.path) }));
+  const routes = options.routes.map((route) => ({ ...route, ...compile((route.unprefixed ? "" : (options.prefix ?? "")) + route.path) }));
   const requests: RecordedRequest[] = [];
   let faults: (FaultRule & { remaining: number })[] = [];
   let latencyMs = 0;
@@ -205,6 +213,7 @@ export async function startFakeServer(options: FakeServerOptions): Promise<FakeS
         request.socket.destroy();
         return;
       }
+      if (answer.hang) return;
       return send(response, answer);
     }
     return send(response, { status: 404, body: options.errorBody(404, `no route ${method} ${url.pathname}`) });

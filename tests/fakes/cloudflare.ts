@@ -1,10 +1,13 @@
 // Fake of the Cloudflare v4 API's Pages projects subset (https://api.cloudflare.com/client/v4, served here
 // under "/client/v4"), speaking the `{success, errors, messages, result}` envelope the `cloudflare` SDK expects.
 // State lives in memory: one account's Pages projects and their (simulated) deployments.
+// It also serves each project's site (https://<subdomain> in production) under "/sites/<subdomain>",
+// for health probes: up while the project has a successful production deployment, unless told otherwise.
 // It must never: accept a token other than the one it was started with, return a non-empty page past the
 // last one (the SDK's iterator only stops on an empty page), echo secret env var values, or call out anywhere.
 import { randomBytes, randomUUID } from "node:crypto";
 import { startFakeServer, type FakeRequest, type FakeResponse, type FakeServer, type Route } from "./base";
+import { answerInMode, probeModes, type ProbeModes } from "./probes";
 
 export type PagesEnvVar = { type: "plain_text" | "secret_text"; value: string };
 
@@ -60,8 +63,21 @@ export type CloudflareFake = FakeServer & {
   apiUrl: string;
   /** Projects as stored (secret env var values included, unlike the API). */
   projects(): PagesProjectRecord[];
-  /** Simulates a production deployment finishing (or failing, or still running) for a project. */
-  addDeployment(projectName: string, status: "success" | "failure" | "active"): void;
+  /**
+   * Simulates a production deployment finishing (or failing, cancelled, or still running) for a
+   * project: it becomes the project's `latest_deployment`. A failed one leaves the site serving
+   * the last successful deployment, as on Cloudflare.
+   */
+  addDeployment(projectName: string, status: "success" | "failure" | "canceled" | "active"): void;
+  /**
+   * Where each project's site is served: `GET <siteUrl>/<subdomain>` (or `/<project name>`).
+   * 404 for no such project or one never deployed successfully; else 200, or as `sites` says.
+   */
+  siteUrl: string;
+  /** TENANT_SITE_URL_TEMPLATE for these sites: `<siteUrl>/{subdomain}`. */
+  siteUrlTemplate: string;
+  /** How a project's site answers, by project name: `sites.setMode("brain-x", "down" | "hang" | "up")`. */
+  sites: ProbeModes;
   /** Deletes a project as if someone used the dashboard. */
   deleteProjectOutOfBand(name: string): void;
 };
@@ -299,7 +315,16 @@ export async function startCloudflareFake(options: CloudflareFakeOptions): Promi
     deployments.delete(name);
   };
 
+  const sites = probeModes();
+  const serveSite = (request: FakeRequest): FakeResponse => {
+    const host = request.params.host;
+    const project = projects.get(host) ?? [...projects.values()].find((p) => p.subdomain === host);
+    if (!project?.canonical_deployment) return { status: 404, body: { error: `no site at ${host}` } };
+    return answerInMode(sites.modeOf(project.name), () => ({ status: 200, body: { site: project.name } }), { error: "site down" });
+  };
+
   const routes: Route[] = [
+    { method: "GET", path: "/sites/:host", handler: serveSite, unprefixed: true },
     { method: "POST", path: "/accounts/:accountId/pages/projects", handler: authorized(createProject) },
     {
       method: "GET",
@@ -363,6 +388,9 @@ export async function startCloudflareFake(options: CloudflareFakeOptions): Promi
   return {
     ...server,
     apiUrl: `${server.url}/client/v4`,
+    siteUrl: `${server.url}/sites`,
+    siteUrlTemplate: `${server.url}/sites/{subdomain}`,
+    sites,
     projects: () => [...projects.values()].map(clone),
     addDeployment: (projectName, status) => {
       const project = projectNamed(projectName);

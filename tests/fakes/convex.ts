@@ -1,11 +1,13 @@
 // Fake of the Convex Management API (https://api.convex.dev/v1, served here under "/v1") and of each
 // deployment's own API (https://<name>.convex.cloud, served here under "/d/<name>"), for tests only.
 // State lives in memory: projects, their deployments, deploy keys, environment variables and
-// whether each deployment is paused.
+// whether each deployment is paused. `backends.setMode(name, "down" | "hang" | "up")` makes a
+// deployment's `/version` (what health probes fetch) answer 503 or never.
 // It must never: accept a token other than the team token it was started with, accept a deploy key on a
 // deployment it was not created for, make project names unique (the real API does not), or call out anywhere.
 import { randomBytes } from "node:crypto";
 import { startFakeServer, type FakeRequest, type FakeResponse, type FakeServer, type Route } from "./base";
+import { answerInMode, probeModes, type ProbeModes } from "./probes";
 
 export type ConvexDeploymentType = "dev" | "prod" | "preview" | "custom";
 
@@ -36,6 +38,8 @@ export type ConvexFake = FakeServer & {
   markDeployed(deploymentName: string): void;
   /** Deletes a project and its deployments as if someone used the dashboard. */
   deleteProjectOutOfBand(projectId: number): void;
+  /** How a deployment's `GET /version` answers, by deployment name (404 for no such deployment, whatever the mode). */
+  backends: ProbeModes;
 };
 
 const DEPLOYMENT_TYPES: readonly string[] = ["dev", "prod", "preview", "custom"];
@@ -99,6 +103,7 @@ export async function startConvexFake(options: { teamId: string; token: string }
   let nextProjectId = 1;
   let nextDeploymentId = 1;
   let baseUrl = "";
+  const backends = probeModes();
 
   const deploymentsOf = (projectId: number) => [...deployments.values()].filter((d) => d.projectId === projectId);
 
@@ -368,7 +373,13 @@ export async function startConvexFake(options: { teamId: string; token: string }
     {
       method: "GET",
       path: "/d/:name/version",
-      handler: (request) => withDeployment(request.params.name, () => ok("1.48.0")),
+      handler: (request) =>
+        withDeployment(request.params.name, (deployment) =>
+          answerInMode(backends.modeOf(deployment.name), () => ok("1.48.0"), {
+            code: "ServiceUnavailable",
+            message: "The deployment is unavailable",
+          }),
+        ),
     },
     {
       method: "POST",
@@ -402,6 +413,7 @@ export async function startConvexFake(options: { teamId: string; token: string }
   return {
     ...server,
     managementUrl: `${server.url}/v1`,
+    backends,
     projects: () => [...projects.values()].map((p) => ({ ...p })),
     deployments: () => [...deployments.values()].map((d) => ({ ...d, deployKeys: d.deployKeys.map((k) => ({ ...k })) })),
     envVars: (name) => Object.fromEntries(envVars.get(deploymentNamed(name).name) ?? []),

@@ -112,6 +112,7 @@ export async function startFakes(options: { pagesProjectLimit?: number; stripeMa
     RESEND_API_URL: resend.url,
     EMAIL_FROM: "Brain <brain@example.com>",
     CONVEX_SITE_URL: bridge.url,
+    TENANT_SITE_URL_TEMPLATE: cloudflare.siteUrlTemplate,
     RETRY_BASE_DELAY_MS: "20",
     RETRY_MAX_DELAY_MS: "200",
     PROVIDER_TIMEOUT_MS: "2000",
