@@ -41,4 +41,11 @@ crons.interval("health checks", { minutes: 1 }, internal.monitoring.runHealthChe
 // Health history older than HEALTH_RETENTION_MS (bounded pages, continuing until done).
 crons.hourly("prune health history", { minuteUTC: 41 }, internal.healthRounds.pruneHealthHistory, {});
 
+// Backstop of each incident's own alert timer: due alerts and reminders, and alert deliveries
+// whose retry is due and not in flight.
+crons.interval("send due alerts", { minutes: 1 }, internal.alerts.runDueAlerts, {});
+
+// Resolved incidents and their deliveries older than HEALTH_RETENTION_MS.
+crons.hourly("prune alert history", { minuteUTC: 43 }, internal.alerts.pruneAlertHistory, {});
+
 export default crons;
