@@ -244,3 +244,46 @@ describe("cloudflare fake: faults", () => {
     expect((await client.pages.projects.get("lost", { account_id: ACCOUNT })).name).toBe("lost");
   });
 });
+
+describe("cloudflare fake: tenant sites", () => {
+  const status = (url: string, signal?: AbortSignal) => fetch(url, { signal }).then((r) => r.status);
+
+  test("a site answers at its subdomain or project name once a deployment succeeded, and keeps serving past a failed one", async () => {
+    const project = await create("tenant-site");
+    const bySubdomain = fake.siteUrlTemplate.replace("{subdomain}", project.subdomain!);
+    expect(await status(bySubdomain)).toBe(404);
+
+    fake.addDeployment("tenant-site", "success");
+    fake.addDeployment("tenant-site", "failure");
+
+    expect(await status(bySubdomain)).toBe(200);
+    expect(await status(`${fake.siteUrl}/tenant-site`)).toBe(200);
+    expect(await status(`${fake.siteUrl}/no-such-site.pages.dev`)).toBe(404);
+  });
+
+  test("sites.setMode makes one site answer 503 or never, leaving the others up", async () => {
+    for (const name of ["site-a", "site-b"]) {
+      await create(name);
+      fake.addDeployment(name, "success");
+    }
+    const url = (name: string) => `${fake.siteUrl}/${name}.pages.dev`;
+
+    fake.sites.setMode("site-a", "down");
+    expect([await status(url("site-a")), await status(url("site-b"))]).toEqual([503, 200]);
+    fake.sites.setMode("site-a", "hang");
+    await expect(status(url("site-a"), AbortSignal.timeout(200))).rejects.toMatchObject({ name: "TimeoutError" });
+    fake.sites.setMode("site-a", "up");
+    expect(await status(url("site-a"))).toBe(200);
+  });
+
+  test("the projects list shows each project's latest deployment stage, a cancelled one included", async () => {
+    await create("site-c");
+    fake.addDeployment("site-c", "success");
+    fake.addDeployment("site-c", "canceled");
+
+    const page = await client.pages.projects.list({ account_id: ACCOUNT });
+
+    const project = page.result.find((p) => p.name === "site-c") as { latest_deployment?: { latest_stage?: unknown } };
+    expect(project.latest_deployment?.latest_stage).toMatchObject({ name: "deploy", status: "canceled" });
+  });
+});

@@ -254,6 +254,24 @@ describe("convex fake: deployment API", () => {
     expect((await call("GET", `${created.deploymentUrl}/api/v1/list_environment_variables`)).status).toBe(404);
   });
 
+  test("backends.setMode makes one deployment's /version answer 503 or never, and back up, leaving the others up", async () => {
+    const one = (await createProject("probe-one", "prod")).body as Created;
+    const two = (await createProject("probe-two", "prod")).body as Created;
+    const version = (created: Created, signal?: AbortSignal) => fetch(`${created.deploymentUrl}/version`, { signal }).then((r) => r.status);
+
+    fake.backends.setMode(one.deploymentName!, "down");
+    expect([await version(one), await version(two)]).toEqual([503, 200]);
+
+    fake.backends.setMode(one.deploymentName!, "hang");
+    await expect(version(one, AbortSignal.timeout(200))).rejects.toMatchObject({ name: "TimeoutError" });
+
+    fake.backends.setDefaultMode("down");
+    fake.backends.setMode(one.deploymentName!, "up");
+    expect([await version(one), await version(two)]).toEqual([200, 503]);
+    fake.backends.reset();
+    expect(await version(two)).toBe(200);
+  });
+
   test("pause and unpause answer 200 with no body, are idempotent, and isPaused follows them", async () => {
     const { name, url, deployKey } = await deploymentWithKey();
     const auth = `Convex ${deployKey}`;
