@@ -32,8 +32,8 @@ export type CronRunnerOptions = {
 };
 
 export type CronRunner = {
-  /** The identifiers of the jobs being run. */
-  readonly jobs: readonly string[];
+  /** The jobs being run (a job with an unsupported schedule is left out). */
+  readonly jobs: readonly { identifier: string; functionName: string; schedule: CronSchedule }[];
   /** Clears every timer; resolves once the runs in flight have finished. */
   stop(): Promise<void>;
 };
@@ -50,7 +50,7 @@ export function startCronRunner(
 ): CronRunner {
   const timers = new Map<string, ReturnType<typeof setTimeout>>();
   const inFlight = new Map<string, Promise<void>>();
-  const scheduled: string[] = [];
+  const scheduled: { identifier: string; functionName: string; schedule: CronSchedule }[] = [];
   let stopped = false;
 
   const start = (identifier: string, spec: CronSpec) => {
@@ -89,7 +89,7 @@ export function startCronRunner(
       options.onInvalid?.(identifier, error);
       continue;
     }
-    scheduled.push(identifier);
+    scheduled.push({ identifier, functionName: spec.name, schedule: spec.schedule });
     start(identifier, spec);
   }
 
@@ -108,6 +108,27 @@ export function startCronRunner(
 export function nextRunAt(schedule: CronSchedule, after: number): number {
   if (schedule.type === "interval") return after + intervalMs(schedule);
   return nextCronTime(parseCron(cronStringOf(schedule)), after);
+}
+
+/** A schedule in words: "every 1 min", "hourly at :17 UTC", "cron 5 4 * * *". */
+export function describeSchedule(schedule: CronSchedule): string {
+  const minute = (m: number | undefined) => String(m ?? 0).padStart(2, "0");
+  switch (schedule.type) {
+    case "interval": {
+      const ms = intervalMs(schedule);
+      return ms % MINUTE_MS === 0 ? `every ${ms / MINUTE_MS} min` : `every ${ms / 1000} s`;
+    }
+    case "hourly":
+      return `hourly at :${minute(schedule.minuteUTC)} UTC`;
+    case "daily":
+      return `daily at ${String(schedule.hourUTC).padStart(2, "0")}:${minute(schedule.minuteUTC)} UTC`;
+    case "weekly":
+      return `${schedule.dayOfWeek}s at ${String(schedule.hourUTC).padStart(2, "0")}:${minute(schedule.minuteUTC)} UTC`;
+    case "monthly":
+      return `monthly on day ${schedule.day} at ${String(schedule.hourUTC).padStart(2, "0")}:${minute(schedule.minuteUTC)} UTC`;
+    case "cron":
+      return `cron ${schedule.cron} (UTC)`;
+  }
 }
 
 function intervalMs(schedule: Extract<CronSchedule, { type: "interval" }>): number {

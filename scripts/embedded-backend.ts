@@ -43,7 +43,7 @@ export const HEALTH_COUNTS_COMPONENT = "healthCounts";
 export { POOL_NAMES };
 
 export async function startEmbeddedBackend() {
-  const schema = ((await import("../convex/schema.ts")) as { default: SchemaDefinition<GenericSchema, boolean> }).default;
+  const schema = (await import("../convex/schema.ts")).default;
   const t = convexTest({ schema, modules: moduleMap(join(ROOT, "convex")) });
 
   const packages = join(ROOT, "node_modules", "@convex-dev");

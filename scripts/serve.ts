@@ -1,9 +1,12 @@
 // `npm start`: Brain offline on its embedded default. The real Convex functions run on
 // convex-test in this Node process with sandbox providers; the HTTP routes are served on
 // 127.0.0.1:$PORT. It sends itself a signed test checkout, prints progress until the
-// instance is ready, then keeps serving (or exits with --once, or when CI=true).
+// instance is ready, then keeps serving (or exits with --once, or when CI=true). The crons in
+// convex/crons.ts run on real timers meanwhile, and it prints each change of an instance's
+// confirmed health and each incident; --outage makes the tenant sites fail their health probes.
 //
 //   npm start -- [--once] [--port N] [--latency MS] [--fail <step|operation>:<transient|rate_limited|permanent>:<times>]
+//                [--outage <probes>]
 import { randomBytes } from "node:crypto";
 import { appendFileSync } from "node:fs";
 import { createServer, type IncomingMessage } from "node:http";
@@ -12,7 +15,9 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import Stripe from "stripe";
 import { internal } from "../convex/_generated/api.js";
-import { startEmbeddedBackend } from "./embedded-backend.ts";
+import { describeSchedule } from "./cron-runner.ts";
+import { startEmbeddedBackend, startEmbeddedCrons } from "./embedded-backend.ts";
+import { watchHealth } from "./health-watch.ts";
 
 const { values: flags } = parseArgs({
   options: {
@@ -20,12 +25,26 @@ const { values: flags } = parseArgs({
     port: { type: "string" },
     latency: { type: "string" },
     fail: { type: "string", multiple: true, default: [] },
+    outage: { type: "string" },
     timeout: { type: "string", default: "120" },
   },
 });
 const once = flags.once || process.env.CI === "true";
 const port = Number(flags.port ?? process.env.PORT ?? 8787);
 if (!Number.isInteger(port) || port < 0 || port > 65535) fatal(`invalid port ${flags.port ?? process.env.PORT}`);
+
+type FaultKind = "transient" | "rate_limited" | "permanent";
+const faults = flags.fail.map((spec) => {
+  const [operation, kind, times] = spec.split(":");
+  if (!operation || !["transient", "rate_limited", "permanent"].includes(kind ?? "") || !Number(times)) {
+    fatal(`--fail expects <step|operation>:<transient|rate_limited|permanent>:<times>, got "${spec}"`);
+  }
+  return { operation, kind: kind as FaultKind, times: Number(times) };
+});
+const outageProbes = flags.outage === undefined ? undefined : Number(flags.outage);
+if (outageProbes !== undefined && !(Number.isInteger(outageProbes) && outageProbes > 0)) {
+  fatal(`--outage expects the number of health probes the sites fail, got "${flags.outage}"`);
+}
 
 // Function logs (one JSON line each) go to a file so the console shows progress.
 const logFile = join(tmpdir(), `brain-offline-${process.pid}.log`);
@@ -45,6 +64,14 @@ process.env.STRIPE_WEBHOOK_SECRET ??= `whsec_offline_${randomBytes(18).toString(
 process.env.ADMIN_API_TOKEN ??= randomBytes(24).toString("hex");
 if (flags.latency !== undefined) process.env.SANDBOX_LATENCY_MS = flags.latency;
 process.env.SANDBOX_LATENCY_MS ??= "300";
+// Shorter than production's (300000, 30000, 600000) so the demo shows a health change within a
+// couple of minutes; the environment's values win.
+const HEALTH_DEMO_DEFAULTS = { HEALTH_CHECK_INTERVAL_MS: "60000", HEALTH_CONFIRM_INTERVAL_MS: "5000", ALERT_AFTER_MS: "60000" };
+const healthSettings = Object.entries(HEALTH_DEMO_DEFAULTS).map(([key, value]) => {
+  const fromEnvironment = process.env[key] !== undefined;
+  process.env[key] ??= value;
+  return `${key}=${process.env[key]} (${fromEnvironment ? "from the environment" : "demo default"})`;
+});
 
 const t = await startEmbeddedBackend();
 
@@ -88,23 +115,37 @@ const token = process.env.ADMIN_API_TOKEN;
 say(`Brain is running offline on ${base} (sandbox providers, embedded Convex functions)`);
 say(`  admin token: ${token}`);
 say(`  function logs: ${logFile}`);
+say(`  health: ${healthSettings.join(", ")}`);
 
-for (const spec of flags.fail) {
-  const [operation, kind, times] = spec.split(":");
-  if (!operation || !["transient", "rate_limited", "permanent"].includes(kind ?? "") || !Number(times)) {
-    fatal(`--fail expects <step|operation>:<transient|rate_limited|permanent>:<times>, got "${spec}"`);
-  }
+const errorMessage = (error: unknown) =>
+  String((error as { data?: { message?: string } }).data?.message ?? (error as Error).message ?? error).split("\n")[0];
+
+for (const { operation, kind, times } of faults) {
   try {
-    await t.mutation(internal.sandbox.injectFault, {
-      operation,
-      kind: kind as "transient" | "rate_limited" | "permanent",
-      times: Number(times),
-    });
+    await t.mutation(internal.sandbox.injectFault, { operation, kind, times });
   } catch (error) {
-    fatal(String((error as { data?: { message?: string } }).data?.message ?? error));
+    fatal(errorMessage(error));
   }
   say(`  injected fault: ${operation} fails ${times}x (${kind})`);
 }
+
+// Each job's first failure is shown here; every failure and skipped run goes to the function logs.
+const cronsFailed = new Set<string>();
+const crons = await startEmbeddedCrons(t, {
+  onError: ({ identifier, functionName }, error) => {
+    console.error(JSON.stringify({ cron: identifier, function: functionName, error: errorMessage(error) }));
+    if (cronsFailed.has(identifier)) return;
+    cronsFailed.add(identifier);
+    say(`cron "${identifier}" failed: ${errorMessage(error)} (later failures only in the function logs)`);
+  },
+  onSkip: ({ identifier }) => console.warn(JSON.stringify({ cron: identifier, skipped: "previous run still going" })),
+  onInvalid: (identifier, error) => say(`  cron "${identifier}" is not run offline: ${errorMessage(error)}`),
+});
+const healthCron = crons.jobs.find((job) => job.functionName === "monitoring:runHealthChecks");
+say(
+  `  crons: ${crons.jobs.length} jobs from convex/crons.ts on real timers` +
+    (healthCron ? `, health checks ${describeSchedule(healthCron.schedule)}` : ", none runs health checks yet"),
+);
 
 // A signed test checkout, exactly as Stripe would deliver it.
 const sessionId = `cs_test_offline_${randomBytes(8).toString("hex")}`;
@@ -175,6 +216,17 @@ if (view?.status === "ready") {
 } else {
   say(`Not ready after ${flags.timeout} s (status ${view?.status ?? "unknown"})`);
 }
+if (outageProbes !== undefined && view?.status === "ready") {
+  // The sandbox's faults are fleet-wide here; the demo's one instance is the fleet.
+  await t.mutation(internal.sandbox.injectFault, {
+    operation: "probeSite",
+    kind: "transient",
+    times: outageProbes,
+    message: "sandbox outage (npm start --outage)",
+  });
+  say(`Outage: every tenant site fails its next ${outageProbes} health probes (sandbox fault probeSite), then answers again`);
+}
+
 say("Try:");
 say(`  curl -s '${statusUrl}' -H 'Accept: application/json'`);
 if (view?.instanceId) say(`  curl -s ${base}/instance-health/${view.instanceId} -H 'Authorization: Bearer ${token}'`);
@@ -184,13 +236,26 @@ if (view?.instanceId) {
   say(`  curl -s '${base}/admin/deliveries?instanceId=${view.instanceId}' -H 'Authorization: Bearer ${token}'`);
   say(`  curl -s -X POST ${base}/deprovision/${view.instanceId} -H 'Authorization: Bearer ${token}'`);
 }
-
-if (once) {
-  server.close();
-  process.exit(view?.status === "ready" ? 0 : 1);
+// The fleet health routes, listed once they are served.
+for (const path of ["/admin/health", "/admin/incidents?status=open"]) {
+  const answer = await t.fetch(path, { headers: { Authorization: `Bearer ${token}` } });
+  if (answer.status !== 404) say(`  curl -s '${base}${path}' -H 'Authorization: Bearer ${token}'`);
 }
-say("Serving until Ctrl-C.");
-process.on("SIGINT", () => {
+
+function shutdown(code: number): never {
+  void crons.stop();
+  healthWatch?.stop();
   server.close();
-  process.exit(0);
-});
+  process.exit(code);
+}
+
+let healthWatch: { stop(): void } | undefined;
+if (once) shutdown(view?.status === "ready" ? 0 : 1);
+healthWatch = await watchHealth(t, say);
+say(
+  healthCron
+    ? `Serving until Ctrl-C. Health changes and incidents are printed below as the checks run (${describeSchedule(healthCron.schedule)}).`
+    : "Serving until Ctrl-C.",
+);
+process.on("SIGINT", () => shutdown(0));
+process.on("SIGTERM", () => shutdown(0));
