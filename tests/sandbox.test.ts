@@ -9,6 +9,7 @@ import { loadConfig } from "../convex/lib/config";
 import { resolveOperation } from "../convex/providers/operations";
 import { sandboxProviders } from "../convex/providers/sandbox";
 import { ProviderError, type Providers } from "../convex/providers/types";
+import { deleteSandboxOrganization, setSandboxPagesDeployment } from "./fakes/sandbox";
 import { actionCtxOf, setupBackend, type TestBackend } from "./harness";
 
 beforeEach(() => vi.useFakeTimers());
@@ -372,6 +373,18 @@ describe("sandbox health probes", () => {
     expect((await providers.cloudflare.probeSites([e1.site]))[0].ok).toBe(true);
   });
 
+  test("an organization deleted out of band is gone from the organization probe and listing", async () => {
+    const t = setupBackend({ env: { SANDBOX_LATENCY_MS: "0" } });
+    const providers = sandboxFor(t);
+    const { organizationId } = await providers.workos.ensureOrganization({ instanceId: "h1", name: "H" });
+
+    await deleteSandboxOrganization(t, organizationId);
+
+    expect(await providers.workos.probeOrganization({ organizationId })).toMatchObject({ ok: false });
+    expect(await providers.workos.listOrganizations()).toEqual([]);
+    await expect(deleteSandboxOrganization(t, organizationId)).rejects.toThrow(/no organization/);
+  });
+
   test("an empty batch answers nothing without calling the backend", async () => {
     const t = setupBackend();
     const { providers, counted } = countingProviders(t);
@@ -386,18 +399,9 @@ describe("sandbox health probes", () => {
     const providers = sandboxFor(t);
     for (const id of ["f1", "f2", "f3", "f4"]) await providers.cloudflare.ensurePagesProject({ instanceId: id, projectName: `brain-${id}` });
     await providers.cloudflare.ensurePagesProject({ instanceId: "x", projectName: "someone-elses" });
-    const setLatest = (name: string, latestDeployment: string) =>
-      t.mutation(internal.sandbox.applyOperation, {
-        operation: "cloudflare.setEnvironment",
-        provider: "cloudflare",
-        kind: "pagesProject",
-        name,
-        action: "update",
-        attributes: { latestDeployment },
-      });
-    await setLatest("brain-f2", "failure");
-    await setLatest("brain-f3", "canceled");
-    await setLatest("brain-f4", "active");
+    await setSandboxPagesDeployment(t, "brain-f2", "failure");
+    await setSandboxPagesDeployment(t, "brain-f3", "canceled");
+    await setSandboxPagesDeployment(t, "brain-f4", "active");
 
     const states = await providers.cloudflare.listPagesDeployments();
 
