@@ -72,7 +72,6 @@ import type * as providers_index from "../providers/index.js";
 import type * as providers_operations from "../providers/operations.js";
 import type * as providers_owned from "../providers/owned.js";
 import type * as providers_probe from "../providers/probe.js";
-import type * as providers_probe from "../providers/probe.js";
 import type * as providers_resend from "../providers/resend.js";
 import type * as providers_sandbox from "../providers/sandbox.js";
 import type * as providers_stripe from "../providers/stripe.js";
@@ -154,7 +153,6 @@ declare const fullApi: ApiFromModules<{
   "providers/index": typeof providers_index;
   "providers/operations": typeof providers_operations;
   "providers/owned": typeof providers_owned;
-  "providers/probe": typeof providers_probe;
   "providers/probe": typeof providers_probe;
   "providers/resend": typeof providers_resend;
   "providers/sandbox": typeof providers_sandbox;
