@@ -3,7 +3,7 @@
 // 127.0.0.1:$PORT. It sends itself a signed test checkout, prints progress until the
 // instance is ready, then keeps serving (or exits with --once, or when CI=true). The crons in
 // convex/crons.ts run on real timers meanwhile, and it prints each change of an instance's
-// confirmed health and each incident; --outage makes the tenant sites fail their health probes.
+// confirmed health and each incident; --outage makes the demo instance's site fail its health probes.
 //
 //   npm start -- [--once] [--port N] [--latency MS] [--fail <step|operation>:<transient|rate_limited|permanent>:<times>]
 //                [--outage <probes>]
@@ -216,15 +216,15 @@ if (view?.status === "ready") {
 } else {
   say(`Not ready after ${flags.timeout} s (status ${view?.status ?? "unknown"})`);
 }
-if (outageProbes !== undefined && view?.status === "ready") {
-  // The sandbox's faults are fleet-wide here; the demo's one instance is the fleet.
+if (outageProbes !== undefined && view?.status === "ready" && view.instanceId) {
   await t.mutation(internal.sandbox.injectFault, {
     operation: "probeSite",
     kind: "transient",
     times: outageProbes,
     message: "sandbox outage (npm start --outage)",
+    instanceId: view.instanceId,
   });
-  say(`Outage: every tenant site fails its next ${outageProbes} health probes (sandbox fault probeSite), then answers again`);
+  say(`Outage: instance ${view.instanceId}'s site fails its next ${outageProbes} health probes (sandbox fault probeSite), then answers again`);
 }
 
 say("Try:");

@@ -42,7 +42,7 @@ describe("npm start (offline embedded backend)", () => {
     const { code, stdout } = await runServe(["--once", "--latency", "20", "--outage", "3"], { ALERT_AFTER_MS: "120000" });
     expect(stdout).toContain("ALERT_AFTER_MS=120000 (from the environment)");
     expect(stdout).toContain("HEALTH_CONFIRM_INTERVAL_MS=5000 (demo default)");
-    expect(stdout).toMatch(/Ready in[^\n]*\nOutage: every tenant site fails its next 3 health probes/);
+    expect(stdout).toMatch(/Ready in[^\n]*instance (\w+)[^\n]*\nOutage: instance \1's site fails its next 3 health probes/);
     expect(code).toBe(0);
   }, 120_000);
 
