@@ -4,20 +4,27 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
 import type { Doc, Id } from "../convex/_generated/dataModel";
-import { adminHeaders, drainFor, sendCheckout, settleCheckout, setupBackend, type TestBackend } from "./harness";
+import { adminHeaders, sendCheckout, settleCheckout, setupBackend, type TestBackend } from "./harness";
 
 beforeEach(() => vi.useFakeTimers());
 afterEach(() => vi.useRealTimers());
 
 const MINUTE = 60_000;
 
-/** Lets `ms` of simulated time pass, running whatever comes due. */
+/** Sandbox calls answer at once, so no action sleeps on the fake clock (see passTime). */
+const backend = (env: Record<string, string> = {}) => setupBackend({ env: { SANDBOX_LATENCY_MS: "0", ...env } });
+
+/**
+ * Lets `ms` of simulated time pass a second at a time, running whatever comes due and waiting
+ * for it to finish before the clock moves on (the work pool's loop hands work from one
+ * scheduled function to the next within the same instant; a synchronous timer jump can leave
+ * that chain behind). Actions must not sleep on the fake clock here: set SANDBOX_LATENCY_MS=0.
+ */
 async function passTime(t: TestBackend, ms: number) {
   const end = Date.now() + ms;
   while (Date.now() < end) {
-    const before = Date.now();
-    await drainFor(t, end - Date.now());
-    if (Date.now() === before) vi.advanceTimersByTime(Math.min(1000, end - Date.now()));
+    await vi.advanceTimersByTimeAsync(Math.min(1000, end - Date.now()));
+    await t.finishInProgressScheduledFunctions();
   }
 }
 
@@ -58,7 +65,7 @@ const comeBack = (t: TestBackend, instanceId: Id<"instances">, operation: "probe
 
 describe("health rounds", () => {
   test("a newly live instance is enrolled, checked at once and counted active", async () => {
-    const t = setupBackend();
+    const t = backend();
     const [id] = await provision(t, 1);
     await cron(t, 2);
     const instance = await instanceOf(t, id);
@@ -72,7 +79,7 @@ describe("health rounds", () => {
   });
 
   test("every instance is checked once per interval, and an unchanged result writes no history", async () => {
-    const t = setupBackend({ env: { HEALTH_CHECK_INTERVAL_MS: String(5 * MINUTE) } });
+    const t = backend({ HEALTH_CHECK_INTERVAL_MS: String(5 * MINUTE) });
     const ids = await provision(t, 3);
     await cron(t, 2);
     const batches = await t.run((ctx) => ctx.db.query("healthBatches").collect());
@@ -87,7 +94,7 @@ describe("health rounds", () => {
   });
 
   test("calling the cron more often checks nobody early", async () => {
-    const t = setupBackend();
+    const t = backend();
     await provision(t, 2);
     await cron(t, 2);
     const checked = async () => (await t.run((ctx) => ctx.db.query("healthBatches").collect())).flatMap((b) => b.members.map((m) => m.checkedAt));
@@ -102,7 +109,7 @@ describe("health rounds", () => {
 
 describe("status with hysteresis", () => {
   test("one blip is re-checked after the confirmation interval and changes nothing", async () => {
-    const t = setupBackend();
+    const t = backend();
     const [id] = await provision(t, 1);
     await cron(t, 2);
     await goDark(t, id, "probeSite", 1);
@@ -118,7 +125,7 @@ describe("status with hysteresis", () => {
   });
 
   test("a site that stays dark is down after the failure threshold, with one incident since its first failure", async () => {
-    const t = setupBackend();
+    const t = backend();
     const [id, other] = await provision(t, 2);
     await cron(t, 2);
     await goDark(t, id, "probeSite");
@@ -139,7 +146,7 @@ describe("status with hysteresis", () => {
   });
 
   test("a backend that times out is down too, and coming back takes the success threshold and resolves the incident", async () => {
-    const t = setupBackend();
+    const t = backend();
     const [id] = await provision(t, 1);
     await cron(t, 2);
     await goDark(t, id, "probeBackend");
@@ -156,7 +163,7 @@ describe("status with hysteresis", () => {
   });
 
   test("a flapping site opens no incident", async () => {
-    const t = setupBackend();
+    const t = backend();
     const [id] = await provision(t, 1);
     await cron(t, 2);
     for (let i = 0; i < 6; i++) {
@@ -168,7 +175,7 @@ describe("status with hysteresis", () => {
   });
 
   test("an organization deleted by hand is found by the deep sweep and makes the instance degraded", async () => {
-    const t = setupBackend({ env: { HEALTH_DEEP_CHECK_INTERVAL_MS: String(60 * MINUTE) } });
+    const t = backend({ HEALTH_DEEP_CHECK_INTERVAL_MS: String(60 * MINUTE) });
     const [id] = await provision(t, 1);
     await cron(t, 2);
     const instance = await instanceOf(t, id);
@@ -189,7 +196,7 @@ describe("status with hysteresis", () => {
   });
 
   test("a suspended instance leaves monitoring, and its open incident closes without a recovery", async () => {
-    const t = setupBackend();
+    const t = backend();
     const [id] = await provision(t, 1);
     await cron(t, 2);
     await goDark(t, id, "probeSite");
@@ -208,7 +215,7 @@ describe("status with hysteresis", () => {
 
 describe("a round that dies halfway", () => {
   test("runs whose claim lapsed record nothing; their batches are claimed again and everyone is checked exactly once", async () => {
-    const t = setupBackend({ env: { HEALTH_BATCH_SIZE: "2" } });
+    const t = backend({ HEALTH_BATCH_SIZE: "2" });
     const ids = await provision(t, 6);
     // Enroll and claim the first round, then kill half of the runs: their claims are taken over.
     await t.mutation(internal.monitoring.runHealthChecks, {});
@@ -231,7 +238,7 @@ describe("a round that dies halfway", () => {
   });
 
   test("a late result from a lapsed claim changes nothing", async () => {
-    const t = setupBackend();
+    const t = backend();
     const [id] = await provision(t, 1);
     await cron(t, 2);
     const [batch] = await t.run((ctx) => ctx.db.query("healthBatches").collect());
@@ -249,7 +256,7 @@ describe("a round that dies halfway", () => {
 
 describe("GET /admin/health and /instance-health", () => {
   test("the dashboard route serves counts, coverage and a filtered page", async () => {
-    const t = setupBackend();
+    const t = backend();
     const [id] = await provision(t, 2);
     await cron(t, 2);
     await goDark(t, id, "probeSite");
@@ -272,7 +279,7 @@ describe("GET /admin/health and /instance-health", () => {
     ["createdFrom=20&createdTo=10", "createdFrom must not be after createdTo"],
     ["limit=0", "limit must be"],
   ])("?%s is a 400 with a clear message", async (query, message) => {
-    const t = setupBackend();
+    const t = backend();
     const response = await t.fetch(`/admin/health?${query}`, { headers: adminHeaders() });
     expect(response.status).toBe(400);
     const body = await response.json();
@@ -281,12 +288,12 @@ describe("GET /admin/health and /instance-health", () => {
   });
 
   test("the dashboard route needs the admin token", async () => {
-    const t = setupBackend();
+    const t = backend();
     expect((await t.fetch("/admin/health")).status).toBe(401);
   });
 
   test("/instance-health adds the confirmed status, the open incident and the last checks", async () => {
-    const t = setupBackend();
+    const t = backend();
     const [id] = await provision(t, 1);
     await cron(t, 2);
     await goDark(t, id, "probeSite");
