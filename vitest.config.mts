@@ -1,6 +1,9 @@
 import { defineConfig } from "vitest/config";
+import { instrumentConvexTest } from "./scripts/bench/instrument.mts";
 
 export default defineConfig({
+  // Inert unless a test installs a CostMeter (tests/healthScale.test.ts).
+  plugins: [instrumentConvexTest()],
   test: {
     environment: "edge-runtime",
     server: { deps: { inline: ["convex-test"] } },

@@ -40,7 +40,7 @@ export const newToken = () => Math.random().toString(36).slice(2) + Math.random(
 export async function claimBatch(ctx: MutationCtx, config: Config, batchId: Id<"healthBatches">, runAt: number): Promise<void> {
   const token = newToken();
   await ctx.db.patch("healthBatches", batchId, { claim: { token, runAt }, dueAt: runAt + claimLeaseMs(config) });
-  await healthPool(config).enqueueAction(ctx, internal.healthRounds.checkBatch, { batchId, token }, { runAt });
+  await healthPool(config).enqueueAction(ctx, internal.healthRounds.checkBatch, { batchId, token }, { runAfter: Math.max(0, runAt - Date.now()) });
 }
 
 /** Claims every batch due before the next cron call (bounded); true when more remain. */
