@@ -6,7 +6,9 @@ import { internal } from "../convex/_generated/api";
 import type { Doc, Id } from "../convex/_generated/dataModel";
 import { adminHeaders, sendCheckout, settleCheckout, setupBackend, type TestBackend } from "./harness";
 
-beforeEach(() => vi.useFakeTimers());
+// A fixed start 30 s into a health interval, so each batch's slot falls at the same point of every run.
+const START = Date.UTC(2026, 0, 5, 12, 0, 30);
+beforeEach(() => vi.useFakeTimers({ now: START }));
 afterEach(() => vi.useRealTimers());
 
 const MINUTE = 60_000;
@@ -167,8 +169,9 @@ describe("status with hysteresis", () => {
     const [id] = await provision(t, 1);
     await cron(t, 2);
     for (let i = 0; i < 6; i++) {
-      await goDark(t, id, "probeSite", 1); // fails one check, passes the next
-      await cron(t, 5);
+      // Fails the next check; its confirmation (30 s later) passes, before the next fault.
+      await goDark(t, id, "probeSite", 1);
+      await cron(t, 6);
     }
     expect((await instanceOf(t, id)).healthStatus).toBe("active");
     expect(await incidentsOf(t, id)).toHaveLength(0);
@@ -200,7 +203,7 @@ describe("status with hysteresis", () => {
     const [id] = await provision(t, 1);
     await cron(t, 2);
     await goDark(t, id, "probeSite");
-    await cron(t, 3);
+    await cron(t, 7);
     expect((await instanceOf(t, id)).healthStatus).toBe("down");
     await t.run((ctx) => ctx.db.patch("instances", id, { status: "suspended" }));
     await cron(t, 6);
@@ -260,7 +263,7 @@ describe("GET /admin/health and /instance-health", () => {
     const [id] = await provision(t, 2);
     await cron(t, 2);
     await goDark(t, id, "probeSite");
-    await cron(t, 3);
+    await cron(t, 7); // the next round (within an interval) and its confirmation
     const response = await t.fetch("/admin/health?status=down", { headers: adminHeaders() });
     expect(response.status).toBe(200);
     const body = await response.json();
@@ -297,7 +300,7 @@ describe("GET /admin/health and /instance-health", () => {
     const [id] = await provision(t, 1);
     await cron(t, 2);
     await goDark(t, id, "probeSite");
-    await cron(t, 3);
+    await cron(t, 7);
     const body = await (await t.fetch(`/instance-health/${id}`, { headers: adminHeaders() })).json();
     expect(body.healthStatus).toBe("down");
     expect(body.incident).toMatchObject({ status: "open", severity: "down", failing: ["site"] });
