@@ -20,7 +20,7 @@ import {
   type DeepCheckName,
   type Verdict,
 } from "./model/healthRules";
-import { claimBatch } from "./model/healthSchedule";
+import { claimBatch, enqueueBatchRun } from "./model/healthSchedule";
 import { openIncident, resolveIncident, updateIncident } from "./model/incidents";
 import { isLive } from "./model/lifecycleRules";
 import { outcomeForError } from "./providers/classify";
@@ -70,11 +70,12 @@ export const loadBatchTargets = internalQuery({
     const batch = await ctx.db.get("healthBatches", batchId);
     if (!batch || batch.claim?.token !== token) return null;
     const config = loadConfig();
-    const now = Date.now();
+    // The pool may start a run a little before the time it was claimed for: that run is for runAt.
+    const dueBy = Math.max(Date.now(), batch.claim.runAt);
     const due = [];
     const leaving = [];
     for (const member of batch.members) {
-      if (member.dueAt > now) continue;
+      if (member.dueAt > dueBy) continue;
       const instance = await ctx.db.get("instances", member.instanceId);
       if (!instance || !isLive(instance.status)) {
         leaving.push({ instanceId: member.instanceId, reason: instance ? `instance ${instance.status}` : "instance gone" });
@@ -110,6 +111,18 @@ const fromProbe = (outcome: ProbeOutcome, at: number): CheckResult => ({
   detail: outcome.detail,
   ms: outcome.ms,
   ...(outcome.status !== undefined ? { status: outcome.status } : {}),
+});
+
+/** A claimed run's time has come: hand it to the health pool, unless its claim was taken over. */
+export const startClaimedBatch = internalMutation({
+  args: { batchId: v.id("healthBatches"), token: v.string() },
+  returns: v.null(),
+  handler: async (ctx, { batchId, token }) => {
+    const batch = await ctx.db.get("healthBatches", batchId);
+    if (!batch || batch.claim?.token !== token) return null;
+    await enqueueBatchRun(ctx, loadConfig(), batchId, token);
+    return null;
+  },
 });
 
 /** Probes one claimed batch's due members and records the results (health pool). */
@@ -193,7 +206,7 @@ export const recordBatchResults = internalMutation({
     if (!batch || batch.claim?.token !== token) return null;
     const config = loadConfig();
     const thresholds = { failure: config.HEALTH_FAILURE_THRESHOLD, success: config.HEALTH_SUCCESS_THRESHOLD };
-    const nextRound = nextRoundAt(batch.slot, config.HEALTH_CHECK_INTERVAL_MS, at);
+    const nextRound = nextRoundAt(batch.slot, config.HEALTH_CHECK_INTERVAL_MS, Math.max(at, batch.claim.runAt));
     const byId = new Map(results.map((r) => [r.instanceId, r]));
     const gone = new Map(leaving.map((l) => [l.instanceId, l.reason]));
     const members: HealthMember[] = [];

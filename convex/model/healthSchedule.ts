@@ -34,13 +34,21 @@ export const claimLeaseMs = (config: Config) => 2 * config.HEALTH_PROBE_TIMEOUT_
 export const newToken = () => Math.random().toString(36).slice(2) + Math.random().toString(36).slice(2);
 
 /**
- * Claims a batch for one run at `runAt` and hands it to the health pool. Only the run holding
- * the token may record results, so a run that outlives its lease changes nothing.
+ * Claims a batch for one run at `runAt`. Only the run holding the token may record results, so
+ * a run that outlives its lease changes nothing. A run due now goes to the health pool at once;
+ * a later one is handed over at its time by startClaimedBatch, so the pool's queue holds only
+ * runs that can start (its loop reads every waiting start on each pass: a minute of future
+ * runs waiting there would make each pass cost a share of the fleet).
  */
 export async function claimBatch(ctx: MutationCtx, config: Config, batchId: Id<"healthBatches">, runAt: number): Promise<void> {
   const token = newToken();
   await ctx.db.patch("healthBatches", batchId, { claim: { token, runAt }, dueAt: runAt + claimLeaseMs(config) });
-  await healthPool(config).enqueueAction(ctx, internal.healthRounds.checkBatch, { batchId, token }, { runAfter: Math.max(0, runAt - Date.now()) });
+  if (runAt <= Date.now()) await enqueueBatchRun(ctx, config, batchId, token);
+  else await ctx.scheduler.runAt(runAt, internal.healthRounds.startClaimedBatch, { batchId, token });
+}
+
+export async function enqueueBatchRun(ctx: MutationCtx, config: Config, batchId: Id<"healthBatches">, token: string): Promise<void> {
+  await healthPool(config).enqueueAction(ctx, internal.healthRounds.checkBatch, { batchId, token });
 }
 
 /** Claims every batch due before the next cron call (bounded); true when more remain. */

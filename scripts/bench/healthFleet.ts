@@ -133,6 +133,7 @@ export async function steadyRound(t: TestBackend, count: number, intervalMs: num
     const per = (n: number) => n / count;
     const byFunction: Record<string, number> = {};
     for (const [key, calls] of meter.calls) byFunction[key] = per(calls);
+    if (process.env.DEBUG_COST) console.log("READS", JSON.stringify(Object.fromEntries([...meter.readsByFunction].map(([k, n]) => [k, per(n)]))), "WRITES", JSON.stringify(Object.fromEntries([...meter.writesByFunction].map(([k, n]) => [k, per(n)]))), "TABLES", JSON.stringify(Object.fromEntries([...meter.readsByTable].map(([k, n]) => [k, per(n)]))));
     return {
       functionCallsPerInstance: per(totals.functionCalls),
       readsPerInstance: per(totals.reads),
