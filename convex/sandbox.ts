@@ -9,8 +9,12 @@ import { OPERATIONS, resolveOperation } from "./providers/operations";
 
 const vFaultKind = v.union(v.literal("transient"), v.literal("rate_limited"), v.literal("permanent"));
 const vResource = v.object({ externalId: v.string(), name: v.string(), attributes: v.record(v.string(), v.string()) });
-/** Resources per `list` page: a bounded read per call, however many there are. */
-const LIST_PAGE_SIZE = 500;
+/**
+ * Resources per `list` page, as the live adapters page (WorkOS 100, Cloudflare Pages 25): a
+ * bounded read per call, and as many simulated requests as the real listing would make.
+ */
+const LIST_PAGE_SIZE: Partial<Record<string, number>> = { workos: 100, cloudflare: 25 };
+const DEFAULT_LIST_PAGE_SIZE = 100;
 
 /**
  * Performs one simulated provider operation, after consuming an injected fault if one is due.
@@ -73,7 +77,7 @@ export const applyOperation = internalMutation({
           const ofKind = q.eq("provider", args.provider).eq("kind", args.kind);
           return args.prefix ? ofKind.gte("name", args.prefix).lt("name", `${args.prefix}\uffff`) : ofKind;
         })
-        .paginate({ numItems: LIST_PAGE_SIZE, cursor: args.cursor ?? null });
+        .paginate({ numItems: LIST_PAGE_SIZE[args.provider] ?? DEFAULT_LIST_PAGE_SIZE, cursor: args.cursor ?? null });
       return {
         result: "list" as const,
         resources: page.map((r) => ({ externalId: r.externalId, name: r.name, attributes: r.attributes })),

@@ -80,10 +80,20 @@ async function list(env: ProviderEnv, operation: OperationName, kind: string, pr
   const resources: Resource[] = [];
   let cursor: string | null = null;
   for (;;) {
+    const started = Date.now();
     const result: FunctionReturnType<typeof internal.sandbox.applyOperation> = await env.ctx.runMutation(
       internal.sandbox.applyOperation,
       { operation, provider, kind, name: "", action: "list", cursor, ...(prefix ? { prefix } : {}) },
     );
+    // One line per page, as a live adapter logs each request.
+    log(result.result === "fault" ? "warn" : "info", "provider.call", {
+      correlationId: env.correlationId,
+      provider,
+      operation,
+      mode: "sandbox",
+      outcome: result.result === "fault" ? result.fault.kind : "ok",
+      durationMs: Date.now() - started,
+    });
     if (result.result === "fault") {
       throw new ProviderError(provider, result.fault.kind, result.fault.message, result.fault.retryAfterMs);
     }

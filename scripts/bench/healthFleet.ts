@@ -3,6 +3,7 @@
 // resources, the health cron driven on fake timers, and what one round costs, metered.
 import { vi } from "vitest";
 import { internal } from "../../convex/_generated/api";
+import { PROVIDERS } from "../../convex/registry";
 import type { Id } from "../../convex/_generated/dataModel";
 import type { TestBackend } from "../../tests/harness";
 import { CostMeter } from "./cost.meter";
@@ -133,7 +134,6 @@ export async function steadyRound(t: TestBackend, count: number, intervalMs: num
     const per = (n: number) => n / count;
     const byFunction: Record<string, number> = {};
     for (const [key, calls] of meter.calls) byFunction[key] = per(calls);
-    if (process.env.DEBUG_COST) console.log("READS", JSON.stringify(Object.fromEntries([...meter.readsByFunction].map(([k, n]) => [k, per(n)]))), "WRITES", JSON.stringify(Object.fromEntries([...meter.writesByFunction].map(([k, n]) => [k, per(n)]))), "TABLES", JSON.stringify(Object.fromEntries([...meter.readsByTable].map(([k, n]) => [k, per(n)]))));
     return {
       functionCallsPerInstance: per(totals.functionCalls),
       readsPerInstance: per(totals.reads),
@@ -144,4 +144,120 @@ export async function steadyRound(t: TestBackend, count: number, intervalMs: num
   } finally {
     meter.uninstall();
   }
+}
+
+/**
+ * The provider API requests made while `run` runs, by provider: every adapter, sandbox or live,
+ * logs one `provider.call` line per request (a sandbox listing, one per page, paged as the live
+ * SDK pages). Probes of tenant sites and backends are not API requests and are not counted.
+ */
+export async function countProviderRequests<T>(run: () => Promise<T>): Promise<{ result: T; requests: Record<string, number> }> {
+  const requests: Record<string, number> = {};
+  const levels = ["info", "warn", "error"] as const;
+  const originals = levels.map((level) => console[level]);
+  levels.forEach((level, i) => {
+    console[level] = (...args: unknown[]) => {
+      const line = args[0];
+      if (typeof line === "string" && line.includes('"event":"provider.call"')) {
+        const { provider } = JSON.parse(line) as { provider: string };
+        requests[provider] = (requests[provider] ?? 0) + 1;
+        return;
+      }
+      originals[i].apply(console, args);
+    };
+  });
+  try {
+    return { result: await run(), requests };
+  } finally {
+    levels.forEach((level, i) => (console[level] = originals[i]));
+  }
+}
+
+/** A provider's request budget over `windowMs`: its RATE_LIMIT_<PROVIDER>_RPS (or default) times the window. */
+export function budgetOver(provider: "convex" | "workos" | "cloudflare", windowMs: number): number {
+  const { variable, default: fallback } = PROVIDERS[provider].rate;
+  const rps = Number(process.env[variable] ?? fallback);
+  return Math.floor((rps * windowMs) / 1000);
+}
+
+/**
+ * One interval of the cron with the fleet-wide deep sweep due at its start (the interval that
+ * costs the providers most): the API requests it made, by provider, and whether the sweep finished.
+ */
+export async function intervalWithDeepSweep(t: TestBackend, intervalMs: number) {
+  const start = Date.now();
+  await t.run(async (ctx) => {
+    const schedule = await ctx.db.query("healthSchedule").first();
+    if (schedule) await ctx.db.patch("healthSchedule", schedule._id, { deepDueAt: start });
+  });
+  const { requests } = await countProviderRequests(() => runCron(t, Math.round(intervalMs / MINUTE)));
+  const schedule = await t.run((ctx) => ctx.db.query("healthSchedule").first());
+  const sweep = schedule?.lastDeepSweep && schedule.lastDeepSweep.startedAt >= start ? schedule.lastDeepSweep : undefined;
+  return { requests, sweep };
+}
+
+/** A small seeded PRNG (mulberry32), so a benchmark's random moments repeat with its seed. */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(a ^ (a >>> 15), 1 | a);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export type Detection = { instanceId: string; darkAt: number; downAt?: number; alertAt?: number };
+
+/**
+ * Mean time to detect: `samples` instances' sites go dark at random moments (second resolution)
+ * spread over one interval, with the cron running every minute; for each, the time from going
+ * dark to its confirmed `down` status (its incident opening) and to its alert going out.
+ */
+export async function measureDetection(
+  t: TestBackend,
+  ids: readonly string[],
+  options: { samples: number; seed: number; intervalMs: number; alertAfterMs: number },
+): Promise<{ down: number; alert: number; detections: Detection[] }> {
+  const random = seeded(options.seed);
+  const chosen = new Set<string>();
+  while (chosen.size < Math.min(options.samples, ids.length)) chosen.add(ids[Math.floor(random() * ids.length)]);
+  const start = Date.now();
+  const pending: Detection[] = [...chosen]
+    .map((instanceId) => ({ instanceId, darkAt: start + Math.floor((random() * options.intervalMs) / 1000) * 1000 }))
+    .sort((a, b) => a.darkAt - b.darkAt);
+  const detections = [...pending];
+  const deadline = start + options.intervalMs + options.alertAfterMs + 15 * MINUTE;
+  while (detections.some((d) => d.alertAt === undefined) && Date.now() < deadline) {
+    await t.mutation(internal.monitoring.runHealthChecks, {});
+    for (let second = 0; second < 60; second++) {
+      while (pending.length > 0 && pending[0].darkAt <= Date.now()) {
+        const { instanceId } = pending.shift()!;
+        await t.mutation(internal.sandbox.injectFault, { operation: "probeSite", times: 100_000, kind: "transient", instanceId: instanceId as Id<"instances"> });
+      }
+      await vi.advanceTimersByTimeAsync(1000);
+      await t.finishInProgressScheduledFunctions();
+    }
+    for (const detection of detections) {
+      if (detection.alertAt !== undefined || detection.darkAt > Date.now()) continue;
+      const incident = await t.run((ctx) =>
+        ctx.db
+          .query("incidents")
+          .withIndex("by_instanceId_and_status", (q) => q.eq("instanceId", detection.instanceId as Id<"instances">).eq("status", "open"))
+          .first(),
+      );
+      if (incident) {
+        detection.downAt = incident.openedAt;
+        detection.alertAt = incident.alertedAt;
+      }
+    }
+  }
+  const missed = detections.filter((d) => d.alertAt === undefined);
+  if (missed.length > 0) throw new Error(`${missed.length} of ${detections.length} outages were not alerted by the deadline`);
+  const mean = (values: number[]) => Math.round(values.reduce((a, b) => a + b, 0) / values.length);
+  return {
+    down: mean(detections.map((d) => d.downAt! - d.darkAt)),
+    alert: mean(detections.map((d) => d.alertAt! - d.darkAt)),
+    detections,
+  };
 }
