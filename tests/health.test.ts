@@ -4,6 +4,7 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
 import type { Doc, Id } from "../convex/_generated/dataModel";
+import { startAlertReceiver } from "./fakes/alertReceiver";
 import { adminHeaders, sendCheckout, settleCheckout, setupBackend, type TestBackend } from "./harness";
 
 // A fixed start 30 s into a health interval, so each batch's slot falls at the same point of every run.
@@ -213,6 +214,42 @@ describe("status with hysteresis", () => {
     expect(await incidentsOf(t, id)).toMatchObject([{ status: "resolved", resolution: "instance suspended" }]);
     const view = await t.query(internal.monitoring.getInstancesHealthStatus, { paginationOpts: { cursor: null, numItems: 10 } });
     expect(view.counts).toEqual({ active: 0, degraded: 0, down: 0, unchecked: 0 });
+  });
+});
+
+describe("alerts from the rounds", () => {
+  test("a site dark for 20 minutes: no alert before ALERT_AFTER_MS from its first failure, then one (email and signed webhook); one recovery notice", async () => {
+    const secret = "alert-webhook-secret-0123456789";
+    const receiver = await startAlertReceiver({ secret });
+    try {
+      const t = backend({ ALERT_EMAILS: "oncall@example.com", ALERT_WEBHOOK_URL: receiver.url, ALERT_WEBHOOK_SECRET: secret });
+      const [id] = await provision(t, 1);
+      await cron(t, 2);
+      await goDark(t, id, "probeSite");
+      await cron(t, 7);
+      const { unhealthySince, healthStatus } = await instanceOf(t, id);
+      expect(healthStatus).toBe("down");
+      const alertDueAt = unhealthySince! + 10 * MINUTE;
+      while (Date.now() < alertDueAt - 2 * MINUTE) await cron(t, 1);
+      expect(receiver.requests).toEqual([]);
+      await cron(t, 11);
+      expect(receiver.accepted().map((r) => r.notice?.type)).toEqual(["instance.down"]);
+      const alert = receiver.accepted()[0];
+      expect(alert.at).toBeGreaterThanOrEqual(alertDueAt);
+      expect(alert.notice).toMatchObject({ instanceId: id, status: "down", failing: ["site"], since: unhealthySince });
+      await comeBack(t, id, "probeSite");
+      await cron(t, 12);
+      expect((await instanceOf(t, id)).healthStatus).toBe("active");
+      expect(receiver.accepted().map((r) => r.notice?.type)).toEqual(["instance.down", "instance.recovered"]);
+      expect(receiver.requests.filter((r) => r.answer !== "accepted")).toEqual([]);
+      const emails = await t.run((ctx) =>
+        ctx.db.query("sandboxResources").withIndex("by_provider_and_kind_and_name", (q) => q.eq("provider", "resend").eq("kind", "email")).collect(),
+      );
+      expect(emails.map((e) => e.attributes.subject)).toEqual([expect.stringContaining(id), expect.stringContaining(id)]);
+      expect(await incidentsOf(t, id)).toMatchObject([{ status: "resolved", notifications: [{ type: "instance.down" }, { type: "instance.recovered" }] }]);
+    } finally {
+      await receiver.close();
+    }
   });
 });
 
