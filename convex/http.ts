@@ -17,6 +17,7 @@ import { registerReconcileRoutes } from "./reconcileRoutes";
 import { registerDeliveryRoutes } from "./deliveryRoutes";
 import { registerAlertRoutes } from "./alertRoutes";
 import { registerHealthRoutes } from "./healthRoutes";
+import { registerJobRoutes } from "./jobRoutes";
 
 const http = httpRouter();
 const ADMIN_ACTOR = "admin-api";
@@ -212,6 +213,7 @@ registerReconcileRoutes(http);
 registerDeliveryRoutes(http);
 registerAlertRoutes(http);
 registerHealthRoutes(http);
+registerJobRoutes(http);
 
 // Known paths asked with the wrong method answer in the JSON error shape too.
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
@@ -233,6 +235,8 @@ const ROUTES: { path: string; prefix: boolean; method: (typeof METHODS)[number] 
   { path: "/admin/health", prefix: false, method: "GET" },
   { path: "/admin/incidents", prefix: false, method: "GET" },
   { path: "/admin/maintenance", prefix: false, method: ["GET", "POST"] },
+  { path: "/admin/jobs", prefix: false, method: "GET" },
+  { path: "/admin/jobs/", prefix: true, method: "GET" },
 ];
 for (const known of ROUTES) {
   const allowed: readonly string[] = typeof known.method === "string" ? [known.method] : known.method;

@@ -24,6 +24,8 @@ import type * as forwarding from "../forwarding.js";
 import type * as healthRounds from "../healthRounds.js";
 import type * as healthRoutes from "../healthRoutes.js";
 import type * as http from "../http.js";
+import type * as jobRoutes from "../jobRoutes.js";
+import type * as jobViews from "../jobViews.js";
 import type * as lib_alertSignature from "../lib/alertSignature.js";
 import type * as lib_backoff from "../lib/backoff.js";
 import type * as lib_config from "../lib/config.js";
@@ -106,6 +108,8 @@ declare const fullApi: ApiFromModules<{
   healthRounds: typeof healthRounds;
   healthRoutes: typeof healthRoutes;
   http: typeof http;
+  jobRoutes: typeof jobRoutes;
+  jobViews: typeof jobViews;
   "lib/alertSignature": typeof lib_alertSignature;
   "lib/backoff": typeof lib_backoff;
   "lib/config": typeof lib_config;
