@@ -48,4 +48,8 @@ crons.interval("send due alerts", { minutes: 1 }, internal.alerts.runDueAlerts, 
 // Resolved incidents and their deliveries older than HEALTH_RETENTION_MS.
 crons.hourly("prune alert history", { minuteUTC: 43 }, internal.alerts.pruneAlertHistory, {});
 
+// Provisioning KPIs: rolls up every hour that ended (and a UTC day once its 24 hours are in)
+// into provisioningMetrics, a bounded page per mutation; a second call for the same hour starts nothing.
+crons.hourly("roll up provisioning metrics", { minuteUTC: 5 }, internal.metrics.runRollup, {});
+
 export default crons;

@@ -17,6 +17,7 @@ import { registerReconcileRoutes } from "./reconcileRoutes";
 import { registerDeliveryRoutes } from "./deliveryRoutes";
 import { registerAlertRoutes } from "./alertRoutes";
 import { registerHealthRoutes } from "./healthRoutes";
+import { registerMetricsRoutes } from "./metricsRoutes";
 import { registerJobRoutes } from "./jobRoutes";
 
 const http = httpRouter();
@@ -213,6 +214,7 @@ registerReconcileRoutes(http);
 registerDeliveryRoutes(http);
 registerAlertRoutes(http);
 registerHealthRoutes(http);
+registerMetricsRoutes(http);
 registerJobRoutes(http);
 
 // Known paths asked with the wrong method answer in the JSON error shape too.
@@ -233,6 +235,7 @@ const ROUTES: { path: string; prefix: boolean; method: (typeof METHODS)[number] 
   { path: "/admin/deliveries", prefix: false, method: "GET" },
   { path: "/admin/deliveries/", prefix: true, method: "POST" },
   { path: "/admin/health", prefix: false, method: "GET" },
+  { path: "/admin/metrics", prefix: false, method: "GET" },
   { path: "/admin/incidents", prefix: false, method: "GET" },
   { path: "/admin/maintenance", prefix: false, method: ["GET", "POST"] },
   { path: "/admin/jobs", prefix: false, method: "GET" },

@@ -191,7 +191,7 @@ function instancesPage(ctx: QueryCtx, { status, plan, createdFrom, createdTo, pa
  * Share of live instances checked within the last interval. Reads only what is behind: batches
  * whose oldest member check is older than the interval, and live instances not enrolled yet.
  */
-async function readCoverage(ctx: QueryCtx, config: Config, now: number, counts: StatusCounts): Promise<number> {
+export async function readCoverage(ctx: QueryCtx, config: Config, now: number, counts: StatusCounts): Promise<number> {
   const cutoff = now - config.HEALTH_CHECK_INTERVAL_MS - COVERAGE_SLACK_MS;
   const unenrolled = (
     await ctx.db

@@ -33,6 +33,7 @@ import {
   vAlertChannel,
   vCheckResult,
 } from "./lib/validators";
+import { vMetricFigures } from "./model/metricsFigures";
 
 export default defineSchema({
   // Written by stripe.recordStripeEvent (once per event id) and stripe.processStripeEvent;
@@ -179,7 +180,10 @@ export default defineSchema({
       "error.class",
       "finishedAt",
     ])
-    .index("by_status_and_queuedAt", ["status", "queuedAt"]),
+    .index("by_status_and_queuedAt", ["status", "queuedAt"])
+    // The metrics rollup and getProvisioningMetrics: a kind's jobs finished, and created, in a time range.
+    .index("by_kind_and_finishedAt", ["kind", "finishedAt"])
+    .index("by_kind_and_createdAt", ["kind", "createdAt"]),
 
   // Admission's own count of running jobs. Written and read only by provisioning.admitQueuedJobs
   // (and an operator's retry), never by a hot path: see docs/contention.md.
@@ -309,7 +313,9 @@ export default defineSchema({
     .index("by_status_and_openedAt", ["status", "openedAt"])
     .index("by_alertDueAt", ["alertDueAt"])
     .index("by_remindAt", ["remindAt"])
-    .index("by_status_and_resolvedAt", ["status", "resolvedAt"]),
+    .index("by_status_and_resolvedAt", ["status", "resolvedAt"])
+    // The metrics (MTTD): incidents opened in a time range, whatever their status now.
+    .index("by_openedAt", ["openedAt"]),
 
   // Maintenance windows: alerts are held while one covers the instance (or the fleet); checks go on.
   // Written by POST /admin/maintenance; read by alerts.ts and GET /admin/maintenance.
@@ -467,4 +473,22 @@ export default defineSchema({
   // Orphan scans (hourly cron, operators, the admin API): only the newest few are kept.
   // Written by orphans.recordOrphanScan; read by orphans.getLastOrphanScan (dashboard).
   orphanScans: defineTable(vOrphanScan).index("by_scannedAt", ["scannedAt"]),
+
+  // Provisioning KPIs per hour and per UTC day (docs/metrics.md). Written only by the metrics
+  // rollup (metrics.runRollup, one bounded page per mutation, resumable by phase and cursor);
+  // read by metrics.getProvisioningMetrics, which merges buckets and never re-reads their jobs.
+  provisioningMetrics: defineTable({
+    granularity: v.union(v.literal("hour"), v.literal("day")),
+    /** Bucket start (epoch ms, UTC-aligned); the key: one row per granularity and start. */
+    start: v.number(),
+    end: v.number(),
+    /** All phases done: the figures are final and never rewritten. */
+    complete: v.boolean(),
+    /** The rollup's progress through the bucket: jobs finished, jobs created, then incidents. */
+    phase: v.union(v.literal("finished"), v.literal("created"), v.literal("incidents"), v.literal("done")),
+    /** The paginate cursor within the phase (null: its first page). */
+    cursor: v.union(v.string(), v.null()),
+    figures: vMetricFigures,
+    updatedAt: v.number(),
+  }).index("by_granularity_and_start", ["granularity", "start"]),
 });
