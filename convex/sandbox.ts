@@ -7,6 +7,8 @@ import { fail } from "./lib/errors";
 import { vProviderName } from "./lib/validators";
 import { OPERATIONS, resolveOperation } from "./providers/operations";
 
+/** The operations whose faults may be scoped to one instance: one tenant goes dark, the rest stay up. */
+const INSTANCE_SCOPED_OPERATIONS: ReadonlySet<string> = new Set(["cloudflare.probeSite", "convex.probeBackend"]);
 const vFaultKind = v.union(v.literal("transient"), v.literal("rate_limited"), v.literal("permanent"));
 const vResource = v.object({ externalId: v.string(), name: v.string(), attributes: v.record(v.string(), v.string()) });
 /**
@@ -157,6 +159,9 @@ export const injectFault = internalMutation({
     }
     if (!Number.isInteger(args.times) || args.times < 1) fail("BAD_REQUEST", "times must be a positive integer");
     if (args.instanceId !== undefined && !args.instanceId.trim()) fail("BAD_REQUEST", "instanceId must not be empty");
+    if (args.instanceId !== undefined && !INSTANCE_SCOPED_OPERATIONS.has(operation)) {
+      fail("BAD_REQUEST", `instanceId applies only to the health probes (${[...INSTANCE_SCOPED_OPERATIONS].join(", ")}), not to "${operation}"`);
+    }
     const existing = await ctx.db
       .query("sandboxFaults")
       .withIndex("by_operation_and_instanceId", (q) => q.eq("operation", operation).eq("instanceId", args.instanceId))

@@ -94,6 +94,16 @@ describe("health rules", () => {
     expect(deepChecksToProbe(member({ checks: { organization: bad() } }))).toEqual(["organization"]);
   });
 
+  test("a suspect stays suspect until a run has probed that check (a run in flight when the sweep marked it keeps the mark)", () => {
+    const suspect = member({ status: "active", deepSuspect: ["organization", "pages"] });
+    const unprobed = applyResults(suspect, { site: ok(1), backend: ok(1) }, 1, thresholds).member;
+    expect(unprobed.deepSuspect).toEqual(["organization", "pages"]);
+    const halfProbed = applyResults(unprobed, { site: ok(2), backend: ok(2), organization: ok(2) }, 2, thresholds).member;
+    expect(halfProbed.deepSuspect).toEqual(["pages"]);
+    const probed = applyResults(halfProbed, { site: ok(3), backend: ok(3), pages: ok(3) }, 3, thresholds).member;
+    expect(probed.deepSuspect).toBeUndefined();
+  });
+
   test("rounds fall on the batch's slot, one interval apart, strictly after now", () => {
     const interval = 300_000;
     const slot = slotOf(3);

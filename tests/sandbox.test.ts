@@ -346,6 +346,14 @@ describe("sandbox health probes", () => {
     expect(okOf(await providers.convex.probeBackends(tenants.map((x) => x.backend)))).toEqual([true, true, true]);
   });
 
+  test("a fault scoped to an instance is refused for an operation that is not a health probe, and nothing is stored", async () => {
+    const t = setupBackend({ env: { SANDBOX_LATENCY_MS: "0" } });
+    await expect(
+      t.mutation(internal.sandbox.injectFault, { operation: "workosOrg", kind: "transient", times: 1, instanceId: "c1" }),
+    ).rejects.toThrow(/instanceId applies only to the health probes/);
+    expect(await t.run((ctx) => ctx.db.query("sandboxFaults").collect())).toEqual([]);
+  });
+
   test("a fault without an instance fails one target per remaining time, in target order, with its kind's status", async () => {
     const t = setupBackend({ env: { SANDBOX_LATENCY_MS: "0" } });
     const providers = sandboxFor(t);
@@ -450,16 +458,6 @@ describe("sandbox injectFault with an instance", () => {
       ]),
     );
     expect(await faults(t)).toHaveLength(3);
-  });
-
-  test("a fault for one instance never fails an ordinary provider call of that operation", async () => {
-    const t = setupBackend({ env: { SANDBOX_LATENCY_MS: "0" } });
-    await t.mutation(internal.sandbox.injectFault, { operation: "pagesProject", kind: "permanent", times: 1, instanceId: "g1" });
-    const providers = sandboxFor(t);
-
-    await expect(providers.cloudflare.ensurePagesProject({ instanceId: "g1", projectName: "brain-g1" })).resolves.toMatchObject({
-      projectName: "brain-g1",
-    });
   });
 
   test("an empty instanceId is refused", async () => {

@@ -58,7 +58,10 @@ export function applyResults(
   const baseline = confirmed ?? "active";
   const failingSince = failing.length === 0 ? undefined : (member.failingSince ?? at);
 
-  let next: HealthMember = { ...member, checks, checkedAt: at, failingSince, deepSuspect: undefined };
+  // A deep check the sweep suspects stays suspect until a run has actually probed it.
+  const stillSuspect = member.deepSuspect?.filter((name) => results[name] === undefined);
+  const deepSuspect = stillSuspect && stillSuspect.length > 0 ? stillSuspect : undefined;
+  let next: HealthMember = { ...member, checks, checkedAt: at, failingSince, deepSuspect };
   let transition: Verdict["transition"];
 
   if (candidate === baseline) {
