@@ -318,10 +318,10 @@ const commands: Record<string, (c: Context) => Promise<Result>> = {
     if (flags["dry-run"] && !flags.cleanup) throw new UsageError("--dry-run goes with --cleanup");
     // A scan lists every provider's resources: it can take a while.
     const progress = flags.json ? io.err : io.out;
-    const orphanRows = (rows: Json[], extra?: "message") =>
+    const orphanRows = (rows: Json[], withError = false) =>
       table(
-        ["PROVIDER", "RESOURCE", "NAME", extra ? "ERROR" : "REASON"],
-        rows.map((o) => [o.provider as string, o.resourceId as string, o.name as string, extra ? truncate(o.message, 80) : (o.reason as string | undefined)]),
+        ["PROVIDER", "RESOURCE", "NAME", ...(withError ? ["ERROR"] : [])],
+        rows.map((o) => [o.provider as string, o.resourceId as string, o.name as string, ...(withError ? [truncate(o.message, 80)] : [])]),
       );
     if (!flags.cleanup) {
       progress("Scanning every provider for orphaned resources…");
@@ -336,7 +336,7 @@ const commands: Record<string, (c: Context) => Promise<Result>> = {
     const lines: string[] = [];
     if (dryRun) lines.push(wouldDelete!.length === 0 ? "No orphans: nothing would be deleted." : `Would delete ${wouldDelete!.length}:`, ...(wouldDelete!.length ? orphanRows(wouldDelete!) : []));
     else lines.push(`Deleted ${deleted!.length}.`, ...(deleted!.length ? orphanRows(deleted!) : []));
-    if (failed!.length > 0) lines.push(`Failed ${failed!.length}:`, ...orphanRows(failed!, "message"));
+    if (failed!.length > 0) lines.push(`Failed ${failed!.length}:`, ...orphanRows(failed!, true));
     return { json: body, lines, code: failed!.length > 0 ? 1 : 0 };
   },
 
