@@ -56,13 +56,16 @@ const latestHourRow = (ctx: QueryCtx) =>
     .order("desc")
     .first();
 
-/** The first hour ever rolled up: the oldest provision job's (else the last full hour). */
+/**
+ * The first hour ever rolled up: the start of the oldest provision job's UTC day, so that day
+ * gets its daily bucket too (else the start of the last full hour).
+ */
 async function firstHour(ctx: QueryCtx, now: number): Promise<number> {
   const oldest = await ctx.db
     .query("provisioningJobs")
     .withIndex("by_kind_and_createdAt", (q) => q.eq("kind", "provision"))
     .first();
-  return hourOf(oldest?.createdAt ?? now - HOUR_MS);
+  return oldest ? dayOf(oldest.createdAt) : hourOf(now - HOUR_MS);
 }
 
 /**

@@ -36,7 +36,7 @@ function showsFailure(job: Job): boolean {
  * the step and the error class; a job.failed without a step.failed before it (a cancel, a job
  * failed before it started) counts once at its step.
  */
-export function lastRunFromAudit(entries: { action: string; step?: string; errorClass?: string }[]): Run {
+export function lastRunFromAudit(entries: { action: string; step?: string; errorClass?: string }[]): Run | null {
   let run: Run = { failures: [], retries: 0 };
   let ended = false;
   let stepFailed = false;
@@ -62,10 +62,11 @@ export function lastRunFromAudit(entries: { action: string; step?: string; error
       ended = true;
     }
   }
-  return run;
+  // A trail without the finish (older rows than the audit kept, or none): the caller estimates.
+  return ended ? run : null;
 }
 
-/** When the audit budget is spent: the failures as the job document shows them (classes from each step's last error). */
+/** When the audit budget is spent, or the trail lacks the finish: the failures as the job document shows them (classes from each step's last error). */
 export function lastRunFromJob(job: Job): Run {
   const run: Run = { failures: [], retries: 0 };
   for (const s of job.steps) {
@@ -107,7 +108,8 @@ export async function addFinishedJob(ctx: QueryCtx, f: MetricFigures, job: Job, 
       .withIndex("by_jobId", (q) => q.eq("jobId", job._id))
       .take(AUDIT_ROWS_PER_JOB);
     budget.rows -= rows.length;
-    run = rows.length < AUDIT_ROWS_PER_JOB ? lastRunFromAudit(rows.flatMap(({ _id, _creationTime, ...row }) => expandAudit(row))) : lastRunFromJob(job);
+    const fromAudit = rows.length < AUDIT_ROWS_PER_JOB ? lastRunFromAudit(rows.flatMap(({ _id, _creationTime, ...row }) => expandAudit(row))) : null;
+    run = fromAudit ?? lastRunFromJob(job);
   } else {
     run = lastRunFromJob(job);
   }

@@ -115,6 +115,9 @@ export function mergeHistograms(a: Histogram, b: Histogram): Histogram {
 export function percentile(h: Histogram, p: number): number | null {
   if (h.count === 0) return null;
   const rank = Math.max(1, Math.ceil(p * h.count));
+  // The extreme ranks are kept exactly.
+  if (rank === 1) return Math.round(h.min);
+  if (rank >= h.count) return Math.round(h.max);
   let seen = 0;
   for (const [bin, n] of h.bins) {
     seen += n;
