@@ -248,13 +248,16 @@ const commands: Record<string, (c: Context) => Promise<Result>> = {
 
   async retry(c) {
     const jobId = one(c.args, "jobId");
+    const timing = c.flags.wait ? { timeoutMs: positive("timeout", c.flags.timeout, 600) * 1000, intervalMs: positive("interval", c.flags.interval, 500) } : null;
+    // Under --wait, the job before the retry: what it changes is then printed, however fast it runs.
+    const before = timing ? await c.api.call("GET", `/admin/jobs/${enc(jobId)}`) : null;
     const answer = await c.api.call("POST", `/retry-provisioning/${enc(jobId)}`);
     const started = `Job ${String(answer.jobId)} retried (retry ${String(answer.retryCount)}): ${String(answer.status)}`;
-    if (!c.flags.wait) return { json: answer, lines: [started] };
+    if (!timing || !before) return { json: answer, lines: [started] };
     // Progress goes to stdout, or to stderr under --json so stdout holds only the final job.
     const progress = c.flags.json ? c.io.err : c.io.out;
     progress(started);
-    const job = await follow(c, jobId, progress);
+    const job = await follow(c, before as FollowedJob, timing, progress);
     return { json: job, lines: [], code: job.status === "succeeded" ? 0 : 1 };
   },
 
@@ -409,45 +412,53 @@ const commands: Record<string, (c: Context) => Promise<Result>> = {
   },
 };
 
+type FollowedJob = Json & { jobId: string; status: string; steps: Step[]; error?: JobError };
+
+/** How a step reads in `retry --wait`'s progress: a change of this text is printed. */
+function stepState(step: Step): string {
+  return (
+    step.status +
+    (step.waitingForCircuit ? " (circuit open)" : "") +
+    (step.attempts > 1 && step.status !== "pending" ? ` (attempt ${step.attempts})` : "") +
+    ((step.status === "retrying" || step.status === "failed") && step.lastError ? `: ${step.lastError.class}: ${truncate(step.lastError.message)}` : "")
+  );
+}
+
 /**
- * Polls GET /admin/jobs/:jobId until the job succeeds or fails, printing each step's change
- * (and the job's). Gives up after --timeout seconds (default 600) with an error.
+ * Polls GET /admin/jobs/:jobId until the job succeeds or fails, printing each change of a step
+ * (and of the job) since `before`, the job as it was before the retry. Gives up after the timeout
+ * with a TIMEOUT error; the job goes on.
  */
-async function follow(c: Context, jobId: string, say: (line: string) => void): Promise<Json & { status: string }> {
-  const timeoutMs = positive("timeout", c.flags.timeout, 600) * 1000;
-  const intervalMs = positive("interval", c.flags.interval, 500);
+async function follow(
+  c: Context,
+  before: FollowedJob,
+  { timeoutMs, intervalMs }: { timeoutMs: number; intervalMs: number },
+  say: (line: string) => void,
+): Promise<FollowedJob> {
   const started = c.now();
-  const seen = new Map<string, string>();
-  let jobStatus = "";
+  const seen = new Map(before.steps.map((step) => [step.name, stepState(step)]));
+  let jobStatus = before.status;
   for (;;) {
-    const job = (await c.api.call("GET", `/admin/jobs/${enc(jobId)}`)) as Json & { status: string; steps: Step[]; error?: JobError };
+    const job = (await c.api.call("GET", `/admin/jobs/${enc(before.jobId)}`)) as FollowedJob;
     const done = job.steps.filter((step) => step.status === "succeeded").length;
-    const prefix = () => `[${String(Math.round((done / job.steps.length) * 100)).padStart(3)}%] ${done}/${job.steps.length}`;
+    const prefix = `[${String(Math.round((done / job.steps.length) * 100)).padStart(3)}%] ${done}/${job.steps.length}`;
     for (const step of job.steps) {
-      const state =
-        step.status +
-        (step.waitingForCircuit ? " (circuit open)" : "") +
-        (step.attempts > 1 && step.status !== "pending" ? ` (attempt ${step.attempts})` : "") +
-        (step.status === "retrying" || step.status === "failed" ? (step.lastError ? `: ${step.lastError.class}: ${truncate(step.lastError.message)}` : "") : "");
-      const before = seen.get(step.name);
+      const state = stepState(step);
+      if (seen.get(step.name) !== state) say(`${prefix} ${step.name} ${state}`);
       seen.set(step.name, state);
-      // The first look shows only the steps under way or failed; after that, every change.
-      if (before === undefined ? !["succeeded", "pending"].includes(step.status) : before !== state) say(`${prefix()} ${step.name} ${state}`);
     }
-    if (job.status !== jobStatus) {
-      say(`${prefix()} job ${job.status}`);
-      jobStatus = job.status;
-    }
+    if (job.status !== jobStatus) say(`${prefix} job ${job.status}`);
+    jobStatus = job.status;
     const elapsed = duration(c.now() - started);
     if (job.status === "succeeded") {
-      say(`Job ${jobId} succeeded after ${elapsed}`);
+      say(`Job ${job.jobId} succeeded after ${elapsed}`);
       return job;
     }
     if (job.status === "failed") {
-      say(`Job ${jobId} failed after ${elapsed}: ${errorText(job.error) ?? "no error recorded"}`);
+      say(`Job ${job.jobId} failed after ${elapsed}: ${errorText(job.error) ?? "no error recorded"}`);
       return job;
     }
-    if (c.now() - started > timeoutMs) throw new ApiError(null, "TIMEOUT", `job ${jobId} is still ${job.status} after ${elapsed}`);
+    if (c.now() - started > timeoutMs) throw new ApiError(null, "TIMEOUT", `job ${job.jobId} is still ${job.status} after ${elapsed}`);
     await c.sleep(intervalMs);
   }
 }

@@ -100,7 +100,7 @@ describe("operator CLI against npm start", () => {
     expect(stderr).toBe("");
     expect(code).toBe(0);
     expect(stdout).toMatch(new RegExp(`^Job ${served.jobId} retried \\(retry 1\\): (running|queued)$`, "m"));
-    expect(stdout).toMatch(/^\[\s*\d+%\] \d\/9 pagesProject (running|succeeded) \(attempt 2\)$/m);
+    expect(stdout).toMatch(/^\[\s*\d+%\] \d\/9 pagesProject (running|retrying|succeeded) \(attempt 2\)/m);
     expect(stdout).toMatch(/^\[100%\] 9\/9 activate succeeded$/m);
     expect(stdout).toMatch(/^\[100%\] 9\/9 job succeeded$/m);
     expect(stdout).toMatch(new RegExp(`Job ${served.jobId} succeeded after `));
@@ -118,16 +118,23 @@ describe("operator CLI against npm start", () => {
   }, 30_000);
 
   test("a bad id prints the API's NOT_FOUND and exits 1", async () => {
-    const { code, stdout, stderr } = await brain(["retry", "no-such-job", "--wait"]);
+    const { code, stdout, stderr } = await brain(["retry", "no-such-job"]);
     expect(code).toBe(1);
     expect(stdout).toBe("");
     expect(stderr.trim()).toBe("brain: NOT_FOUND (HTTP 404): no provisioning job no-such-job");
+    // --wait reads the job first (GET /admin/jobs/:jobId), so nothing is retried.
+    const wait = await brain(["retry", "no-such-job", "--wait", "--json"]);
+    expect(wait).toMatchObject({ code: 1, stdout: "" });
+    expect(wait.stderr.trim()).toBe("brain: NOT_FOUND (HTTP 404): no job no-such-job");
   }, 30_000);
 
-  test("a wrong token prints 401 UNAUTHORIZED and exits 1", async () => {
+  test("a wrong token prints 401 UNAUTHORIZED and exits 1, and so does a BRAIN_URL that does not answer", async () => {
     const { code, stderr } = await brain(["jobs"], { ADMIN_API_TOKEN: "wrong-token" });
     expect(code).toBe(1);
     expect(stderr).toMatch(/^brain: UNAUTHORIZED \(HTTP 401\): admin bearer token required/);
+    const unreachable = await brain(["circuits"], { BRAIN_URL: "http://127.0.0.1:1" });
+    expect(unreachable.code).toBe(1);
+    expect(unreachable.stderr).toMatch(/^brain: UNREACHABLE: cannot reach http:\/\/127\.0\.0\.1:1: /);
   }, 30_000);
 
   test("bad usage prints the usage and exits 2: unknown command, missing environment, missing argument, unknown option", async () => {
