@@ -99,6 +99,11 @@ export function duration(ms: unknown): string {
   return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }
 
+/** `label  value` lines, the values aligned. */
+const pairs = (rows: [string, string][]) => {
+  const width = Math.max(...rows.map(([label]) => label.length));
+  return rows.map(([label, value]) => `${label.padEnd(width)}  ${value}`);
+};
 const percent = (fraction: unknown) => (typeof fraction === "number" && Number.isFinite(fraction) ? `${(fraction * 100).toFixed(1)}%` : "-");
 const truncate = (text: unknown, max = 60) => {
   if (typeof text !== "string") return undefined;
@@ -380,18 +385,18 @@ const commands: Record<string, (c: Context) => Promise<Result>> = {
       const entries = Object.entries((value ?? {}) as Record<string, number>);
       return entries.length === 0 ? "none" : entries.map(([key, n]) => `${key} ${n}`).join(", ");
     };
-    const lines = [
-      `range            ${time(m.from ?? from)} → ${time(m.to ?? to)}`,
-      `jobs             started ${jobs.started ?? "-"}, succeeded ${jobs.succeeded ?? "-"}, failed ${jobs.failed ?? "-"}`,
-      `success rate     ${percent(m.successRate)}`,
-      `time to ready    avg ${duration(d.avg)}, p50 ${duration(d.p50)}, p95 ${duration(d.p95)}`,
-      `retries per job  ${typeof m.retriesPerJob === "number" ? m.retriesPerJob.toFixed(2) : "-"}`,
-      `auto-recovery    ${percent(m.autoRecoveryRate)}`,
-      `MTTD / MTTR      ${duration(m.mttdMs)} / ${duration(m.mttrMs)}`,
-      `health coverage  ${percent(m.healthCoverage)}`,
-      `failures by step   ${counts(m.failuresByStep)}`,
-      `failures by class  ${counts(m.failuresByClass)}`,
-    ];
+    const lines = pairs([
+      ["range", `${time(m.from ?? from)} → ${time(m.to ?? to)}`],
+      ["jobs", `started ${jobs.started ?? "-"}, succeeded ${jobs.succeeded ?? "-"}, failed ${jobs.failed ?? "-"}`],
+      ["success rate", percent(m.successRate)],
+      ["time to ready", `avg ${duration(d.avg)}, p50 ${duration(d.p50)}, p95 ${duration(d.p95)}`],
+      ["retries per job", typeof m.retriesPerJob === "number" ? m.retriesPerJob.toFixed(2) : "-"],
+      ["auto-recovery", percent(m.autoRecoveryRate)],
+      ["MTTD / MTTR", `${duration(m.mttdMs)} / ${duration(m.mttrMs)}`],
+      ["health coverage", percent(m.healthCoverage)],
+      ["failures by step", counts(m.failuresByStep)],
+      ["failures by class", counts(m.failuresByClass)],
+    ]);
     const perStep = Object.entries((m.stepDurationMs ?? {}) as Record<string, { avg?: number; p95?: number }>);
     if (perStep.length > 0) lines.push("", ...table(["STEP", "AVG", "P95"], perStep.map(([step, s]) => [step, duration(s.avg), duration(s.p95)])));
     return { json: m, lines };

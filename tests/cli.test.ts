@@ -195,19 +195,29 @@ describe("operator CLI against npm start", () => {
     expect(JSON.parse(json.stdout)).toEqual({ deliveries: expect.any(Array) });
   }, 30_000);
 
-  test("metrics prints the KPIs for a range, or the API's error cleanly while the route is missing", async () => {
+  test("metrics prints the KPIs for a range; a range the API refuses prints its BAD_REQUEST", async () => {
     const { code, stdout, stderr } = await brain(["metrics", "--from", "24h"]);
-    if (code === 0) {
-      expect(stdout).toMatch(/^jobs\s+started \d+, succeeded \d+, failed \d+$/m);
-      expect(stdout).toMatch(/^success rate\s+/m);
-    } else {
-      expect(code).toBe(1);
-      expect(stdout).toBe("");
-      expect(stderr.trim()).toMatch(/^brain: (HTTP_404: No HttpAction routed for \/admin\/metrics|[A-Z_]+ \(HTTP \d+\): .+)$/);
-    }
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/^range\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ → /m);
+    expect(stdout).toMatch(/^jobs\s+started [1-9]\d*, succeeded [1-9]\d*, failed \d+$/m);
+    expect(stdout).toMatch(/^success rate\s+\d+\.\d%$/m);
+    expect(stdout).toMatch(/^STEP\s+AVG\s+P95$/m);
+    const json = JSON.parse((await brain(["metrics", "--json"])).stdout);
+    expect(json).toMatchObject({ jobs: { started: expect.any(Number) }, failuresByStep: expect.any(Object) });
+    const refused = await brain(["metrics", "--from", "500d"]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^brain: BAD_REQUEST \(HTTP 400\): /);
     const bad = await brain(["metrics", "--from", "yesterday-ish"]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain("--from must be epoch milliseconds");
+  }, 30_000);
+
+  test("a path the deployment does not serve prints the router's plain 404 cleanly and exits 1", async () => {
+    const { code, stdout, stderr } = await brain(["circuits"], { BRAIN_URL: `${served.url}/nowhere` });
+    expect(code).toBe(1);
+    expect(stdout).toBe("");
+    expect(stderr.trim()).toBe("brain: HTTP_404: No HttpAction routed for /nowhere/admin/circuits");
   }, 30_000);
 
   test("npm run brain -- <command> runs the same CLI", async () => {
