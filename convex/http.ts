@@ -62,7 +62,7 @@ http.route({
   handler: route("/status", async (ctx, request, config) => {
     const sessionId = new URL(request.url).searchParams.get("session_id");
     if (!sessionId) return jsonError("BAD_REQUEST", "query parameter session_id is required");
-    const view = await ctx.runQuery(internal.provisioning.getStatusBySession, { sessionId });
+    const view = await ctx.runQuery(internal.provisioning.getStatusBySession, { sessionId, now: Date.now() });
     if (!view) return jsonError("NOT_FOUND", "no checkout session with that id");
     if (wantsJson(request)) return json(200, view);
     return new Response(renderStatusPage(view, config.SUPPORT_URL), {

@@ -247,9 +247,10 @@ export const runWatchdog = internalMutation({
 
 /** The public status view of the instance bought in one checkout session, or null if unknown. */
 export const getStatusBySession = internalQuery({
-  args: { sessionId: v.string() },
+  // `now`: the time the ETA is measured from (the HTTP route's clock); without it, the job's last change.
+  args: { sessionId: v.string(), now: v.optional(v.number()) },
   returns: v.union(v.null(), vStatusView),
-  handler: async (ctx, args) => buildStatusView(ctx, args.sessionId),
+  handler: async (ctx, args) => buildStatusView(ctx, args.sessionId, args.now),
 });
 
 /**

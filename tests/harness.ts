@@ -255,6 +255,9 @@ export async function statusOf(t: TestBackend, sessionId: string) {
 export type StatusBody = {
   status: "pending" | "provisioning" | "ready" | "failed";
   progress: { currentStep: number; totalSteps: number; percent: number };
+  currentStepName: string | null;
+  etaMs: number | null;
+  estimatedReadyAt: number | null;
   steps: { name: string; status: string; attempts: number; lastError?: { class: string; message: string } }[];
   instanceUrl?: string;
   jobId: string | null;

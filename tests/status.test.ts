@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
-import { internal } from "../convex/_generated/api";
+import { api, internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { initialSteps } from "../convex/model/dag";
+import { DEFAULT_STEP_MS } from "../convex/model/eta";
 import { admitNow, checkoutEvent, drain, sendCheckout, setupBackend, signedStripeRequest, statusOf } from "./harness";
 
 beforeEach(() => vi.useFakeTimers());
@@ -17,9 +18,10 @@ describe("public status page", () => {
     expect(response.headers.get("content-type")).toContain("application/json");
     const body = await response.json();
     expect(Object.keys(body).sort()).toEqual(
-      ["instanceId", "instanceUrl", "jobId", "message", "progress", "status", "steps"].sort(),
+      ["currentStepName", "estimatedReadyAt", "etaMs", "instanceId", "instanceUrl", "jobId", "message", "progress", "status", "steps"].sort(),
     );
     expect(body.progress).toEqual({ currentStep: 9, totalSteps: 9, percent: 100 });
+    expect(body).toMatchObject({ currentStepName: null, etaMs: 0, estimatedReadyAt: expect.any(Number) });
   });
 
   test("shows a payment being processed as pending, then provisioning while steps run", async () => {
@@ -168,5 +170,85 @@ describe("public status page", () => {
     expect(text).not.toContain("@example.com");
     expect(text).not.toContain(b.body.instanceId!);
     expect(text).not.toMatch(/ciphertext|whsec_|deployKey/i);
+  });
+});
+
+describe("status estimate and live query", () => {
+  const criticalPathMs = (ms: Partial<Record<string, number>>) =>
+    Math.max(ms.convexProject!, ms.workosOrg!) + ms.configureBackend! + ms.deployApp! + ms.validate! + ms.activate!;
+
+  test("with no finished job yet, the ETA is the documented default critical path and names the step in progress", async () => {
+    const t = setupBackend();
+    const { sessionId } = await sendCheckout(t);
+    vi.advanceTimersByTime(1);
+    await t.finishInProgressScheduledFunctions();
+    const queued = (await statusOf(t, sessionId)).body;
+    expect(queued).toMatchObject({ status: "pending", currentStepName: null });
+    expect(queued.etaMs).toBe(criticalPathMs(DEFAULT_STEP_MS));
+    await admitNow(t);
+    const running = (await statusOf(t, sessionId)).body;
+    expect(running.status).toBe("provisioning");
+    expect(running.currentStepName).toBe("convexProject");
+    expect(running.etaMs).toBeGreaterThan(0);
+    expect(running.etaMs!).toBeLessThanOrEqual(criticalPathMs(DEFAULT_STEP_MS));
+    expect(running.estimatedReadyAt!).toBeGreaterThan(Date.now());
+  });
+
+  test("after a job finishes, the next checkout's ETA comes from its measured step durations", async () => {
+    const t = setupBackend();
+    await sendCheckout(t);
+    await drain(t);
+    const measured = await t.run(async (ctx) => {
+      const [job] = await ctx.db.query("provisioningJobs").collect();
+      return Object.fromEntries(job.steps.map((s) => [s.name, s.finishedAt! - s.startedAt!]));
+    });
+    const { sessionId } = await sendCheckout(t);
+    vi.advanceTimersByTime(1);
+    await t.finishInProgressScheduledFunctions();
+    const { body } = await statusOf(t, sessionId);
+    // One sample per step: its median is that sample (the histogram keeps min and max exactly).
+    expect(body).toMatchObject({ status: "pending", etaMs: criticalPathMs(measured) });
+    expect(body.etaMs).not.toBe(criticalPathMs(DEFAULT_STEP_MS));
+  });
+
+  test("a failed job has no estimate", async () => {
+    const t = setupBackend();
+    await t.mutation(internal.sandbox.injectFault, { operation: "convex.probeDeployment", kind: "permanent", times: 1 });
+    const { sessionId } = await sendCheckout(t);
+    await drain(t);
+    expect((await statusOf(t, sessionId)).body).toMatchObject({ status: "failed", etaMs: null, estimatedReadyAt: null, currentStepName: null });
+  });
+
+  test("status:get returns the same view as GET /status JSON, measured from the job's last change instead of the clock", async () => {
+    const t = setupBackend();
+    const { sessionId } = await sendCheckout(t);
+    await drain(t);
+    const live = await t.query(api.status.get, { sessionId });
+    expect(live).toEqual((await statusOf(t, sessionId)).body);
+    expect(live).toMatchObject({ status: "ready", etaMs: 0 });
+
+    const other = await sendCheckout(t);
+    vi.advanceTimersByTime(1);
+    await t.finishInProgressScheduledFunctions();
+    await admitNow(t);
+    const running = await t.query(api.status.get, { sessionId: other.sessionId });
+    const http = (await statusOf(t, other.sessionId)).body;
+    const { etaMs: _a, ...liveRest } = running!;
+    const { etaMs: _b, ...httpRest } = http;
+    expect(liveRest).toEqual(httpRest);
+    const updatedAt = await t.run(async (ctx) => (await ctx.db.get("provisioningJobs", running!.jobId!))!.updatedAt);
+    expect(running!.etaMs).toBe(running!.estimatedReadyAt! - updatedAt);
+  });
+
+  test("status:get answers null for an unknown session and BAD_REQUEST for a malformed id or extra arguments", async () => {
+    const t = setupBackend();
+    expect(await t.query(api.status.get, { sessionId: "cs_test_nobody" })).toBeNull();
+    for (const sessionId of ["", "cs_test_<script>", "x".repeat(256), "cs test"]) {
+      await expect(t.query(api.status.get, { sessionId })).rejects.toMatchObject({ data: { code: "BAD_REQUEST" } });
+    }
+    // @ts-expect-error: the validator rejects anything but { sessionId: string }
+    await expect(t.query(api.status.get, { sessionId: "cs_test_x", jobId: "j" })).rejects.toThrow();
+    // @ts-expect-error: likewise a number
+    await expect(t.query(api.status.get, { sessionId: 42 })).rejects.toThrow();
   });
 });

@@ -2,14 +2,22 @@
 // they come back with. It carries nothing about anyone else, and no secrets.
 import { v, type Infer } from "convex/values";
 import { literals } from "convex-helpers/validators";
+import type { Doc } from "../_generated/dataModel";
 import type { QueryCtx } from "../_generated/server";
 import { vJobError, vStepName, vStepStatus, vFailureClass } from "../lib/validators";
+import { currentStepName, estimateReadyAt, recentStepEstimates } from "./eta";
 
 export const vPublicStatus = literals("pending", "provisioning", "ready", "failed", "suspended", "deleted");
 
 export const vStatusView = v.object({
   status: vPublicStatus,
   progress: v.object({ currentStep: v.number(), totalSteps: v.number(), percent: v.number() }),
+  /** The step in progress (the first in registry order when several run), or null. */
+  currentStepName: v.union(vStepName, v.null()),
+  /** Estimated milliseconds left (0 once ready), or null when unknown (no job yet, failed, suspended, deleted). */
+  etaMs: v.union(v.number(), v.null()),
+  /** When the instance should be ready (epoch ms; when it was, once ready), or null when unknown. */
+  estimatedReadyAt: v.union(v.number(), v.null()),
   steps: v.array(
     v.object({
       name: vStepName,
@@ -42,7 +50,17 @@ const MESSAGES = {
   deleted: "Your instance was deleted after its subscription ended.",
 } as const;
 
-export async function buildStatusView(ctx: QueryCtx, sessionId: string): Promise<StatusView | null> {
+/** A Stripe checkout session id's shape (`cs_test_…`, `cs_live_…`): checked before any read by the public query. */
+export const isCheckoutSessionId = (id: string) => /^[A-Za-z0-9_-]{1,255}$/.test(id);
+
+const NO_ESTIMATE = { currentStepName: null, etaMs: null, estimatedReadyAt: null } as const;
+
+/**
+ * The customer's view of a checkout session. `now` is the time the estimate is measured from;
+ * a reactive query passes none (it must not read the clock), and the estimate is then taken
+ * as of the job's last change (`updatedAt`): subscribers count down from `estimatedReadyAt`.
+ */
+export async function buildStatusView(ctx: QueryCtx, sessionId: string, now?: number): Promise<StatusView | null> {
   const instance = await ctx.db
     .query("instances")
     .withIndex("by_checkoutSessionId", (q) => q.eq("checkoutSessionId", sessionId))
@@ -61,6 +79,7 @@ export async function buildStatusView(ctx: QueryCtx, sessionId: string): Promise
       return {
         status: "failed",
         progress: { currentStep: 0, totalSteps: 0, percent: 0 },
+        ...NO_ESTIMATE,
         steps: [],
         jobId: null,
         instanceId: null,
@@ -70,6 +89,7 @@ export async function buildStatusView(ctx: QueryCtx, sessionId: string): Promise
     return {
       status: paymentFailed ? "failed" : "pending",
       progress: { currentStep: 0, totalSteps: 0, percent: 0 },
+      ...NO_ESTIMATE,
       steps: [],
       jobId: null,
       instanceId: null,
@@ -90,6 +110,7 @@ export async function buildStatusView(ctx: QueryCtx, sessionId: string): Promise
     return {
       status: "pending",
       progress: { currentStep: 0, totalSteps: 0, percent: 0 },
+      ...NO_ESTIMATE,
       steps: [],
       jobId: null,
       instanceId: instance._id,
@@ -108,6 +129,7 @@ export async function buildStatusView(ctx: QueryCtx, sessionId: string): Promise
         : job.status === "queued"
           ? "pending"
           : "provisioning");
+  const estimate = await estimateFor(ctx, job, status, now ?? job.updatedAt);
   return {
     status,
     progress: {
@@ -115,6 +137,7 @@ export async function buildStatusView(ctx: QueryCtx, sessionId: string): Promise
       totalSteps: job.totalSteps,
       percent: Math.round((100 * job.currentStep) / job.totalSteps),
     },
+    ...estimate,
     steps: job.steps.map((s) => ({
       name: s.name,
       status: s.status,
@@ -129,5 +152,25 @@ export async function buildStatusView(ctx: QueryCtx, sessionId: string): Promise
     instanceId: instance._id,
     ...(status === "failed" && job.error ? { error: job.error } : {}),
     message: job.status === "queued" && !lifecycle ? MESSAGES.queued : MESSAGES[status],
+  };
+}
+
+/**
+ * Ready: no time left. Pending or provisioning: the estimate from recent step durations (read
+ * only then, so a finished job's view does not re-run whenever another job finishes).
+ */
+async function estimateFor(
+  ctx: QueryCtx,
+  job: Doc<"provisioningJobs">,
+  status: StatusView["status"],
+  asOf: number,
+): Promise<Pick<StatusView, "currentStepName" | "etaMs" | "estimatedReadyAt">> {
+  if (status === "ready") return { currentStepName: null, etaMs: 0, estimatedReadyAt: job.finishedAt ?? asOf };
+  if (status !== "pending" && status !== "provisioning") return NO_ESTIMATE;
+  const readyAt = estimateReadyAt(job.steps, await recentStepEstimates(ctx), asOf);
+  return {
+    currentStepName: currentStepName(job.steps),
+    etaMs: readyAt === null ? null : Math.max(0, readyAt - asOf),
+    estimatedReadyAt: readyAt,
   };
 }
