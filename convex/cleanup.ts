@@ -44,6 +44,12 @@ export const startCompensation = internalMutation({
   },
 });
 
+export const correlationOf = internalQuery({
+  args: { jobId: v.id("provisioningJobs") },
+  returns: v.union(v.string(), v.null()),
+  handler: async (ctx, { jobId }) => (await ctx.db.get("provisioningJobs", jobId))?.correlationId ?? null,
+});
+
 export const listPendingTasks = internalQuery({
   args: { jobId: v.id("provisioningJobs") },
   returns: v.array(v.object({ taskId: v.id("cleanupTasks"), provider: vOrphanProvider, resourceId: v.string(), order: v.number() })),
@@ -64,7 +70,9 @@ export const runCleanup = internalAction({
   returns: v.null(),
   handler: async (ctx, { jobId, token }) => {
     const config = loadConfig();
-    const providers = providersFor({ ctx, config, correlationId: `cleanup:${jobId}` });
+    // The job's own correlation id (the Stripe event that started it), so its cleanup reads with it.
+    const correlationId = (await ctx.runQuery(internal.cleanup.correlationOf, { jobId })) ?? `cleanup:${jobId}`;
+    const providers = providersFor({ ctx, config, correlationId });
     for (const task of await ctx.runQuery(internal.cleanup.listPendingTasks, { jobId })) {
       let error: string | undefined;
       try {
@@ -93,7 +101,8 @@ export const recordCleanupResult = internalMutation({
       const delay = backoffDelayMs({ maxAttempts: Infinity, baseDelayMs: 60_000, maxDelayMs: 60 * 60_000, jitter: 0.2 }, attempts);
       await ctx.db.patch("cleanupTasks", taskId, { attempts, lastError: error, nextAttemptAt: now + delay });
       await appendAudit(ctx, { actor: ACTOR, action: "resource.delete_failed", jobId: task.jobId, instanceId: task.instanceId, detail: `${what}: ${error}` });
-      log("warn", "cleanup.delete_failed", { correlationId: task.jobId, provider: task.provider, attempts });
+      const job = await ctx.db.get("provisioningJobs", task.jobId);
+      log("warn", "cleanup.delete_failed", { correlationId: job?.correlationId ?? task.jobId, jobId: task.jobId, provider: task.provider, attempts });
       return null;
     }
     await ctx.db.patch("cleanupTasks", taskId, { status: "done", attempts: task.attempts + 1, doneAt: now, lastError: undefined });

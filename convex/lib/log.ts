@@ -7,5 +7,6 @@ export function log(
   event: string,
   fields: { correlationId: string } & Record<string, Field>,
 ): void {
-  console[level](JSON.stringify({ level, event, ...fields }));
+  // The event name comes last, so no field can overwrite it.
+  console[level](JSON.stringify({ level, ...fields, event }));
 }

@@ -17,6 +17,7 @@ import { circuitSettings, loadCircuits, saveCircuit } from "./circuits";
 import { initialSteps } from "./dag";
 import { decide, type Decision, type DecideContext, type Effect, type EngineEvent, type Job } from "./decide";
 import { poolFor } from "./pools";
+import { queueJobEmails } from "./notifications";
 
 const SYSTEM = "system:job-engine";
 
@@ -50,7 +51,7 @@ export async function applyEvent(ctx: MutationCtx, config: Config, job: Job, eve
   const circuits = await loadCircuits(ctx, event.kind === "retry" ? job.steps.map((s) => STEPS[s.name].provider) : providersOf(job));
   const decision = decide(job, event, contextFor(config, job, circuits, now));
   if (decision.kind === "stale") {
-    log("warn", "job.stale_event", { correlationId: job.correlationId, jobId: job._id, event: event.kind, reason: decision.reason });
+    log("warn", "job.stale_event", { correlationId: job.correlationId, jobId: job._id, on: event.kind, reason: decision.reason });
     return decision;
   }
   if (decision.kind === "refused") return decision;
@@ -74,6 +75,18 @@ export async function applyEvent(ctx: MutationCtx, config: Config, job: Job, eve
   }
   const steps = decision.patch.steps?.map((s) => (kept[s.name] ? { ...s, ...kept[s.name] } : s));
   await ctx.db.patch("provisioningJobs", job._id, { ...decision.patch, ...(steps ? { steps } : {}) });
+  // Customer emails the transition calls for (started, ready + welcome, failed), once per job and kind.
+  await queueJobEmails(ctx, config, job, after);
+  log(after.status === "failed" ? "warn" : "info", "job.transition", {
+    correlationId: job.correlationId,
+    jobId: job._id,
+    kind: job.kind,
+    on: event.kind,
+    ...("step" in event && typeof event.step === "string" ? { step: event.step } : {}),
+    from: job.status,
+    to: after.status,
+    changes: changes.map((c) => c.action).join(",") || undefined,
+  });
   return decision;
 }
 
@@ -359,6 +372,7 @@ export async function startFailedJob(
   ] as Effect[]) {
     await perform(ctx, config, job, effect, SYSTEM, now);
   }
+  await queueJobEmails(ctx, config, null, job);
   return jobId;
 }
 

@@ -46,6 +46,7 @@ export const COLD_PATHS: Record<string, string> = {
   "cleanup:retryPendingCleanups": "cron",
   "cleanup:startCompensation": "after a job failed for good",
   "cleanup:listPendingTasks": "after a job failed for good",
+  "cleanup:correlationOf": "after a job failed for good",
   "cleanup:recordCleanupResult": "after a job failed for good",
   "cleanup:finishCompensation": "after a job failed for good",
   "cleanup:compensateNow": "operator",

@@ -1,0 +1,83 @@
+// Brain's structured log over a full live run against the local fakes: two paid checkouts (one
+// reaching ready, one failing for good on a permanent 4xx and cleaned up at once), a health round
+// and admin calls. Every line Brain writes is one JSON object with its level, event and
+// correlation id; a job's lines carry the Stripe event that started it, its cleanup included; and
+// no secret from the environment, no tenant secret and no email address appears in any line.
+import { afterEach, beforeEach, expect, test, vi } from "vitest";
+import { internal } from "../convex/_generated/api";
+import type { Id } from "../convex/_generated/dataModel";
+import { startFakes, type Fakes } from "./fakes";
+import { adminHeaders, pollUntilSettled, sendCheckout, setupBackend } from "./harness";
+
+let fakes: Fakes;
+beforeEach(async () => {
+  fakes = await startFakes();
+});
+afterEach(async () => {
+  vi.restoreAllMocks();
+  await fakes.close();
+});
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const EMAIL = /[\w.+-]+@[\w-]+(\.[\w-]+)+/;
+type Line = { level: string; event: string; correlationId: string } & Record<string, unknown>;
+
+test("every log line is JSON with its event and correlation id, a job's lines carry its Stripe event, and no secret or email address is logged", async () => {
+  const raw: string[] = [];
+  for (const level of ["log", "info", "warn", "error"] as const) {
+    vi.spyOn(console, level).mockImplementation((...args: unknown[]) => void raw.push(args.map(String).join(" ")));
+  }
+  const env = { ...fakes.env, RETRY_BASE_DELAY_MS: "20", RETRY_MAX_DELAY_MS: "200", RETRY_JITTER: "0", CLEANUP_DELAY_MS: "0" };
+  const t = setupBackend({ env });
+  fakes.attach(t);
+
+  const ready = await sendCheckout(t, { email: "ada.lovelace@example.com" });
+  const readyStatus = await pollUntilSettled(t, ready.sessionId);
+  expect(readyStatus.status).toBe("ready");
+  fakes.cloudflare.inject({ method: "POST", path: /\/pages\/projects$/, status: 400, times: 1 });
+  const failed = await sendCheckout(t, { email: "grace.hopper@example.com" });
+  const failedStatus = await pollUntilSettled(t, failed.sessionId);
+  expect(failedStatus.status).toBe("failed");
+  // The failed job's partial resources are deleted at once (CLEANUP_DELAY_MS=0).
+  for (const until = Date.now() + 15_000; Date.now() < until; await sleep(100)) {
+    const job = await t.run((ctx) => ctx.db.get("provisioningJobs", failedStatus.jobId as Id<"provisioningJobs">));
+    if (job?.compensationStatus === "done") break;
+  }
+  await t.mutation(internal.monitoring.runHealthChecks, {});
+  await sleep(500);
+  expect((await t.fetch("/admin/health", { headers: adminHeaders() })).status).toBe(200);
+  expect((await t.fetch("/admin/health")).status).toBe(401);
+
+  const brainLines = raw.filter((line) => line.startsWith('{"level":'));
+  expect(brainLines.length).toBeGreaterThan(20);
+  const lines = brainLines.map((line) => JSON.parse(line) as Line);
+  for (const line of lines) {
+    expect(["info", "warn", "error"]).toContain(line.level);
+    expect(line.event).toMatch(/^[a-z_]+(\.[a-z_]+)+$/);
+    expect(typeof line.correlationId === "string" && line.correlationId.length > 0, JSON.stringify(line)).toBe(true);
+  }
+
+  // A job's transitions and its provider calls carry the Stripe event that started it.
+  for (const [{ event }, status] of [[ready, readyStatus], [failed, failedStatus]] as const) {
+    const transitions = lines.filter((l) => l.event === "job.transition" && l.jobId === status.jobId);
+    expect(transitions.length).toBeGreaterThanOrEqual(3);
+    for (const line of transitions) expect(line.correlationId).toBe(event.id);
+    expect(lines.some((l) => l.event === "provider.call" && l.correlationId === event.id)).toBe(true);
+  }
+  const failedTransitions = lines.filter((l) => l.event === "job.transition" && l.correlationId === failed.event.id);
+  expect(failedTransitions.at(-1)).toMatchObject({ level: "warn", to: "failed" });
+  // The cleanup's deletions are logged under the failed job's event, not an id of their own.
+  const deletions = lines.filter((l) => l.event === "provider.call" && l.correlationId === failed.event.id && /delete/i.test(String(l.operation)));
+  expect(deletions.length).toBeGreaterThanOrEqual(1);
+
+  // Nothing secret and no address, in any line (Brain's or not).
+  const secrets = Object.entries(env)
+    .filter(([name, value]) => /SECRET|TOKEN|KEY|PASSWORD/.test(name) && value.length >= 8)
+    .map(([, value]) => value);
+  expect(secrets.length).toBeGreaterThanOrEqual(5);
+  for (const line of raw) {
+    for (const secret of secrets) expect(line.includes(secret), `a secret in: ${line.slice(0, 200)}`).toBe(false);
+    expect(line, "a tenant webhook secret").not.toMatch(/whsec_/);
+    expect(line, "an email address").not.toMatch(EMAIL);
+  }
+}, 90_000);
