@@ -45,6 +45,9 @@ crons.hourly("prune health history", { minuteUTC: 41 }, internal.healthRounds.pr
 // whose retry is due and not in flight.
 crons.interval("send due alerts", { minutes: 1 }, internal.alerts.runDueAlerts, {});
 
+// Backstop of each customer email's own send on the Resend pool: pending emails whose try is due.
+crons.interval("send due customer emails", { minutes: 1 }, internal.notifications.runDueNotifications, {});
+
 // Resolved incidents and their deliveries older than HEALTH_RETENTION_MS.
 crons.hourly("prune alert history", { minuteUTC: 43 }, internal.alerts.pruneAlertHistory, {});
 

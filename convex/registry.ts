@@ -110,7 +110,8 @@ export const PROVIDERS = {
   resend: {
     label: "Resend",
     pool: { name: "resendPool", concurrency: { variable: "CONCURRENCY_RESEND", default: 10 } },
-    rate: { variable: "RATE_LIMIT_RESEND_RPS", default: 4 },
+    // Resend's documented default was 2 req/s per team (5 today): the safe one (issue #10).
+    rate: { variable: "RATE_LIMIT_RESEND_RPS", default: 2 },
     modeVariable: "PROVIDER_MODE_RESEND",
     credentials: ["RESEND_API_KEY", "EMAIL_FROM"],
     circuit: true,
@@ -602,6 +603,8 @@ for (const name of STEP_LIST) {
 }
 // The lifecycle reads subscriptions from Stripe (a same-second tie, the daily reconciliation).
 PROVIDERS_IN_USE.add("stripe");
+// Every provision job emails its customer (model/notifications.ts).
+PROVIDERS_IN_USE.add("resend");
 
 /**
  * A deprovision step: the undo of `step`. The recorded resource is deleted by its id; one never

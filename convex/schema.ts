@@ -1,5 +1,6 @@
 // Brain's tables. Each says who writes it and who reads it; every read path has an index.
 import { defineSchema, defineTable } from "convex/server";
+import { vNotificationKind, vNotificationStatus, vRenderedEmail } from "./lib/emailTemplates";
 import { v } from "convex/values";
 import {
   vCheckoutSummary,
@@ -32,6 +33,7 @@ import {
   vAlertType,
   vAlertChannel,
   vCheckResult,
+  vDeployProgress,
 } from "./lib/validators";
 import { vMetricFigures } from "./model/metricsFigures";
 
@@ -154,6 +156,10 @@ export default defineSchema({
      * for it). Only the run holding `token` clears it, so overlapping runs cannot clear early.
      */
     cleanupRun: v.optional(v.object({ token: v.string(), until: v.number() })),
+    /** The deploy workflow's own steps as it reported them (signed progress reports; the last 30). */
+    deployProgress: v.optional(v.array(vDeployProgress)),
+    /** The deploy workflow's measured timings from its final report (ms per phase). */
+    deployTimings: v.optional(v.record(v.string(), v.number())),
     /** When the job last entered `queued`; admission takes jobs queued over a segment ago. */
     queuedAt: v.optional(v.number()),
     createdAt: v.number(),
@@ -355,6 +361,46 @@ export default defineSchema({
     .index("by_incidentId", ["incidentId"])
     .index("by_status_and_nextAttemptAt", ["status", "nextAttemptAt"])
     .index("by_createdAt", ["createdAt"]),
+
+  // Customer emails of provision jobs (issue #10, docs/emails.md): at most one row per job and
+  // kind. Queued by the job engine (model/notifications.ts queueJobEmails) in the transition's own
+  // transaction; sent by notifications.sendNotification on the Resend pool; moved on by Resend's
+  // webhook. No address: the sender reads it from the job; `recipientHash` is a keyed hash of it.
+  notifications: defineTable({
+    jobId: v.id("provisioningJobs"),
+    instanceId: v.id("instances"),
+    kind: vNotificationKind,
+    recipientHash: v.string(),
+    /** `<kind>/<jobId>`, sent as Resend's Idempotency-Key on every attempt. */
+    idempotencyKey: v.string(),
+    status: vNotificationStatus,
+    attempts: v.number(),
+    nextAttemptAt: v.number(),
+    expiresAt: v.number(),
+    inFlight: v.optional(v.object({ token: v.string(), until: v.number() })),
+    /** Rendered at the first claim and kept, so every retry sends the same bytes. */
+    content: v.optional(vRenderedEmail),
+    providerMessageId: v.optional(v.string()),
+    /** Why the last attempt failed or the row ended; never an address. */
+    lastError: v.optional(v.string()),
+    createdAt: v.number(),
+    updatedAt: v.number(),
+    sentAt: v.optional(v.number()),
+    deliveredAt: v.optional(v.number()),
+  })
+    .index("by_jobId_and_kind", ["jobId", "kind"])
+    .index("by_status_and_nextAttemptAt", ["status", "nextAttemptAt"])
+    .index("by_providerMessageId", ["providerMessageId"])
+    .index("by_instanceId", ["instanceId"]),
+
+  // Addresses (by the keyed hash) that bounced or complained: never emailed again. Written by
+  // Resend's webhook (model/notifications.ts applyResendEvent); read by every send's claim.
+  emailSuppressions: defineTable({
+    recipientHash: v.string(),
+    reason: v.union(v.literal("bounced"), v.literal("complained")),
+    notificationId: v.id("notifications"),
+    at: v.number(),
+  }).index("by_recipientHash", ["recipientHash"]),
 
   // WorkOS user ids by email, so a lookup inside the TTL does not call WorkOS again.
   // Written and read by providers/workos.ts through providerCache.ts.

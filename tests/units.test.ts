@@ -65,9 +65,9 @@ describe("configuration", () => {
     );
   });
 
-  test("live Resend needs no credentials while nothing sends email", () => {
+  test("live Resend needs its credentials, since every provision job emails its customer", () => {
     const config = loadConfig({ PROVIDER_MODE_RESEND: "live", ENCRYPTION_KEY: "YnJhaW4tdGVzdC1lbmNyeXB0aW9uLWtleS0zMmJ5dGU=" });
-    expect(missingLiveCredentials(config)).toEqual([]);
+    expect(missingLiveCredentials(config)).toEqual(["RESEND_API_KEY (needed by live resend)", "EMAIL_FROM (needed by live resend)"]);
   });
 
   test("an invalid value is reported by variable name, never by value", () => {

@@ -66,6 +66,12 @@ export const EnvSchema = z.object({
     .regex(/^[A-Za-z0-9+/]{43}=$/, "must be 32 bytes, base64-encoded (openssl rand -base64 32)")
     .optional(),
   SUPPORT_URL: z.string().url().optional(),
+  /** Customer emails (docs/emails.md): a support address named in the failed and welcome emails. */
+  SUPPORT_EMAIL: z.string().email().optional(),
+  /** The tenant site's sign-in page, appended to the instance URL in the ready and welcome emails. */
+  TENANT_LOGIN_PATH: z.string().regex(/^\//, "must start with /").default("/login"),
+  /** Resend's webhook signing secret (whsec_…, from the Resend dashboard): POST /resend/webhook. */
+  RESEND_WEBHOOK_SECRET: z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/, "must be whsec_ followed by base64").optional(),
 
   // Live providers (issue #3). Credentials are checked only for providers in live mode.
   CONVEX_TEAM_ID: z.string().regex(/^\d+$/, "must be the numeric team id").optional(),
@@ -203,7 +209,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
 
 /**
  * The variables live mode still lacks, each with who needs it. Only providers some step
- * calls count (Resend sends nothing yet). Routes that need no provider keep working
+ * calls count (Resend too: jobs send customer emails). Routes that need no provider keep working
  * without them; the webhook and the job engine refuse to start work until they are set.
  */
 export function missingLiveCredentials(config: Config): string[] {
