@@ -131,6 +131,7 @@ export function renderStatusPage(view: StatusView, supportUrl: string | undefine
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 ${inProgress ? `<noscript><meta http-equiv="refresh" content="${NOSCRIPT_REFRESH_S}"></noscript>` : ""}
 <title>Your instance: ${escape(view.status)}</title>
+<link rel="icon" href="data:,">
 <style>
 *{box-sizing:border-box}
 body{font:16px/1.5 system-ui,sans-serif;margin:0;color:#1a1a1a;background:#fff}
