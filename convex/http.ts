@@ -1,6 +1,6 @@
 // Brain's HTTP surface. Routes parse, authenticate, call one internal function and
 // map the outcome to JSON; the logic lives in the modules they call.
-import { httpRouter } from "convex/server";
+import { httpRouter, type FunctionReturnType } from "convex/server";
 import { internal } from "./_generated/api";
 import { httpAction } from "./_generated/server";
 import { z } from "zod";
@@ -11,6 +11,7 @@ import { log } from "./lib/log";
 import { checkInstanceHealth } from "./model/health";
 import { renderStatusPage } from "./model/statusPage";
 import { verifyStripeWebhook } from "./model/stripeWebhook";
+import { verifySvix } from "./lib/svix";
 import { adminRoute } from "./security";
 import { registerOrphanRoutes } from "./adminRoutes";
 import { registerReconcileRoutes } from "./reconcileRoutes";
@@ -159,6 +160,51 @@ const CallbackBody = z.object({
   timings: z.record(z.string(), z.number()).optional(),
 });
 
+/** A progress report: one of the workflow's own steps started, succeeded or failed. */
+const ProgressBody = z.object({
+  jobId: z.string().min(1).max(100),
+  step: z.literal("deployApp"),
+  status: z.literal("progress"),
+  runId: z.union([z.string().min(1).max(100), z.number().int()]).transform(String),
+  dispatchId: z.string().max(200).optional(),
+  progress: z.object({
+    name: z.string().min(1).max(100),
+    state: z.enum(["started", "succeeded", "failed"]),
+    ms: z.number().int().min(0).max(86_400_000).optional(),
+  }),
+});
+
+// Resend's delivery events (issue #10, docs/emails.md): svix-signed; moves a sent email to
+// delivered, bounced or complained. Replays and unknown emails answer 200 and change nothing.
+const ResendEventBody = z.object({ type: z.string().min(1).max(100), data: z.object({ email_id: z.string().min(1).max(200) }).passthrough() });
+
+http.route({
+  path: "/resend/webhook",
+  method: "POST",
+  handler: route("/resend/webhook", async (ctx, request, config) => {
+    // 5xx so Resend (Svix) keeps retrying until the secret is set.
+    if (!config.RESEND_WEBHOOK_SECRET) return jsonError("CONFIG_INVALID", "RESEND_WEBHOOK_SECRET is not set");
+    const body = await request.text();
+    const verified = await verifySvix(request.headers, body, config.RESEND_WEBHOOK_SECRET);
+    if (!verified.ok) return jsonError(verified.code, verified.message);
+    let parsed: z.infer<typeof ResendEventBody>;
+    try {
+      parsed = ResendEventBody.parse(JSON.parse(body));
+    } catch {
+      return jsonError("BAD_REQUEST", 'body must be a Resend event {"type", "data": {"email_id"}}');
+    }
+    const bounce = (parsed.data as { bounce?: { type?: unknown; subType?: unknown } }).bounce;
+    const detail = bounce && typeof bounce.type === "string" ? `${bounce.type}${typeof bounce.subType === "string" ? `/${bounce.subType}` : ""}` : undefined;
+    const result = await ctx.runMutation(internal.notifications.recordResendEvent, {
+      type: parsed.type,
+      emailId: parsed.data.email_id,
+      ...(detail ? { detail: detail.slice(0, 100) } : {}),
+    });
+    log("info", "webhook.received", { correlationId: request.headers.get("svix-id") ?? "resend", source: "resend", type: parsed.type, result: result.kind });
+    return json(200, { received: true, ...result });
+  }),
+});
+
 /** How old a signed callback may be, as for Stripe's signatures. */
 const CALLBACK_TOLERANCE_SECONDS = 300;
 
@@ -189,12 +235,25 @@ http.route({
     } catch {
       return jsonError("BAD_REQUEST", "body is not JSON");
     }
-    const parsed = CallbackBody.safeParse(payload);
-    if (!parsed.success) {
-      return jsonError("BAD_REQUEST", `body must be { jobId, step: "deployApp", status: "succeeded" | "failed", runId, dispatchId, message?, timings? }`);
+    const isProgress = typeof payload === "object" && payload !== null && (payload as { status?: unknown }).status === "progress";
+    let result: FunctionReturnType<typeof internal.provisioning.recordDeployCallback>;
+    let report: { jobId: string; step: string; status: string };
+    if (isProgress) {
+      const parsed = ProgressBody.safeParse(payload);
+      if (!parsed.success) {
+        return jsonError("BAD_REQUEST", `a progress report must be { jobId, step: "deployApp", status: "progress", runId, dispatchId, progress: { name, state: "started" | "succeeded" | "failed", ms? } }`);
+      }
+      report = parsed.data;
+      const { status: _progress, ...progressReport } = parsed.data;
+      result = await ctx.runMutation(internal.provisioning.recordDeployProgress, { signature: parts.v1, ...progressReport });
+    } else {
+      const parsed = CallbackBody.safeParse(payload);
+      if (!parsed.success) {
+        return jsonError("BAD_REQUEST", `body must be { jobId, step: "deployApp", status: "succeeded" | "failed", runId, dispatchId, message?, timings? }`);
+      }
+      report = parsed.data;
+      result = await ctx.runMutation(internal.provisioning.recordDeployCallback, { signature: parts.v1, ...parsed.data });
     }
-    const { timings: _timings, ...report } = parsed.data;
-    const result = await ctx.runMutation(internal.provisioning.recordDeployCallback, { signature: parts.v1, ...report });
     log("info", "callback.received", { correlationId: report.jobId, status: report.status, result });
     switch (result) {
       case "recorded":
@@ -221,6 +280,7 @@ registerJobRoutes(http);
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
 const ROUTES: { path: string; prefix: boolean; method: (typeof METHODS)[number] | readonly (typeof METHODS)[number][] }[] = [
   { path: "/stripe/webhook", prefix: false, method: "POST" },
+  { path: "/resend/webhook", prefix: false, method: "POST" },
   { path: "/status", prefix: false, method: "GET" },
   { path: "/instance-health/", prefix: true, method: "GET" },
   { path: "/retry-provisioning/", prefix: true, method: "POST" },

@@ -104,9 +104,9 @@ export const recordDeployReport = internalMutation({
  * the signature (a replay changes nothing) and the report, in one transaction.
  */
 export const recordDeployCallback = internalMutation({
-  args: { signature: v.string(), jobId: v.string(), ...vDeployReport },
+  args: { signature: v.string(), jobId: v.string(), ...vDeployReport, timings: v.optional(v.record(v.string(), v.number())) },
   returns: v.union(v.literal("recorded"), v.literal("not_waiting"), v.literal("replayed"), v.literal("unknown_job")),
-  handler: async (ctx, { signature, jobId: rawJobId, ...report }) => {
+  handler: async (ctx, { signature, jobId: rawJobId, timings, ...report }) => {
     const seen = await ctx.db
       .query("callbackReceipts")
       .withIndex("by_signature", (q) => q.eq("signature", signature))
@@ -116,8 +116,53 @@ export const recordDeployCallback = internalMutation({
     if (!jobId) return "unknown_job";
     const result = await applyDeployReport(ctx, jobId, report, "github:workflow");
     // Only an accepted report leaves a receipt: a rejected one changes nothing.
-    if (result === "recorded") await ctx.db.insert("callbackReceipts", { signature, receivedAt: Date.now() });
+    if (result === "recorded") {
+      await ctx.db.insert("callbackReceipts", { signature, receivedAt: Date.now() });
+      if (timings && Object.keys(timings).length > 0) await ctx.db.patch("provisioningJobs", jobId, { deployTimings: timings });
+    }
     return result;
+  },
+});
+
+/** Progress entries kept per job: a workflow has a handful of steps, each reported twice. */
+const DEPLOY_PROGRESS_KEPT = 30;
+
+/**
+ * One signed progress report from the deploy workflow (a workflow step started, succeeded or
+ * failed), accepted under the same rules as its final report: for the current dispatch of a
+ * dispatched deployApp step, each signature once. The job keeps the reports, with timings.
+ */
+export const recordDeployProgress = internalMutation({
+  args: {
+    signature: v.string(),
+    jobId: v.string(),
+    step: vStepName,
+    runId: v.string(),
+    dispatchId: v.optional(v.string()),
+    progress: v.object({ name: v.string(), state: v.union(v.literal("started"), v.literal("succeeded"), v.literal("failed")), ms: v.optional(v.number()) }),
+  },
+  returns: v.union(v.literal("recorded"), v.literal("not_waiting"), v.literal("replayed"), v.literal("unknown_job")),
+  handler: async (ctx, { signature, jobId: rawJobId, step, runId, dispatchId, progress }) => {
+    const seen = await ctx.db
+      .query("callbackReceipts")
+      .withIndex("by_signature", (q) => q.eq("signature", signature))
+      .unique();
+    if (seen) return "replayed";
+    const jobId = ctx.db.normalizeId("provisioningJobs", rawJobId);
+    if (!jobId) return "unknown_job";
+    const job = await ctx.db.get("provisioningJobs", jobId);
+    if (!job) return "unknown_job";
+    const state = job.steps.find((s) => s.name === step);
+    const dispatched = state !== undefined && (state.status === "waiting" || state.status === "running");
+    if (!dispatched || dispatchId !== `${job._id}-${state.attempts}` || (state.runId !== undefined && state.runId !== runId)) {
+      log("warn", "deploy_progress.refused", { correlationId: job.correlationId, jobId, step, state: state?.status ?? "none" });
+      return "not_waiting";
+    }
+    const entry = { ...progress, at: Date.now() };
+    await ctx.db.patch("provisioningJobs", jobId, { deployProgress: [...(job.deployProgress ?? []), entry].slice(-DEPLOY_PROGRESS_KEPT) });
+    await ctx.db.insert("callbackReceipts", { signature, receivedAt: entry.at });
+    log("info", "deploy_progress.received", { correlationId: job.correlationId, jobId, workflowStep: progress.name, state: progress.state, ms: progress.ms });
+    return "recorded";
   },
 });
 
