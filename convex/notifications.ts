@@ -9,6 +9,7 @@ import { log } from "./lib/log";
 import {
   applyResendEvent,
   claimEmail,
+  enqueueSend,
   recordEmailAttempt,
   scrubAddresses,
   sweepDueEmails,
@@ -76,6 +77,16 @@ export const sendNotification = internalAction({
       result: result.kind,
       durationMs: Date.now() - started,
     });
+    return null;
+  },
+});
+
+/** A delayed send (a retry's backoff, the welcome's wait) comes due: onto the Resend pool. */
+export const enqueueNotificationSend = internalMutation({
+  args: { notificationId: v.id("notifications") },
+  returns: v.null(),
+  handler: async (ctx, { notificationId }) => {
+    await enqueueSend(ctx, loadConfig(), notificationId, 0);
     return null;
   },
 });

@@ -35,6 +35,7 @@ import type * as lib_errors from "../lib/errors.js";
 import type * as lib_http from "../lib/http.js";
 import type * as lib_log from "../lib/log.js";
 import type * as lib_stripeSignature from "../lib/stripeSignature.js";
+import type * as lib_svix from "../lib/svix.js";
 import type * as lib_validators from "../lib/validators.js";
 import type * as lifecycle from "../lifecycle.js";
 import type * as metrics from "../metrics.js";
@@ -128,6 +129,7 @@ declare const fullApi: ApiFromModules<{
   "lib/http": typeof lib_http;
   "lib/log": typeof lib_log;
   "lib/stripeSignature": typeof lib_stripeSignature;
+  "lib/svix": typeof lib_svix;
   "lib/validators": typeof lib_validators;
   lifecycle: typeof lifecycle;
   metrics: typeof metrics;

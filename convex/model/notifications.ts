@@ -76,8 +76,16 @@ export const scrubAddresses = (text: string) => text.replace(/[^\s@<>()"',;:]+@[
 // ---------------------------------------------------------------------------------------------
 // Queueing, from the engine.
 
-async function enqueueSend(ctx: MutationCtx, config: Config, notificationId: Id<"notifications">, delayMs: number): Promise<void> {
-  await poolFor(config, "resend").enqueueAction(ctx, internal.notifications.sendNotification, { notificationId }, { retry: false, runAfter: Math.max(0, delayMs) });
+/**
+ * Puts one send on the Resend pool now, or after `delayMs` by a scheduled enqueue (a durable
+ * timer, so the pool holds only sends that may run now).
+ */
+export async function enqueueSend(ctx: MutationCtx, config: Config, notificationId: Id<"notifications">, delayMs: number): Promise<void> {
+  if (delayMs > 0) {
+    await ctx.scheduler.runAfter(delayMs, internal.notifications.enqueueNotificationSend, { notificationId });
+    return;
+  }
+  await poolFor(config, "resend").enqueueAction(ctx, internal.notifications.sendNotification, { notificationId }, { retry: false });
 }
 
 async function recipientOf(ctx: QueryCtx, job: Job): Promise<string | null> {
