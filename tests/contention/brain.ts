@@ -32,6 +32,9 @@ export const HOT_PATHS = {
     "stripe:checkPagesCap", // live Cloudflare: the Pages cap, counted by the webhook's HTTP action
     "forwarding:claimNextDelivery", // a tenant's pump takes its oldest pending forward (once the instance is active)
     "forwarding:recordDeliveryResult", // and records the tenant's answer
+    "notifications:enqueueNotificationSend", // a job's customer email handed to the Resend pool
+    "notifications:claimNotification", // its send takes the row's lease
+    "notifications:recordNotificationAttempt", // and records Resend's answer
   ],
 } as const;
 
