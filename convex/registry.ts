@@ -232,8 +232,12 @@ export const STEPS = {
       const { organizationId } = await providers.workos.ensureOrganization({ instanceId: input.instanceId, name });
       return done({ workosOrganizationId: organizationId });
     },
-    // The membership goes with the organization; the user is the customer's and stays.
-    undo: { provider: "workos", recorded: "workosOrganizationId", clears: ["workosOrganizationId", "workosUserId"] },
+    // The membership and any invitation go with the organization; the user is the customer's and stays.
+    undo: {
+      provider: "workos",
+      recorded: "workosOrganizationId",
+      clears: ["workosOrganizationId", "workosUserId", "workosInvitationId"],
+    },
     probe: {
       resource: "workosOrganization",
       requires: "workosOrganizationId",
@@ -268,15 +272,18 @@ export const STEPS = {
     provider: "workos",
     needs: ["workosOrg"],
     label: "Your account",
-    operation: "workos.ensureMembership",
+    operation: "workos.ensureAccess",
     runs: "action",
+    // An existing WorkOS user is added to the organization; anyone else is invited to it (WorkOS
+    // emails the invitation, and accepting it makes the user and the membership). The welcome
+    // email tells the two apart by workosInvitationId.
     async run({ providers, input }) {
-      const { userId } = await providers.workos.ensureMembership({
+      const access = await providers.workos.ensureAccess({
         organizationId: need(input, "workosOrganizationId"),
         email: input.email,
         name: input.customerName,
       });
-      return done({ workosUserId: userId });
+      return done("userId" in access ? { workosUserId: access.userId } : { workosInvitationId: access.invitationId });
     },
   },
 

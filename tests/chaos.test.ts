@@ -1496,7 +1496,10 @@ async function checkLifecycleInvariants(h: Harness, scenario: Scenario) {
     const { paused, memberships } = await atProviders(h, i);
     if (i.status === "suspended") {
       if (paused !== true) violations.push(`suspended instance ${i._id}: its deployment is ${paused === null ? "missing" : "not paused"}`);
-      if (memberships.length === 0) violations.push(`suspended instance ${i._id}: its organization has no membership`);
+      // A customer who was already a WorkOS user is a member; an invited one is not until they accept.
+      if (memberships.length === 0 && i.resources.workosUserId) {
+        violations.push(`suspended instance ${i._id}: its organization has no membership`);
+      }
       const open = memberships.filter((m) => m !== "inactive");
       if (open.length > 0) violations.push(`suspended instance ${i._id}: memberships still ${open.join(", ")}`);
     } else {

@@ -88,7 +88,8 @@ describe.each(MODES)("provisioning end to end ($name providers)", (mode) => {
       convexDeployKeyCiphertext: expect.stringMatching(/^v1:/),
       tenantWebhookSecretCiphertext: expect.stringMatching(/^v1:/),
       workosOrganizationId: expect.any(String),
-      workosUserId: expect.any(String),
+      // A checkout email no WorkOS user has: invited to the organization, not made a user.
+      workosInvitationId: expect.stringMatching(/^invitation_/),
       pagesSubdomain: expect.stringMatching(/\.pages\.dev$/),
       deployRunId: expect.any(String),
     });
@@ -98,7 +99,16 @@ describe.each(MODES)("provisioning end to end ($name providers)", (mode) => {
     expect(new Set(actions)).toEqual(new Set(["job.created", "job.admitted", "step.started", "step.succeeded", "step.waiting", "job.succeeded"]));
     // Brain keeps one platform webhook and forwards to tenants: no per-tenant Stripe endpoint.
     expect(instance.resources.stripeEndpointId).toBeUndefined();
+    expect(instance.resources.workosUserId).toBeUndefined();
     if (mode.name === "live") {
+      expect(fakes.workos.invitations()).toEqual([
+        expect.objectContaining({
+          id: instance.resources.workosInvitationId,
+          organization_id: instance.resources.workosOrganizationId,
+          state: "pending",
+        }),
+      ]);
+      expect(fakes.workos.users()).toEqual([]);
       expect(fakes.stripe.endpoints()).toEqual([]);
       expect(fakes.stripe.requests.filter((r) => r.path.startsWith("/v1/webhook_endpoints"))).toEqual([]);
     }

@@ -98,6 +98,46 @@ describe("emails of a provision job (sandbox, fake timers)", () => {
     expect(await sandboxEmails(t)).toHaveLength(3);
   });
 
+  test("the welcome email says how to sign in from the job's WorkOS access: an invitation for a new email, the account a known user has", async () => {
+    const t = backend();
+    // A WorkOS user the sandbox already knows (say, the customer of an earlier instance).
+    await t.run(async (ctx) => {
+      const now = Date.now();
+      await ctx.db.insert("sandboxResources", {
+        provider: "workos",
+        kind: "user",
+        name: "known@example.com",
+        externalId: "user_known",
+        attributes: {},
+        createdAt: now,
+        updatedAt: now,
+      });
+    });
+    const fresh = await sendCheckout(t, { email: "fresh@example.com" });
+    const known = await sendCheckout(t, { email: "known@example.com" });
+    expect((await settleCheckout(t, fresh.sessionId)).status).toBe("ready");
+    expect((await settleCheckout(t, known.sessionId)).status).toBe("ready");
+    await settleEmails(t);
+
+    const welcomeOf = async (sessionId: string) => {
+      const job = await jobOf(t, sessionId);
+      const row = (await notificationsOf(t, job._id)).find((r) => r.kind === "welcome")!;
+      expect(row.status).toBe("sent");
+      return { resources: job.resources ?? {}, text: row.content!.text };
+    };
+    const invited = await welcomeOf(fresh.sessionId);
+    expect(invited.resources.workosInvitationId).toMatch(/^invitation_/);
+    expect(invited.resources.workosUserId).toBeUndefined();
+    expect(invited.text).toContain("separate invitation email");
+    expect(invited.text).not.toContain("account you already have");
+
+    const existing = await welcomeOf(known.sessionId);
+    expect(existing.resources.workosUserId).toBe("user_known");
+    expect(existing.resources.workosInvitationId).toBeUndefined();
+    expect(existing.text).toContain("account you already have");
+    expect(existing.text).not.toContain("separate invitation email");
+  });
+
   test("a retried step sends no failed email; a job that fails for good sends it once, and no ready or welcome", async () => {
     const t = backend();
     await t.mutation(internal.sandbox.injectFault, { operation: "workosOrg", times: 1, kind: "transient" });

@@ -163,6 +163,21 @@ describe("suspend and resume", () => {
     const t = setupBackend();
     const tenant = await provisioned(t);
     const before = await instanceOf(t, tenant.instanceId);
+    // The buyer was invited to the organization, and has accepted: they are a member now.
+    expect(before.resources.workosInvitationId).toBeDefined();
+    const organizationId = before.resources.workosOrganizationId!;
+    await t.run(async (ctx) => {
+      const now = Date.now();
+      await ctx.db.insert("sandboxResources", {
+        provider: "workos",
+        kind: "membership",
+        name: `${organizationId}:user_buyer`,
+        externalId: "membership_buyer",
+        attributes: { organizationId, userId: "user_buyer", status: "active" },
+        createdAt: now,
+        updatedAt: now,
+      });
+    });
 
     const event = subscriptionEvent({ subscriptionId: tenant.subscriptionId, customerId: tenant.customerId, status: "unpaid" });
     await sendEvent(t, event);

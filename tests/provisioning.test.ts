@@ -60,12 +60,14 @@ describe("a paid checkout provisions a tenant end to end", () => {
       convexProjectId: expect.any(String),
       convexDeploymentUrl: expect.stringMatching(/\.convex\.cloud$/),
       workosOrganizationId: expect.any(String),
-      workosUserId: expect.any(String),
+      // A checkout email no WorkOS user has: invited to the organization, not made a user.
+      workosInvitationId: expect.stringMatching(/^invitation_/),
       pagesProjectName: expect.stringMatching(/^brain-/),
       tenantWebhookSecretCiphertext: expect.stringMatching(/^v1:/),
       deployRunId: expect.any(String),
     });
     // No step makes a Stripe webhook endpoint any more (one platform webhook, forwarded to tenants).
+    expect(instance?.resources.workosUserId).toBeUndefined();
     expect(instance?.resources.stripeEndpointId).toBeUndefined();
     expect(instance?.resources.stripeEndpointSecretCiphertext).toBeUndefined();
     expect(await t.query(internal.sandbox.listResources, { provider: "stripe" })).toEqual([]);

@@ -197,6 +197,60 @@ describe("sandbox Convex: tenant environment, pause and event delivery", () => {
   });
 });
 
+describe("sandbox WorkOS: access", () => {
+  const rowsOf = (t: TestBackend, kind: string) =>
+    t.run((ctx) =>
+      ctx.db
+        .query("sandboxResources")
+        .withIndex("by_provider_and_kind_and_name", (q) => q.eq("provider", "workos").eq("kind", kind))
+        .collect(),
+    );
+
+  test("a new email gets one invitation to the organization, adopted by a retry, and no user", async () => {
+    const t = setupBackend({ env: { SANDBOX_LATENCY_MS: "0" } });
+    const { workos } = sandboxFor(t);
+    const { organizationId } = await workos.ensureOrganization({ instanceId: "inst_inv", name: "Inv" });
+
+    const first = await workos.ensureAccess({ organizationId, email: "New@Example.com" });
+    const second = await workos.ensureAccess({ organizationId, email: "new@example.com" });
+
+    expect(first).toEqual({ invitationId: expect.stringMatching(/^invitation_/) });
+    expect(second).toEqual(first);
+    expect(await rowsOf(t, "invitation")).toEqual([
+      expect.objectContaining({
+        externalId: "invitationId" in first ? first.invitationId : "",
+        attributes: { organizationId, state: "pending" },
+      }),
+    ]);
+    expect(await rowsOf(t, "user")).toEqual([]);
+    expect(await rowsOf(t, "membership")).toEqual([]);
+  });
+
+  test("an existing user gets the membership and no invitation", async () => {
+    const t = setupBackend({ env: { SANDBOX_LATENCY_MS: "0" } });
+    const { workos } = sandboxFor(t);
+    const a = await workos.ensureOrganization({ instanceId: "inst_a", name: "A" });
+    const b = await workos.ensureOrganization({ instanceId: "inst_b", name: "B" });
+    const { userId } = await workos.ensureMembership({ organizationId: a.organizationId, email: "known@example.com" });
+
+    expect(await workos.ensureAccess({ organizationId: b.organizationId, email: "Known@Example.com" })).toEqual({ userId });
+    expect((await rowsOf(t, "membership")).map((row) => row.attributes.organizationId).sort()).toEqual(
+      [a.organizationId, b.organizationId].sort(),
+    );
+    expect(await rowsOf(t, "invitation")).toEqual([]);
+  });
+
+  test("an invitation to an organization that does not exist fails permanently", async () => {
+    const t = setupBackend({ env: { SANDBOX_LATENCY_MS: "0" } });
+    const { workos } = sandboxFor(t);
+    await expect(workos.ensureAccess({ organizationId: "organization_missing", email: "x@example.com" })).rejects.toMatchObject({
+      provider: "workos",
+      kind: "permanent",
+    });
+    expect(await rowsOf(t, "invitation")).toEqual([]);
+  });
+});
+
 describe("sandbox WorkOS: membership suspension", () => {
   /** Membership statuses of one organization, straight from the sandbox's state. */
   const statusesOf = (t: TestBackend, organizationId: string) =>

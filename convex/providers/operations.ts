@@ -14,6 +14,7 @@ export const OPERATIONS = [
   "convex.probeBackend",
   "workos.ensureOrganization",
   "workos.ensureMembership",
+  "workos.ensureAccess",
   "workos.probeOrganization",
   "workos.listOrganizations",
   "workos.deleteOrganization",

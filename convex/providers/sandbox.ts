@@ -367,6 +367,37 @@ export function sandboxProviders(env: ProviderEnv): Providers {
         });
         return { userId: user.externalId };
       },
+      async ensureAccess({ organizationId, email }) {
+        const normalized = email.trim().toLowerCase();
+        const user = await call(env, { operation: "workos.ensureAccess", kind: "user", name: normalized, action: "get" });
+        if (user) {
+          await call(env, {
+            operation: "workos.ensureAccess",
+            kind: "membership",
+            name: `${organizationId}:${user.externalId}`,
+            action: "ensure",
+            // An existing membership is adopted as it is: a suspended (inactive) one stays so.
+            attributes: { organizationId, userId: user.externalId, status: "active" },
+          });
+          return { userId: user.externalId };
+        }
+        // No user: one pending invitation per organization and email, adopted by a retry.
+        const organization = await call(env, {
+          operation: "workos.ensureAccess",
+          kind: "organization",
+          name: organizationId,
+          action: "getById",
+        });
+        mustExist(organization, "workos", `organization ${organizationId}`);
+        const invitation = await call(env, {
+          operation: "workos.ensureAccess",
+          kind: "invitation",
+          name: `${organizationId}:${normalized}`,
+          action: "ensure",
+          attributes: { organizationId, state: "pending" },
+        });
+        return { invitationId: mustExist(invitation, "workos", `invitation to ${organizationId}`).externalId };
+      },
       async setMembershipsActive({ organizationId, active }) {
         const organization = await call(env, {
           operation: "workos.setMembershipsActive",

@@ -108,10 +108,20 @@ export interface ConvexAdapter {
   deleteProject(input: { projectId: string }): Promise<void>;
 }
 
+/** How the customer gets into their organization: an existing user's membership, or an invitation. */
+export type WorkosAccess = { userId: string } | { invitationId: string };
+
 export interface WorkosAdapter {
   ensureOrganization(input: { instanceId: string; name: string }): Promise<{ organizationId: string }>;
   /** Finds (cached) or creates the customer's user and makes it a member of the organization, once. */
   ensureMembership(input: { organizationId: string; email: string; name?: string }): Promise<{ userId: string }>;
+  /**
+   * Lets the customer sign in to the organization. A WorkOS user with that email already exists:
+   * its membership, as `ensureMembership` makes it → `{ userId }`. Otherwise: one pending
+   * invitation to the organization for that email (WorkOS emails it), found before one is sent,
+   * so a retry never sends a second → `{ invitationId }`.
+   */
+  ensureAccess(input: { organizationId: string; email: string; name?: string }): Promise<WorkosAccess>;
   probeOrganization(input: { organizationId: string }): Promise<ResourceProbe>;
   /**
    * Suspension and resume: deactivates (or reactivates) every membership of the organization,

@@ -3,7 +3,9 @@
 // Brain's from the rest); creates send an idempotency key. SDK 8.x does not retry
 // organization or user calls, so one step attempt is a known number of requests.
 // Suspension deactivates the organization's memberships, resume reactivates them.
-import { WorkOS, type List, type OrganizationMembership, type OrganizationMembershipStatus } from "@workos-inc/node";
+// The customer gets in as an existing user's membership, or by a WorkOS invitation
+// (ensureAccess): listed before it is sent, so a retry never sends a second.
+import { WorkOS, type Invitation, type List, type OrganizationMembership, type OrganizationMembershipStatus } from "@workos-inc/node";
 import { internal } from "../_generated/api";
 import { fail } from "../lib/errors";
 import { errorForStatus, networkError, sdkCall } from "./http";
@@ -47,6 +49,48 @@ export function liveWorkos(env: ProviderEnv): WorkosAdapter {
     const userId = users.data[0]?.id ?? null;
     if (userId) await ctx.runMutation(internal.providerCache.putWorkosUser, { email, userId });
     return { userId, cached: false };
+  }
+
+  /** Makes the user a member of the organization, once; returns the user id. */
+  async function addMembership(organizationId: string, email: string, userId: string, cachedUser: boolean): Promise<string> {
+    // Every status: a list without `statuses` answers only active memberships, and a create
+    // over an inactive (suspended) one would reactivate it, which is resume's call, not this one's.
+    const memberships = await call("listOrganizationMemberships", () =>
+      workos.userManagement.listOrganizationMemberships({ userId, organizationId, statuses: ALL_STATUSES }),
+    );
+    if (memberships.data.length === 0) {
+      try {
+        await call("createOrganizationMembership", () =>
+          workos.userManagement.createOrganizationMembership({ userId, organizationId }),
+        );
+      } catch (error) {
+        if (hasStatus(error, 404) && cachedUser) {
+          // The cached user no longer exists: forget it, and retry (the retry looks it up again).
+          await ctx.runMutation(internal.providerCache.putWorkosUser, { email, userId: null });
+          throw new ProviderError("workos", "transient", `cached user ${userId} no longer exists; looking it up again`);
+        }
+        if (!hasStatus(error, 409) && !hasStatus(error, 422)) throw error;
+      }
+    }
+    return userId;
+  }
+
+  /** The id of a pending invitation to the organization for this (normalized) email, if any. */
+  async function findPendingInvitation(organizationId: string, email: string): Promise<string | null> {
+    let after: string | undefined;
+    for (let page = 0; page < 100; page++) {
+      const cursor = after;
+      const list: List<Invitation> = await call("listInvitations", () =>
+        workos.userManagement.listInvitations({ organizationId, email, limit: 100, ...(cursor ? { after: cursor } : {}) }),
+      );
+      const pending = list.data.find(
+        (i) => i.state === "pending" && i.organizationId === organizationId && i.email.toLowerCase() === email,
+      );
+      if (pending) return pending.id;
+      after = list.listMetadata?.after ?? undefined;
+      if (!after) break;
+    }
+    return null;
   }
 
   async function organizationExists(organizationId: string): Promise<boolean> {
@@ -100,46 +144,47 @@ export function liveWorkos(env: ProviderEnv): WorkosAdapter {
     async ensureMembership({ organizationId, email, name }) {
       const normalized = email.trim().toLowerCase();
       const found = await findUser(normalized);
-      const cachedUser = found.cached;
-      let userId = found.userId;
-      if (!userId) {
-        const [firstName, ...rest] = (name ?? "").split(" ").filter(Boolean);
-        try {
-          const user = await call("createUser", () =>
-            workos.userManagement.createUser({
-              email: normalized,
-              ...(firstName ? { firstName } : {}),
-              ...(rest.length ? { lastName: rest.join(" ") } : {}),
-            }),
-          );
-          userId = user.id;
-        } catch (error) {
-          if (!hasStatus(error, 409) && !hasStatus(error, 422)) throw error;
-          userId = (await findUser(normalized)).userId; // created by an earlier attempt
-          if (!userId) throw error;
-        }
-        await ctx.runMutation(internal.providerCache.putWorkosUser, { email: normalized, userId });
+      if (found.userId) return { userId: await addMembership(organizationId, normalized, found.userId, found.cached) };
+      const [firstName, ...rest] = (name ?? "").split(" ").filter(Boolean);
+      let userId: string | null;
+      try {
+        const user = await call("createUser", () =>
+          workos.userManagement.createUser({
+            email: normalized,
+            ...(firstName ? { firstName } : {}),
+            ...(rest.length ? { lastName: rest.join(" ") } : {}),
+          }),
+        );
+        userId = user.id;
+      } catch (error) {
+        if (!hasStatus(error, 409) && !hasStatus(error, 422)) throw error;
+        userId = (await findUser(normalized)).userId; // created by an earlier attempt
+        if (!userId) throw error;
       }
-      // Every status: a list without `statuses` answers only active memberships, and a create
-      // over an inactive (suspended) one would reactivate it, which is resume's call, not this one's.
-      const memberships = await call("listOrganizationMemberships", () =>
-        workos.userManagement.listOrganizationMemberships({ userId: userId!, organizationId, statuses: ALL_STATUSES }),
-      );
-      if (memberships.data.length === 0) {
-        try {
-          await call("createOrganizationMembership", () =>
-            workos.userManagement.createOrganizationMembership({ userId: userId!, organizationId }),
-          );
-        } catch (error) {
-          if (hasStatus(error, 404) && cachedUser) {
-            // The cached user no longer exists: forget it, and retry (the retry looks it up again).
-            await ctx.runMutation(internal.providerCache.putWorkosUser, { email: normalized, userId: null });
-            throw new ProviderError("workos", "transient", `cached user ${userId} no longer exists; looking it up again`);
-          }
-          if (!hasStatus(error, 409) && !hasStatus(error, 422)) throw error;
-        }
+      await ctx.runMutation(internal.providerCache.putWorkosUser, { email: normalized, userId });
+      return { userId: await addMembership(organizationId, normalized, userId, false) };
+    },
+
+    async ensureAccess({ organizationId, email }) {
+      const normalized = email.trim().toLowerCase();
+      const found = await findUser(normalized);
+      if (found.userId) return { userId: await addMembership(organizationId, normalized, found.userId, found.cached) };
+      // No user yet: invite. Listed first, so a retry (or a crash after WorkOS sent it but
+      // before Brain recorded it) adopts the invitation already sent instead of sending another.
+      const pending = await findPendingInvitation(organizationId, normalized);
+      if (pending) return { invitationId: pending };
+      try {
+        const invitation = await call("sendInvitation", () =>
+          workos.userManagement.sendInvitation({ email: normalized, organizationId }),
+        );
+        return { invitationId: invitation.id };
+      } catch (error) {
+        // 409: another attempt's invitation is pending since our list. Adopt it.
+        if (!hasStatus(error, 409)) throw error;
+        const raced = await findPendingInvitation(organizationId, normalized);
+        if (!raced) throw error;
+        return { invitationId: raced };
       }
-      return { userId };
     },
 
     async probeOrganization({ organizationId }) {

@@ -275,6 +275,21 @@ describe("user management", () => {
     expect(error).toMatchObject({ name: "ConflictException", status: 409 });
     expect(fake.invitations()).toHaveLength(1);
   });
+
+  test("invitations are listed by organization and email, deserialized by the SDK", async () => {
+    const org = await workos.organizations.createOrganization({ name: "Acme" });
+    const other = await workos.organizations.createOrganization({ name: "Other" });
+    const sent = await workos.userManagement.sendInvitation({ email: "b@example.com", organizationId: org.id });
+    await workos.userManagement.sendInvitation({ email: "c@example.com", organizationId: org.id });
+    await workos.userManagement.sendInvitation({ email: "b@example.com", organizationId: other.id });
+
+    const listed = await workos.userManagement.listInvitations({ organizationId: org.id, email: "B@example.com" });
+    expect(listed.data).toEqual([sent]);
+    expect(listed.listMetadata).toEqual({ before: null, after: null });
+    expect(fake.requests.at(-1)).toMatchObject({ method: "GET", path: "/user_management/invitations" });
+    expect((await workos.userManagement.listInvitations({ organizationId: org.id })).data).toHaveLength(2);
+    expect((await workos.userManagement.listInvitations({ email: "b@example.com" })).data).toHaveLength(2);
+  });
 });
 
 describe("membership deactivation", () => {

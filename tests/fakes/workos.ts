@@ -464,7 +464,8 @@ export async function startWorkosFake(options: { apiKey: string }): Promise<Work
       return validationFailed([{ code: "expires_in_days_invalid", message: "Expires in days should be an integer between 1 and 30." }]);
     }
     const pending = [...invitations.values()].some(
-      (i) => i.email === email && i.organization_id === organizationId && i.state === "pending",
+      (i) =>
+        i.email === email && i.organization_id === organizationId && i.state === "pending" && Date.parse(i.expires_at) > Date.now(),
     );
     // Recorded from the real API (workos-ruby VCR cassette): 409 with a message and no code.
     if (pending) return { status: 409, body: { message: `An Invitation with the email ${email} already exists.` } };
@@ -488,6 +489,21 @@ export async function startWorkosFake(options: { apiKey: string }): Promise<Work
     };
     invitations.set(invitation.id, invitation);
     return { status: 201, body: invitation };
+  }
+
+  /**
+   * `GET /user_management/invitations?organization_id=&email=`: the invitations matching both
+   * filters (either may be left out), paged like every WorkOS list. A pending invitation past
+   * its `expires_at` is answered as `expired`, as WorkOS does.
+   */
+  function listInvitations(request: FakeRequest): FakeResponse {
+    const email = request.query.get("email")?.trim().toLowerCase();
+    const organizationId = request.query.get("organization_id");
+    const at = Date.now();
+    const matching = [...invitations.values()]
+      .filter((i) => (!email || i.email === email) && (!organizationId || i.organization_id === organizationId))
+      .map((i) => (i.state === "pending" && Date.parse(i.expires_at) <= at ? { ...i, state: "expired" as const } : i));
+    return listPage(matching, request.query);
   }
 
   const routes: Route[] = [
@@ -541,6 +557,7 @@ export async function startWorkosFake(options: { apiKey: string }): Promise<Work
     },
     { method: "PUT", path: "/user_management/organization_memberships/:id/deactivate", handler: setMembershipStatus("inactive") },
     { method: "PUT", path: "/user_management/organization_memberships/:id/reactivate", handler: setMembershipStatus("active") },
+    { method: "GET", path: "/user_management/invitations", handler: listInvitations },
     { method: "POST", path: "/user_management/invitations", handler: sendInvitation },
   ];
 

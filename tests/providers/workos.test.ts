@@ -235,6 +235,84 @@ describe("ensureMembership", () => {
   });
 });
 
+describe("ensureAccess", () => {
+  const INVITATIONS = /^\/user_management\/invitations$/;
+
+  test("invites a new email to the organization once, creating no user, and a retry adopts the same invitation", async () => {
+    const workos = liveWorkos(h.env);
+    const { organizationId } = await workos.ensureOrganization({ instanceId: "inst_i1", name: "Acme" });
+    const mark = h.fakes.workos.requests.length;
+
+    const first = await workos.ensureAccess({ organizationId, email: "  New@Example.com ", name: "New Buyer" });
+    const second = await workos.ensureAccess({ organizationId, email: "new@example.com" });
+
+    expect(first).toEqual({ invitationId: expect.stringMatching(/^invitation_/) });
+    expect(second).toEqual(first);
+    expect(h.fakes.workos.invitations()).toEqual([
+      expect.objectContaining({ id: "invitationId" in first && first.invitationId, email: "new@example.com", organization_id: organizationId, state: "pending" }),
+    ]);
+    const sends = since(mark, "POST", INVITATIONS);
+    expect(sends).toHaveLength(1);
+    expect(sends[0].body).toEqual({ email: "new@example.com", organization_id: organizationId });
+    expect(since(mark, "GET", INVITATIONS)).toHaveLength(2);
+    expect(h.fakes.workos.users()).toEqual([]);
+    expect(h.fakes.workos.memberships()).toEqual([]);
+  });
+
+  test("a lost send response fails transiently and the retry adopts the invitation WorkOS sent instead of sending another", async () => {
+    const workos = liveWorkos(h.env);
+    const { organizationId } = await workos.ensureOrganization({ instanceId: "inst_i2", name: "Acme" });
+    h.fakes.workos.inject({ method: "POST", path: INVITATIONS, dropResponse: true });
+
+    const error = await providerError(workos.ensureAccess({ organizationId, email: "lost@example.com" }));
+    expect(error).toMatchObject({ provider: "workos", kind: "transient" });
+    expect(h.fakes.workos.invitations()).toHaveLength(1);
+
+    const access = await workos.ensureAccess({ organizationId, email: "lost@example.com" });
+    expect(access).toEqual({ invitationId: h.fakes.workos.invitations()[0].id });
+    expect(since(0, "POST", INVITATIONS)).toHaveLength(1);
+  });
+
+  test("adopts the invitation another attempt sent when the send answers 409", async () => {
+    const workos = liveWorkos(h.env);
+    const { organizationId } = await workos.ensureOrganization({ instanceId: "inst_i3", name: "Acme" });
+    const { invitationId } = (await workos.ensureAccess({ organizationId, email: "race@example.com" })) as { invitationId: string };
+    // The list runs before the other attempt's invitation is visible.
+    h.fakes.workos.inject({ method: "GET", path: INVITATIONS, status: 200, body: EMPTY_LIST });
+    const mark = h.fakes.workos.requests.length;
+
+    expect(await workos.ensureAccess({ organizationId, email: "race@example.com" })).toEqual({ invitationId });
+    expect(since(mark, "POST", INVITATIONS)).toHaveLength(1);
+    expect(h.fakes.workos.invitations()).toHaveLength(1);
+  });
+
+  test("an existing user gets the membership and no invitation", async () => {
+    const workos = liveWorkos(h.env);
+    const { organizationId } = await workos.ensureOrganization({ instanceId: "inst_i4", name: "Acme" });
+    const existing = await createUserDirectly("known@example.com");
+    const mark = h.fakes.workos.requests.length;
+
+    expect(await workos.ensureAccess({ organizationId, email: "Known@Example.com" })).toEqual({ userId: existing.id });
+    expect(await workos.ensureAccess({ organizationId, email: "known@example.com" })).toEqual({ userId: existing.id });
+
+    expect(h.fakes.workos.memberships()).toEqual([
+      expect.objectContaining({ user_id: existing.id, organization_id: organizationId, status: "active" }),
+    ]);
+    expect(since(mark, "POST", MEMBERSHIPS)).toHaveLength(1);
+    expect(since(mark, undefined, INVITATIONS)).toEqual([]);
+    expect(h.fakes.workos.invitations()).toEqual([]);
+    expect(h.fakes.workos.users()).toHaveLength(1);
+  });
+
+  test("an invitation to an organization that does not exist fails as a permanent 404", async () => {
+    const error = await providerError(
+      liveWorkos(h.env).ensureAccess({ organizationId: "org_01MISSING0000000000000000", email: "x@example.com" }),
+    );
+    expect(error).toMatchObject({ provider: "workos", kind: "permanent", status: 404 });
+    expect(h.fakes.workos.invitations()).toEqual([]);
+  });
+});
+
 describe("setMembershipsActive", () => {
   const DEACTIVATE = /^\/user_management\/organization_memberships\/[^/]+\/deactivate$/;
   const REACTIVATE = /^\/user_management\/organization_memberships\/[^/]+\/reactivate$/;
