@@ -32,5 +32,25 @@ export async function requireAdmin(ctx: ActionCtx, config: Config, request: Requ
 
 /** An HTTP route for admins only: the bearer token is checked before `handler` runs. */
 export function adminRoute(name: string, handler: (ctx: ActionCtx, request: Request, config: Config) => Promise<Response>) {
-  return route(name, async (ctx, request, config) => (await requireAdmin(ctx, config, request)) ?? handler(ctx, request, config));
+  return route(name, async (ctx, request, config) => {
+    const refused = await requireAdmin(ctx, config, request);
+    if (refused) return refused;
+    // One line per authorized admin call (refusals log admin.unauthorized): route, method, answer, time.
+    const started = Date.now();
+    const line = (status: number | "error") => ({
+      correlationId: crypto.randomUUID(),
+      route: name,
+      method: request.method,
+      status,
+      durationMs: Date.now() - started,
+    });
+    try {
+      const response = await handler(ctx, request, config);
+      log(response.status >= 500 ? "error" : response.status >= 400 ? "warn" : "info", "admin.call", line(response.status));
+      return response;
+    } catch (error) {
+      log("warn", "admin.call", line("error"));
+      throw error;
+    }
+  });
 }

@@ -70,6 +70,12 @@ test("every log line is JSON with its event and correlation id, a job's lines ca
   const deletions = lines.filter((l) => l.event === "provider.call" && l.correlationId === failed.event.id && /delete/i.test(String(l.operation)));
   expect(deletions.length).toBeGreaterThanOrEqual(1);
 
+  // An authorized admin call writes one admin.call line; a refused one, admin.unauthorized.
+  expect(lines.filter((l) => l.event === "admin.call" && l.route === "/admin/health")).toEqual([
+    expect.objectContaining({ level: "info", method: "GET", status: 200, durationMs: expect.any(Number) }),
+  ]);
+  expect(lines.some((l) => l.event === "admin.unauthorized" && l.path === "/admin/health")).toBe(true);
+
   // Nothing secret and no address, in any line (Brain's or not).
   const secrets = Object.entries(env)
     .filter(([name, value]) => /SECRET|TOKEN|KEY|PASSWORD/.test(name) && value.length >= 8)
