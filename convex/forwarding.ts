@@ -56,7 +56,7 @@ export const forwardTenantEvents = internalAction({
         const secret = await decryptSecret(claim.secretCiphertext, config.ENCRYPTION_KEY);
         const signature = await stripeSignatureHeader(claim.body, secret, Math.floor(Date.now() / 1000));
         const url = tenantEventsUrl(config, { deploymentName: claim.deploymentName, instanceId });
-        const providers = providersFor({ ctx, config, correlationId: claim.eventId });
+        const providers = providersFor({ ctx, config, correlationId: claim.eventId, attempt: claim.attempt });
         const { status } = await providers.convex.deliverEvent({ deploymentName: claim.deploymentName, url, body: claim.body, signature });
         outcome = { kind: "answered", status };
       } catch (error) {

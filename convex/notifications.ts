@@ -50,7 +50,7 @@ export const sendNotification = internalAction({
     const started = Date.now();
     let outcome: EmailOutcome;
     try {
-      const providers = providersFor({ ctx, config, correlationId: claim.correlationId });
+      const providers = providersFor({ ctx, config, correlationId: claim.correlationId, attempt: claim.attempt });
       const { id } = await providers.resend.sendEmail({
         to: claim.to,
         subject: claim.subject,

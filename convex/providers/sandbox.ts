@@ -64,6 +64,7 @@ async function call(env: ProviderEnv, call: Call): Promise<Resource | null> {
     mode: "sandbox",
     outcome,
     durationMs: Date.now() - started,
+    attempt: env.attempt ?? 1,
   });
   if (result.result === "fault") {
     throw new ProviderError(provider, result.fault.kind, result.fault.message, result.fault.retryAfterMs);
@@ -93,6 +94,7 @@ async function list(env: ProviderEnv, operation: OperationName, kind: string, pr
       mode: "sandbox",
       outcome: result.result === "fault" ? result.fault.kind : "ok",
       durationMs: Date.now() - started,
+      attempt: env.attempt ?? 1,
     });
     if (result.result === "fault") {
       throw new ProviderError(provider, result.fault.kind, result.fault.message, result.fault.retryAfterMs);
@@ -290,6 +292,7 @@ export function sandboxProviders(env: ProviderEnv): Providers {
             mode: "sandbox",
             outcome,
             durationMs: Date.now() - started,
+            attempt: env.attempt ?? 1,
           });
         try {
           const status = await deliverToSandboxTenant(env, { deploymentName, body, signature });

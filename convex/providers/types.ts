@@ -8,7 +8,13 @@ import type { CheckoutSummary, FailureClass, ProviderName, SubscriptionSummary }
 /** What an adapter may use of the calling action: read and write through functions, schedule. */
 export type ProviderCtx = GenericActionCtx<DataModel>;
 
-export type ProviderEnv = { ctx: ProviderCtx; config: Config; correlationId: string };
+export type ProviderEnv = {
+  ctx: ProviderCtx;
+  config: Config;
+  correlationId: string;
+  /** Which try this is of the work making the calls (a step's attempt, an email's), for the logs. */
+  attempt?: number;
+};
 
 /** A classified provider failure. Adapters turn every failure into one of these. */
 export class ProviderError extends Error {
