@@ -18,14 +18,30 @@ export const getInstanceResources = internalQuery({
   args: { instanceId: v.string() },
   returns: v.union(
     v.null(),
-    v.object({ instanceId: v.id("instances"), status: vInstanceStatus, resources: vInstanceResources, healthStatus: v.optional(vInstanceHealthStatus) }),
+    v.object({
+      instanceId: v.id("instances"),
+      status: vInstanceStatus,
+      resources: vInstanceResources,
+      healthStatus: v.optional(vInstanceHealthStatus),
+      /** The Stripe event that provisioned it: the check's log lines carry it. */
+      correlationId: v.optional(v.string()),
+    }),
   ),
   handler: async (ctx, args) => {
     const instanceId = ctx.db.normalizeId("instances", args.instanceId);
     const instance = instanceId ? await ctx.db.get("instances", instanceId) : null;
-    return instance
-      ? { instanceId: instance._id, status: instance.status, resources: instance.resources, ...(instance.healthStatus ? { healthStatus: instance.healthStatus } : {}) }
-      : null;
+    if (!instance) return null;
+    const job = await ctx.db
+      .query("provisioningJobs")
+      .withIndex("by_instanceId_and_kind", (q) => q.eq("instanceId", instance._id).eq("kind", "provision"))
+      .first();
+    return {
+      instanceId: instance._id,
+      status: instance.status,
+      resources: instance.resources,
+      ...(instance.healthStatus ? { healthStatus: instance.healthStatus } : {}),
+      ...(job ? { correlationId: job.correlationId } : {}),
+    };
   },
 });
 

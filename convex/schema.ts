@@ -295,6 +295,8 @@ export default defineSchema({
   // GET /admin/incidents, GET /instance-health and the metrics. Kept HEALTH_RETENTION_MS after resolving.
   incidents: defineTable({
     instanceId: v.id("instances"),
+    /** The correlation id of the Stripe event that provisioned the instance (its log lines carry it). */
+    correlationId: v.optional(v.string()),
     plan: v.string(),
     status: vIncidentStatus,
     /** The worst confirmed status while open. */

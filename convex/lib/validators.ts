@@ -104,6 +104,8 @@ export type CheckResult = Infer<typeof vCheckResult>;
  */
 export const vHealthMember = v.object({
   instanceId: v.id("instances"),
+  /** The correlation id of the Stripe event that provisioned it: its health lines carry it. */
+  correlationId: v.optional(v.string()),
   /** The plan its health counts are kept under (moved when the instance changes plan). */
   plan: v.string(),
   /** Confirmed status (after hysteresis); absent until the first check. */

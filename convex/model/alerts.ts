@@ -50,6 +50,9 @@ const ALERTS_ACTOR = "system:alerts";
 export const leaseMs = (config: Config) => config.PROVIDER_TIMEOUT_MS + MINUTE;
 
 type Incident = Doc<"incidents">;
+
+/** An incident's log thread: its instance's provisioning event, or its own id (incidents from before). */
+export const threadOf = (incident: Pick<Incident, "_id" | "correlationId">): string => incident.correlationId ?? incident._id;
 type Delivery = Doc<"alertDeliveries">;
 type Window = Doc<"maintenanceWindows">;
 type Notification = Incident["notifications"][number];
@@ -154,7 +157,7 @@ export async function queueNotice(ctx: MutationCtx, config: Config, incident: In
     await scheduleSend(ctx, deliveryId);
   }
   if (targets.length === 0) {
-    log("warn", "alert.no_destinations", { correlationId: incident._id, instanceId: incident.instanceId, type });
+    log("warn", "alert.no_destinations", { correlationId: threadOf(incident), incidentId: incident._id, instanceId: incident.instanceId, type });
   }
   return targets.length;
 }
@@ -275,7 +278,7 @@ async function holdFor(ctx: MutationCtx, incident: Incident, window: Window, now
   await ctx.db.patch("incidents", incident._id, { [field]: window.until, notifications: withNotification(incident.notifications, note) });
   const next = field === "alertDueAt" ? internal.alerts.fireAlert : internal.alerts.fireReminder;
   await ctx.scheduler.runAt(window.until, next, { incidentId: incident._id });
-  log("info", "alert.held", { correlationId: incident._id, instanceId: incident.instanceId, until: window.until, what: field });
+  log("info", "alert.held", { correlationId: threadOf(incident), incidentId: incident._id, instanceId: incident.instanceId, until: window.until, what: field });
   return { kind: "held", until: window.until };
 }
 
@@ -304,7 +307,7 @@ export async function fireDueAlert(ctx: MutationCtx, config: Config, incidentId:
   });
   if (remindAt !== undefined) await ctx.scheduler.runAt(remindAt, internal.alerts.fireReminder, { incidentId });
   const deliveries = await queueNotice(ctx, config, incident, type, now);
-  log("warn", "alert.fired", { correlationId: incidentId, instanceId: incident.instanceId, type, deliveries });
+  log("warn", "alert.fired", { correlationId: threadOf(incident), incidentId, instanceId: incident.instanceId, type, deliveries });
   return { kind: "alerted", deliveries };
 }
 
@@ -329,7 +332,7 @@ export async function fireDueReminder(ctx: MutationCtx, config: Config, incident
   await ctx.db.patch("incidents", incidentId, { remindAt, notifications: withNotification(incident.notifications, { type, at: now }) });
   await ctx.scheduler.runAt(remindAt, internal.alerts.fireReminder, { incidentId });
   const deliveries = await queueNotice(ctx, config, incident, type, now);
-  log("warn", "alert.reminded", { correlationId: incidentId, instanceId: incident.instanceId, type, deliveries });
+  log("warn", "alert.reminded", { correlationId: threadOf(incident), incidentId, instanceId: incident.instanceId, type, deliveries });
   return { kind: "reminded", deliveries };
 }
 

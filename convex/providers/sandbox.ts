@@ -147,7 +147,7 @@ async function probeSandboxTargets(
   const provider = operation === "convex.probeBackend" ? "convex" : "cloudflare";
   return answers.map((answer, i) => {
     const outcome: ProbeOutcome = { ...answer, ms, detail: answer.ok ? `${answer.status ?? 200} in ${ms} ms` : answer.detail };
-    if (!outcome.ok) logProbeFailure(env, { provider, operation }, targets[i].instanceId, outcome);
+    if (!outcome.ok) logProbeFailure(env, { provider, operation }, targets[i], outcome);
     return outcome;
   });
 }

@@ -58,6 +58,8 @@ export type OwnedResource = { id: string; name: string; instanceId?: string };
 /** One health probe target: a tenant's site or backend. */
 export type ProbeTarget = {
   instanceId: string;
+  /** The thread its failure lines carry (the instance's provisioning event), else the caller's. */
+  correlationId?: string;
   /** What is fetched: the site URL, or the deployment URL (the adapter appends /version). */
   url: string;
   /** The resource behind it (Pages project or deployment name): what the sandbox looks up. */
