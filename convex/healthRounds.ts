@@ -7,7 +7,7 @@ import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalAction, internalMutation, internalQuery, type MutationCtx } from "./_generated/server";
 import { loadConfig, type Config } from "./lib/config";
-import { log } from "./lib/log";
+import { log, cronBatch } from "./lib/log";
 import { vCheckResult, vHealthCheckName, type CheckResult, type HealthCheckName, type HealthMember } from "./lib/validators";
 import { appendAudit } from "./model/audit";
 import { countLeft, countMoved, dashboardStatus } from "./model/healthCounts";
@@ -500,7 +500,7 @@ const PRUNE_PER_CALL = 500;
 export const pruneHealthHistory = internalMutation({
   args: {},
   returns: v.object({ deleted: v.number() }),
-  handler: async (ctx) => {
+  handler: cronBatch("healthRounds.pruneHealthHistory", async (ctx) => {
     const config = loadConfig();
     const cutoff = Date.now() - config.HEALTH_RETENTION_MS;
     const old = await ctx.db
@@ -510,5 +510,5 @@ export const pruneHealthHistory = internalMutation({
     for (const row of old) await ctx.db.delete("healthChecks", row._id);
     if (old.length === PRUNE_PER_CALL) await ctx.scheduler.runAfter(0, internal.healthRounds.pruneHealthHistory, {});
     return { deleted: old.length };
-  },
+  }),
 });

@@ -12,6 +12,7 @@ import { listCircuits as listProviderCircuits } from "./model/circuits";
 import { checkInstanceHealth as runHealthCheck } from "./model/health";
 import { dashboardStatus, readCounts, type DashboardStatus, type StatusCounts } from "./model/healthCounts";
 import { claimDueBatches, enrollNewInstances, startDeepSweepIfDue } from "./model/healthSchedule";
+import { cronBatch } from "./lib/log";
 
 /** An instance's resources by an id that may come from a URL (null when malformed or unknown). */
 export const getInstanceResources = internalQuery({
@@ -102,7 +103,7 @@ export const checkInstanceHealth = internalAction({
 export const runHealthChecks = internalMutation({
   args: {},
   returns: v.object({ enrolledMore: v.boolean(), claimedMore: v.boolean() }),
-  handler: async (ctx) => {
+  handler: cronBatch("monitoring.runHealthChecks", async (ctx) => {
     const config = loadConfig();
     const now = Date.now();
     const enrolledMore = await enrollNewInstances(ctx, config, now);
@@ -110,7 +111,7 @@ export const runHealthChecks = internalMutation({
     await startDeepSweepIfDue(ctx, config, now);
     if (enrolledMore || claimedMore) await ctx.scheduler.runAfter(0, internal.monitoring.runHealthChecks, {});
     return { enrolledMore, claimedMore };
-  },
+  }),
 });
 
 const vDashboardStatus = v.union(v.literal("active"), v.literal("degraded"), v.literal("down"), v.literal("unchecked"));

@@ -47,6 +47,9 @@ test("every log line is JSON with its event and correlation id, a job's lines ca
   }
   await t.mutation(internal.monitoring.runHealthChecks, {});
   await sleep(500);
+  // Cron batches log even when they find nothing to do.
+  await t.mutation(internal.provisioning.runWatchdog, {});
+  await t.mutation(internal.stripe.reprocessStaleEvents, {});
   expect((await t.fetch("/admin/health", { headers: adminHeaders() })).status).toBe(200);
   expect((await t.fetch("/admin/health")).status).toBe(401);
 
@@ -85,6 +88,12 @@ test("every log line is JSON with its event and correlation id, a job's lines ca
   expect(liveCalls).toContainEqual(
     expect.objectContaining({ correlationId: failed.event.id, provider: "cloudflare", method: "POST", path: expect.stringMatching(/\/pages\/projects$/), status: 400 }),
   );
+
+  // One cron.batch line per cron run, with what it returned.
+  const batches = lines.filter((l) => l.event === "cron.batch");
+  expect(batches).toContainEqual(expect.objectContaining({ cron: "provisioning.runWatchdog", expired: 0, correlationId: expect.stringMatching(/^cron:provisioning\.runWatchdog:\d+$/) }));
+  expect(batches).toContainEqual(expect.objectContaining({ cron: "stripe.reprocessStaleEvents", result: 0 }));
+  expect(batches).toContainEqual(expect.objectContaining({ cron: "monitoring.runHealthChecks", enrolledMore: false, claimedMore: false }));
 
   // An authorized admin call writes one admin.call line; a refused one, admin.unauthorized.
   expect(lines.filter((l) => l.event === "admin.call" && l.route === "/admin/health")).toEqual([
