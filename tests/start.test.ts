@@ -76,10 +76,13 @@ describe("npm start (offline embedded backend)", () => {
         });
         child.on("close", (code) => reject(new Error(`serve exited ${code}: ${stdout}`)));
       });
-      const guess = () => fetch(`${started.base}/admin/circuits`, { headers: { Authorization: "Bearer guess-guess-guess-guess", "X-Forwarded-For": "192.0.2.1" } });
+      // A fresh connection per request (no keep-alive reuse racing the server's idle timeout).
+      const headers = { connection: "close" };
+      const guess = () =>
+        fetch(`${started.base}/admin/circuits`, { headers: { ...headers, Authorization: "Bearer guess-guess-guess-guess", "X-Forwarded-For": "192.0.2.1" } });
       expect((await guess()).status).toBe(401);
       expect((await guess()).status).toBe(403);
-      const listed = await fetch(`${started.base}/admin/security-events`, { headers: { Authorization: `Bearer ${started.token}` } });
+      const listed = await fetch(`${started.base}/admin/security-events`, { headers: { ...headers, Authorization: `Bearer ${started.token}` } });
       const { events } = (await listed.json()) as { events: { kind: string; source: string }[] };
       expect(events).toEqual([expect.objectContaining({ kind: "admin_auth_failures", source: "127.0.0.1" })]);
     } finally {
