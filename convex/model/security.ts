@@ -113,6 +113,9 @@ async function block(ctx: MutationCtx, config: Config, args: ScreenArgs, kind: S
   return { kind: "blocked" as const, until: blockedUntil, retryAfterMs: durationMs };
 }
 
+/** Shards of a global bucket: one per 100 requests a minute, at most 10 (a small limit stays exact). */
+export const shardsFor = (rate: number) => Math.max(1, Math.min(10, Math.floor(rate / 100)));
+
 /** Block check, then suspicion, then rate limits: the first that refuses decides. */
 export async function screen(ctx: MutationCtx, config: Config, args: ScreenArgs): Promise<ScreenResult> {
   const now = Date.now();
@@ -137,7 +140,9 @@ export async function screen(ctx: MutationCtx, config: Config, args: ScreenArgs)
     const rate = config[LIMIT_SETTINGS[name]];
     const result = await rateLimiter.limit(ctx, name, {
       ...(key !== undefined ? { key } : {}),
-      config: { kind: "token bucket", rate, period: MINUTE, capacity: rate },
+      // A global bucket is one document every request writes: spread over shards (each with its
+      // share of the rate) so concurrent deliveries rarely collide.
+      config: { kind: "token bucket", rate, period: MINUTE, capacity: rate, shards: key === undefined ? shardsFor(rate) : 1 },
     });
     if (!result.ok) return { kind: "limited", limit: name, retryAfterMs: result.retryAfter };
   }
