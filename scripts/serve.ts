@@ -113,7 +113,9 @@ await new Promise<void>((resolve, reject) => {
 });
 const address = server.address();
 const base = `http://127.0.0.1:${typeof address === "object" && address ? address.port : port}`;
-const token = process.env.ADMIN_API_TOKEN;
+// With named tokens set (ADMIN_API_TOKENS wins over ADMIN_API_TOKEN), the first one is shown.
+const named = process.env.ADMIN_API_TOKENS?.split(",")[0]?.trim();
+const token = named ? named.slice(named.indexOf(":") + 1).trim() : process.env.ADMIN_API_TOKEN;
 say(`Brain is running offline on ${base} (sandbox providers, embedded Convex functions)`);
 say(`  admin token: ${token}`);
 say(`  function logs: ${logFile}`);
