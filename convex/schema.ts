@@ -34,6 +34,7 @@ import {
   vAlertChannel,
   vCheckResult,
   vDeployProgress,
+  vSecurityEventKind,
 } from "./lib/validators";
 import { vMetricFigures } from "./model/metricsFigures";
 
@@ -342,8 +343,11 @@ export default defineSchema({
   // Each alert notice to each destination (an email address, the webhook): retried with backoff
   // for up to 24 h. Written and read by alerts.ts; pruned after HEALTH_RETENTION_MS.
   alertDeliveries: defineTable({
-    incidentId: v.id("incidents"),
-    instanceId: v.id("instances"),
+    /** The incident it is about (instance alerts); absent for a security alert. */
+    incidentId: v.optional(v.id("incidents")),
+    instanceId: v.optional(v.id("instances")),
+    /** The block it is about (security.blocked alerts, issue 11). */
+    securityEventId: v.optional(v.id("securityEvents")),
     type: vAlertType,
     channel: vAlertChannel,
     /** The email address, or the webhook URL's host (the URL itself is configuration). */
@@ -539,4 +543,23 @@ export default defineSchema({
     figures: vMetricFigures,
     updatedAt: v.number(),
   }).index("by_granularity_and_start", ["granularity", "start"]),
+
+  // Suspicious activity (issue 11, docs/security.md): one row per block of a source address.
+  // Written by security.screenRequest when a detection bucket runs dry; read by the same to
+  // refuse a blocked source (its latest row), and by security.listSecurityEvents (operators).
+  securityEvents: defineTable({
+    at: v.number(),
+    kind: vSecurityEventKind,
+    /** The source address Convex reported for the request ("unknown" when it reported none). */
+    source: v.string(),
+    /** What was seen and the block it earned, for operators (never a token or a body). */
+    detail: v.string(),
+    /** The route the tripping request came to. */
+    route: v.string(),
+    /** The source's block count in a row (1, 2, ...): its cool-down doubles with each. */
+    strike: v.number(),
+    blockedUntil: v.number(),
+  })
+    .index("by_source_and_at", ["source", "at"])
+    .index("by_at", ["at"]),
 });
