@@ -268,6 +268,7 @@ async function settleVerdict(
     });
     await appendAudit(ctx, {
       actor: ROUND_TRIGGER,
+      correlationId: `health:${member.instanceId}`,
       action: "instance.health_changed",
       instanceId: member.instanceId,
       detail: `${transition.from ?? "unchecked"} -> ${transition.to}${failing.length ? ` (failing: ${failing.join(", ")})` : ""}`,
@@ -316,6 +317,7 @@ async function stopMonitoring(ctx: MutationCtx, config: Config, member: HealthMe
   const instance = await ctx.db.get("instances", member.instanceId);
   if (instance) {
     await ctx.db.patch("instances", member.instanceId, { healthBatchId: undefined, healthStatus: undefined, unhealthySince: undefined });
+    await appendAudit(ctx, { actor: ROUND_TRIGGER, correlationId: `health:${member.instanceId}`, action: "instance.health_unenrolled", instanceId: member.instanceId, detail: reason });
   }
 }
 

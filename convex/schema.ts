@@ -225,8 +225,10 @@ export default defineSchema({
     .index("by_jobId_and_status", ["jobId", "status"])
     .index("by_status_and_nextAttemptAt", ["status", "nextAttemptAt"]),
 
-  // Append-only: written by audit.append from every job transition and admin call;
-  // read by operators. No function updates or deletes it.
+  // Append-only: written only by model/audit.ts appendAudit (every change to a job, instance,
+  // customer or circuit, every webhook receipt and outcome, fault injection and admin call);
+  // read by operators. Nothing updates a row; only the retention pass (retention.ts) deletes
+  // rows older than AUDIT_RETENTION_MS (docs/security.md).
   auditLogs: defineTable({
     ...vAuditEntry.fields,
     /**
@@ -237,7 +239,10 @@ export default defineSchema({
   })
     .index("by_jobId", ["jobId"])
     .index("by_instanceId", ["instanceId"])
-    .index("by_action", ["action"]),
+    .index("by_action", ["action"])
+    // One flow's trail (a Stripe event's receipt, outcome and the job it started) and retention.
+    .index("by_correlationId", ["correlationId"])
+    .index("by_at", ["at"]),
 
   // Health history: one row when an instance's result changes (a round whose result equals the
   // previous one writes nothing), and one per on-demand check. Written by health.ts and
