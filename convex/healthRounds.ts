@@ -480,23 +480,4 @@ export const finishDeepSweep = internalMutation({
   },
 });
 
-// ---- Retention ------------------------------------------------------------------------------
-
-const PRUNE_PER_CALL = 500;
-
-/** Deletes health history older than HEALTH_RETENTION_MS, a bounded page per call, continuing until done. */
-export const pruneHealthHistory = internalMutation({
-  args: {},
-  returns: v.object({ deleted: v.number() }),
-  handler: async (ctx) => {
-    const config = loadConfig();
-    const cutoff = Date.now() - config.HEALTH_RETENTION_MS;
-    const old = await ctx.db
-      .query("healthChecks")
-      .withIndex("by_at", (q) => q.lt("at", cutoff))
-      .take(PRUNE_PER_CALL);
-    for (const row of old) await ctx.db.delete("healthChecks", row._id);
-    if (old.length === PRUNE_PER_CALL) await ctx.scheduler.runAfter(0, internal.healthRounds.pruneHealthHistory, {});
-    return { deleted: old.length };
-  },
-});
+// Retention of the health history (healthChecks past HEALTH_RETENTION_MS) is retention.ts's.
