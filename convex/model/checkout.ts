@@ -28,7 +28,7 @@ export async function provisionCheckout(
     return { outcome: "needs_attention", detail: `paid session ${checkout.sessionId} has no customer email` };
   }
 
-  const customerId = await findOrCreateCustomer(ctx, checkout, checkout.email, origin);
+  const customerId = await findOrCreateCustomer(ctx, checkout, checkout.email, { actor: origin.actor, correlationId: origin.correlationId });
   const plan = checkout.plan ?? config.DEFAULT_PLAN;
   const instanceId = await ctx.db.insert("instances", {
     customerId,
@@ -134,7 +134,7 @@ async function findOrCreateCustomer(ctx: MutationCtx, checkout: CheckoutSummary,
   if (found) {
     if (!found.stripeCustomerId && checkout.stripeCustomerId) {
       await ctx.db.patch("customers", found._id, { stripeCustomerId: checkout.stripeCustomerId });
-      await appendAudit(ctx, { ...origin, action: "customer.updated", detail: `customer ${found._id}: Stripe customer recorded` });
+      await appendAudit(ctx, { actor: origin.actor, correlationId: origin.correlationId, action: "customer.updated", detail: `customer ${found._id}: Stripe customer recorded` });
     }
     return found._id;
   }
@@ -145,6 +145,6 @@ async function findOrCreateCustomer(ctx: MutationCtx, checkout: CheckoutSummary,
     createdAt: Date.now(),
   });
   // Never the address itself: the audit trail names the customer by id.
-  await appendAudit(ctx, { ...origin, action: "customer.created", detail: `customer ${customerId}` });
+  await appendAudit(ctx, { actor: origin.actor, correlationId: origin.correlationId, action: "customer.created", detail: `customer ${customerId}` });
   return customerId;
 }
