@@ -14,7 +14,7 @@ import { pagesCapExceeded, provisionCheckout } from "./model/checkout";
 import { queueDeliveries } from "./model/forwarding";
 import { applySubscription, instancesForRouting } from "./model/lifecycle";
 
-/** Inserts the event if its id is new and schedules its processing. Duplicates change nothing. */
+/** Inserts the event if its id is new and schedules its processing. Duplicates change nothing but the audit trail. */
 export const recordStripeEvent = internalMutation({
   args: {
     eventId: v.string(),
