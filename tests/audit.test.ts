@@ -4,6 +4,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
+import { circuitChange } from "../convex/model/circuits";
 import { checkoutEvent, drain, sendCheckout, sendEvent, setupBackend, statusOf, type TestBackend } from "./harness";
 
 const ROOT = join(__dirname, "..");
@@ -81,6 +82,18 @@ describe("the audit trail is append-only", () => {
     }
     expect(auditWrites("convex/fine.ts", 'await ctx.db.patch("instances", id, { auditNote: 1 });\n')).toHaveLength(1);
     expect(auditWrites("convex/fine.ts", 'await ctx.db.patch("instances", instanceId, { status });\n')).toEqual([]);
+  });
+});
+
+describe("circuit changes are named by what they change", () => {
+  test("opened, closed, re-opened, probe started, failures counted and reset", () => {
+    expect(circuitChange(null, { failures: 1 })).toBe("circuit.failures_counted");
+    expect(circuitChange({ failures: 4 }, { failures: 5, openedAt: 10 })).toBe("circuit.opened");
+    expect(circuitChange({ failures: 5, openedAt: 10 }, { failures: 0 })).toBe("circuit.closed");
+    expect(circuitChange({ failures: 5, openedAt: 10 }, { failures: 6, openedAt: 50 })).toBe("circuit.reopened");
+    const probe = { jobId: "j", step: "pagesProject" as const, attempt: 2, until: 99 };
+    expect(circuitChange({ failures: 5, openedAt: 10 }, { failures: 5, openedAt: 10, probe })).toBe("circuit.probe_started");
+    expect(circuitChange({ failures: 2 }, { failures: 0 })).toBe("circuit.failures_reset");
   });
 });
 

@@ -1,9 +1,9 @@
 // Circuit breakers, one per provider. Repeated transient failures open a provider's circuit;
 // while open its steps wait for the cool-down instead of burning retries. After the cool-down
 // (half-open) exactly one attempt goes out as the probe and the others keep waiting for its
-// result: success closes the circuit, failure opens it again. Every write is audited
-// (circuit.opened, circuit.closed, …) with the job and correlation id that caused it. The rules are pure functions
-// (decide.ts uses them); the rows are read and written here.
+// result: success closes the circuit, failure opens it again. The rules are pure functions
+// (decide.ts uses them); the rows are read and written here, and every write is audited
+// (circuit.opened, circuit.closed, …) with the job and correlation id that caused it.
 import type { Id } from "../_generated/dataModel";
 import type { MutationCtx, QueryCtx } from "../_generated/server";
 import type { Config } from "../lib/config";
@@ -98,7 +98,7 @@ export async function loadCircuits(ctx: QueryCtx, providers: Iterable<ProviderNa
 /** Who changed a circuit: the job whose step outcome did, and its flow. */
 export type CircuitCause = { actor: string; correlationId: string; jobId?: Id<"provisioningJobs">; instanceId?: Id<"instances"> };
 
-/** What a write changes about a circuit, as its audit action: opened, closed, re-opened, probing, or counted. */
+/** What a write changes about a circuit, as its audit action: opened, closed, re-opened, probing, failures counted or reset. */
 export function circuitChange(before: CircuitRow | null, after: CircuitRow): string {
   const wasOpen = before?.openedAt !== undefined;
   const isOpen = after.openedAt !== undefined;
@@ -106,6 +106,7 @@ export function circuitChange(before: CircuitRow | null, after: CircuitRow): str
   if (wasOpen && !isOpen) return "circuit.closed";
   if (wasOpen && isOpen && before!.openedAt !== after.openedAt) return "circuit.reopened";
   if (after.probe !== undefined && (before?.probe === undefined || before.probe.until !== after.probe.until)) return "circuit.probe_started";
+  if (after.failures === 0) return "circuit.failures_reset";
   return "circuit.failures_counted";
 }
 

@@ -71,10 +71,8 @@ export async function applyEvent(ctx: MutationCtx, config: Config, job: Job, eve
   // Every applied transition is on record, even one decide() gave no audit change of its own.
   if (changes.length === 0) changes.push({ action: "job.updated", detail: `on ${event.kind}` });
   // One transition, one audit row: its first change, and the rest in order under `more`.
-  {
-    const [first, ...more] = changes;
-    await appendAudit(ctx, { actor, correlationId: job.correlationId, jobId: job._id, instanceId: job.instanceId, ...first, ...(more.length > 0 ? { more } : {}) });
-  }
+  const [first, ...more] = changes;
+  await appendAudit(ctx, { actor, correlationId: job.correlationId, jobId: job._id, instanceId: job.instanceId, ...first, ...(more.length > 0 ? { more } : {}) });
   const steps = decision.patch.steps?.map((s) => (kept[s.name] ? { ...s, ...kept[s.name] } : s));
   await ctx.db.patch("provisioningJobs", job._id, { ...decision.patch, ...(steps ? { steps } : {}) });
   // Customer emails the transition calls for (started, ready + welcome, failed), once per job and kind.
