@@ -14,7 +14,7 @@ import { drain, sendCheckout, setupBackend, statusOf, type TestBackend } from ".
 const DAY = 24 * 60 * 60_000;
 const START = Date.UTC(2026, 0, 1, 3, 0, 0);
 /** Rows of each kind one day of traffic makes. */
-const PER_DAY = 2;
+const PER_DAY = 1;
 /** Days simulated: past the 400-day audit window, so every window is exercised. */
 const DAYS = 410;
 
@@ -41,10 +41,10 @@ const bound = (table: keyof typeof WINDOW_DAYS, kinds = 1) => PER_DAY * kinds * 
 type Fixture = { instanceId: Id<"instances">; jobId: Id<"provisioningJobs">; eventIds: string[] };
 
 /** One day of traffic, timestamped now: every growing table gets PER_DAY rows (of each kind). */
-async function dailyTraffic(t: TestBackend, day: number, fx: Fixture) {
+async function dailyTraffic(t: TestBackend, day: number, fx: Fixture, rows = PER_DAY) {
   await t.run(async (ctx) => {
     const now = Date.now();
-    for (let i = 0; i < PER_DAY; i++) {
+    for (let i = 0; i < rows; i++) {
       const key = `${day}-${i}`;
       await ctx.db.insert("callbackReceipts", { signature: `sig-${key}`, receivedAt: now });
       await ctx.db.insert("healthChecks", { instanceId: fx.instanceId, at: now, overall: "healthy", failing: [], trigger: "round" });
@@ -168,6 +168,39 @@ describe("retention", () => {
     // Even at the edge of the window (89 days): every processed event is kept 90 days.
     const edge = fx.eventIds[(DAYS - 89 - 1) * PER_DAY];
     expect(await t.mutation(internal.stripe.recordStripeEvent, { ...redelivery, eventId: edge })).toEqual({ duplicate: true });
+  });
+
+  test("a backlog of more than a page in every table, all past its window, is cleared by one run in bounded pages", { timeout: 60_000 }, async () => {
+    const t = setupBackend();
+    const { sessionId } = await sendCheckout(t);
+    await drain(t);
+    const status = (await statusOf(t, sessionId)).body;
+    const instanceId = (await t.run(async (ctx) => (await ctx.db.query("instances").first())!._id));
+    const fx: Fixture = { instanceId, jobId: status.jobId as Id<"provisioningJobs">, eventIds: [] };
+    const backlog = RETENTION_PAGE + 50;
+    await dailyTraffic(t, 0, fx, backlog);
+    vi.setSystemTime(Date.now() + 401 * DAY);
+    await dailyTraffic(t, 401, fx, 1);
+    await runRetention(t);
+    // Only today's row of each kind is left (orphan scans: the newest KEEP_SCANS).
+    expect(await counts(t)).toEqual({
+      callbackReceipts: 1,
+      healthChecks: 1,
+      stripeEvents: 1,
+      cleanupTasks: 2,
+      orphanScans: KEEP_SCANS,
+      incidents: 1,
+      alertDeliveries: 1,
+      tenantDeliveries: 1,
+      notifications: 1,
+      workosUserCache: 1,
+      auditLogs: 1,
+    });
+    // No mutation deleted more than a page: every table's pass ran at least twice (the first run of
+    // pass 0 was the cron's call itself, the rest were scheduled continuations).
+    const scheduled = await t.run(async (ctx) => (await ctx.db.system.query("_scheduled_functions").collect()).filter((f) => f.name === "retention:runRetention"));
+    const runsOf = (pass: number) => scheduled.filter((f) => (f.args[0] as { pass?: number }).pass === pass).length + (pass === 0 ? 1 : 0);
+    expect(PASSES.map((p, i) => [p.table, runsOf(i) >= 2])).toEqual(PASSES.map((p) => [p.table, true]));
   });
 
   test("a pass deletes at most one page per mutation and continues until nothing past the window is left", async () => {
