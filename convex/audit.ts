@@ -1,4 +1,5 @@
-// Operator reads of the append-only audit trail. Nothing here (or anywhere) edits it.
+// Operator reads of the append-only audit trail. Nothing here (or anywhere) edits it; only the
+// retention pass (retention.ts) deletes rows older than AUDIT_RETENTION_MS.
 import { v } from "convex/values";
 import { internalMutation, internalQuery } from "./_generated/server";
 import { vAuditEntry } from "./lib/validators";
@@ -31,9 +32,23 @@ export const listForInstance = internalQuery({
   },
 });
 
+/** One flow's audit trail by correlation id (a Stripe event id: its receipt, outcome, job and circuit changes), oldest first. */
+export const listForCorrelation = internalQuery({
+  args: { correlationId: v.string(), limit: v.optional(v.number()) },
+  returns: v.array(vAuditEntry),
+  handler: async (ctx, { correlationId, limit }) => {
+    const max = Math.min(limit ?? 500, 2000);
+    const rows = await ctx.db
+      .query("auditLogs")
+      .withIndex("by_correlationId", (q) => q.eq("correlationId", correlationId))
+      .take(max);
+    return rows.flatMap(({ _id, _creationTime, ...row }) => expandAudit(row)).slice(0, max);
+  },
+});
+
 /** Records an admin call that touched no job or instance (an unknown id, say). */
 export const recordAdminCall = internalMutation({
-  args: { actor: v.string(), action: v.string(), detail: v.optional(v.string()), token: v.optional(v.string()) },
+  args: { actor: v.string(), action: v.string(), detail: v.optional(v.string()), token: v.optional(v.string()), correlationId: v.optional(v.string()) },
   returns: v.null(),
   handler: async (ctx, args) => {
     await appendAudit(ctx, args);

@@ -22,10 +22,12 @@ export const CLEANUP_LEASE_MS = 15 * 60_000;
 export const cleanupRunning = (job: Doc<"provisioningJobs">, now: number) => (job.cleanupRun?.until ?? 0) > now;
 
 /** Starts a cleanup run of the job's pending deletions under a fresh lease. */
-async function beginCleanupRun(ctx: MutationCtx, jobId: Id<"provisioningJobs">, fields: Partial<Doc<"provisioningJobs">> = {}) {
+async function beginCleanupRun(ctx: MutationCtx, job: Doc<"provisioningJobs">, actor: string, fields: Partial<Doc<"provisioningJobs">> = {}) {
   const now = Date.now();
   const token = crypto.randomUUID();
+  const jobId = job._id;
   await ctx.db.patch("provisioningJobs", jobId, { ...fields, cleanupRun: { token, until: now + CLEANUP_LEASE_MS }, updatedAt: now });
+  await appendAudit(ctx, { actor, correlationId: job.correlationId, action: "job.cleanup_run_started", jobId, instanceId: job.instanceId });
   await ctx.scheduler.runAfter(0, internal.cleanup.runCleanup, { jobId, token });
 }
 
@@ -38,8 +40,8 @@ export const startCompensation = internalMutation({
       return null; // retried, or already under way
     }
     const pending = await planCleanup(ctx, job);
-    await appendAudit(ctx, { actor: ACTOR, action: "job.compensation_started", jobId, instanceId: job.instanceId, detail: `${pending} resources` });
-    await beginCleanupRun(ctx, jobId, { compensationStatus: "running" });
+    await appendAudit(ctx, { actor: ACTOR, correlationId: job.correlationId, action: "job.compensation_started", jobId, instanceId: job.instanceId, detail: `${pending} resources` });
+    await beginCleanupRun(ctx, job, ACTOR, { compensationStatus: "running" });
     return null;
   },
 });
@@ -96,13 +98,14 @@ export const recordCleanupResult = internalMutation({
     if (!task || task.status !== "pending") return null;
     const now = Date.now();
     const what = `${task.provider} ${task.resourceId}`;
+    const job = await ctx.db.get("provisioningJobs", task.jobId);
+    const correlationId = job?.correlationId ?? task.jobId;
     if (error !== undefined) {
       const attempts = task.attempts + 1;
       const delay = backoffDelayMs({ maxAttempts: Infinity, baseDelayMs: 60_000, maxDelayMs: 60 * 60_000, jitter: 0.2 }, attempts);
       await ctx.db.patch("cleanupTasks", taskId, { attempts, lastError: error, nextAttemptAt: now + delay });
-      await appendAudit(ctx, { actor: ACTOR, action: "resource.delete_failed", jobId: task.jobId, instanceId: task.instanceId, detail: `${what}: ${error}` });
-      const job = await ctx.db.get("provisioningJobs", task.jobId);
-      log("warn", "cleanup.delete_failed", { correlationId: job?.correlationId ?? task.jobId, jobId: task.jobId, provider: task.provider, attempts });
+      await appendAudit(ctx, { actor: ACTOR, correlationId, action: "resource.delete_failed", jobId: task.jobId, instanceId: task.instanceId, detail: `${what}: ${error}` });
+      log("warn", "cleanup.delete_failed", { correlationId, jobId: task.jobId, provider: task.provider, attempts });
       return null;
     }
     await ctx.db.patch("cleanupTasks", taskId, { status: "done", attempts: task.attempts + 1, doneAt: now, lastError: undefined });
@@ -112,7 +115,7 @@ export const recordCleanupResult = internalMutation({
       for (const field of fieldsClearedBy(task.provider)) delete resources[field];
       await ctx.db.patch("instances", task.instanceId, { resources });
     }
-    await appendAudit(ctx, { actor: ACTOR, action: "resource.deleted", jobId: task.jobId, instanceId: task.instanceId, detail: what });
+    await appendAudit(ctx, { actor: ACTOR, correlationId, action: "resource.deleted", jobId: task.jobId, instanceId: task.instanceId, detail: what });
     return null;
   },
 });
@@ -133,10 +136,11 @@ export const finishCompensation = internalMutation({
     if (pending) {
       // The cleanup cron retries what failed; until then the job may be retried or cleaned up now.
       await ctx.db.patch("provisioningJobs", jobId, { cleanupRun: undefined, updatedAt: now });
+      await appendAudit(ctx, { actor: ACTOR, correlationId: job.correlationId, action: "job.cleanup_run_ended", jobId, instanceId: job.instanceId, detail: "deletions left for the cleanup cron" });
       return null;
     }
     await ctx.db.patch("provisioningJobs", jobId, { compensationStatus: "done", cleanupRun: undefined, compensatedAt: now, updatedAt: now });
-    await appendAudit(ctx, { actor: ACTOR, action: "job.compensated", jobId, instanceId: job.instanceId });
+    await appendAudit(ctx, { actor: ACTOR, correlationId: job.correlationId, action: "job.compensated", jobId, instanceId: job.instanceId });
     return null;
   },
 });
@@ -156,7 +160,7 @@ export const retryPendingCleanups = internalMutation({
       const job = await ctx.db.get("provisioningJobs", jobId);
       // A run under way will reach these tasks itself.
       if (!job || cleanupRunning(job, now)) continue;
-      await beginCleanupRun(ctx, jobId);
+      await beginCleanupRun(ctx, job, ACTOR);
     }
     // A cleanup whose action died after its last deletion but before closing has nothing
     // pending: close it here.
@@ -182,9 +186,9 @@ export const compensateNow = internalMutation({
     // A cleanup stuck on a failing deletion (between the cron's attempts) can be run again now.
     const stalled = job.compensationStatus === "running" && !cleanupRunning(job, Date.now());
     if (job.compensationStatus !== "scheduled" && !stalled) return false;
-    await appendAudit(ctx, { actor, action: "job.compensation_requested", jobId, instanceId: job.instanceId });
+    await appendAudit(ctx, { actor, correlationId: job.correlationId, action: "job.compensation_requested", jobId, instanceId: job.instanceId });
     if (stalled) {
-      await beginCleanupRun(ctx, jobId);
+      await beginCleanupRun(ctx, job, actor);
       return true;
     }
     await ctx.db.patch("provisioningJobs", jobId, { compensateAt: Date.now() });

@@ -38,9 +38,6 @@ crons.daily("reconcile Stripe with the instances", { hourUTC: 4, minuteUTC: 23 }
 // confirmation re-check falls before the next call; each batch runs at its own due time.
 crons.interval("health checks", { minutes: 1 }, internal.monitoring.runHealthChecks, {});
 
-// Health history older than HEALTH_RETENTION_MS (bounded pages, continuing until done).
-crons.hourly("prune health history", { minuteUTC: 41 }, internal.healthRounds.pruneHealthHistory, {});
-
 // Backstop of each incident's own alert timer: due alerts and reminders, and alert deliveries
 // whose retry is due and not in flight.
 crons.interval("send due alerts", { minutes: 1 }, internal.alerts.runDueAlerts, {});
@@ -48,8 +45,11 @@ crons.interval("send due alerts", { minutes: 1 }, internal.alerts.runDueAlerts, 
 // Backstop of each customer email's own send on the Resend pool: pending emails whose try is due.
 crons.interval("send due customer emails", { minutes: 1 }, internal.notifications.runDueNotifications, {});
 
-// Resolved incidents and their deliveries older than HEALTH_RETENTION_MS.
-crons.hourly("prune alert history", { minuteUTC: 43 }, internal.alerts.pruneAlertHistory, {});
+// Retention, the one place every growing table is pruned to its window (docs/security.md#retention):
+// callback receipts, health history, alert history, processed Stripe events, finished cleanup tasks,
+// orphan scans, deliveries and customer emails, the WorkOS cache, and audit rows past
+// AUDIT_RETENTION_MS. One bounded page per mutation, each pass continuing until it is done.
+crons.hourly("retention", { minuteUTC: 41 }, internal.retention.runRetention, {});
 
 // Provisioning KPIs: rolls up every hour that ended (and a UTC day once its 24 hours are in)
 // into provisioningMetrics, a bounded page per mutation; a second call for the same hour starts nothing.

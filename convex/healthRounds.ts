@@ -280,6 +280,7 @@ async function settleVerdict(
     });
     await appendAudit(ctx, {
       actor: ROUND_TRIGGER,
+      correlationId: `health:${member.instanceId}`,
       action: "instance.health_changed",
       instanceId: member.instanceId,
       detail: `${transition.from ?? "unchecked"} -> ${transition.to}${failing.length ? ` (failing: ${failing.join(", ")})` : ""}`,
@@ -330,6 +331,7 @@ async function stopMonitoring(ctx: MutationCtx, config: Config, member: HealthMe
   const instance = await ctx.db.get("instances", member.instanceId);
   if (instance) {
     await ctx.db.patch("instances", member.instanceId, { healthBatchId: undefined, healthStatus: undefined, unhealthySince: undefined });
+    await appendAudit(ctx, { actor: ROUND_TRIGGER, correlationId: `health:${member.instanceId}`, action: "instance.health_unenrolled", instanceId: member.instanceId, detail: reason });
   }
 }
 
@@ -492,23 +494,4 @@ export const finishDeepSweep = internalMutation({
   },
 });
 
-// ---- Retention ------------------------------------------------------------------------------
-
-const PRUNE_PER_CALL = 500;
-
-/** Deletes health history older than HEALTH_RETENTION_MS, a bounded page per call, continuing until done. */
-export const pruneHealthHistory = internalMutation({
-  args: {},
-  returns: v.object({ deleted: v.number() }),
-  handler: cronBatch("healthRounds.pruneHealthHistory", async (ctx) => {
-    const config = loadConfig();
-    const cutoff = Date.now() - config.HEALTH_RETENTION_MS;
-    const old = await ctx.db
-      .query("healthChecks")
-      .withIndex("by_at", (q) => q.lt("at", cutoff))
-      .take(PRUNE_PER_CALL);
-    for (const row of old) await ctx.db.delete("healthChecks", row._id);
-    if (old.length === PRUNE_PER_CALL) await ctx.scheduler.runAfter(0, internal.healthRounds.pruneHealthHistory, {});
-    return { deleted: old.length };
-  }),
-});
+// Retention of the health history (healthChecks past HEALTH_RETENTION_MS) is retention.ts's.

@@ -65,6 +65,7 @@ export const recordHealthCheck = internalMutation({
     });
     await appendAudit(ctx, {
       actor: trigger,
+      correlationId: `health:${report.instanceId}`,
       action: "instance.health_checked",
       instanceId: report.instanceId,
       detail: report.overall,

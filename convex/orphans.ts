@@ -15,7 +15,7 @@ import { cronBatch } from "./lib/log";
 export const SCAN_CRON_ACTOR = "system:orphan-scan";
 const DASHBOARD_ACTOR = "operator:dashboard";
 /** Scans kept for the dashboard, and orphans stored per scan (the count is always whole). */
-const KEEP_SCANS = 10;
+export const KEEP_SCANS = 10;
 const MAX_STORED_ORPHANS = 500;
 
 /** What each instance id names (null: malformed, unknown). Point lookups only. */

@@ -28,6 +28,7 @@ import {
   retryFailedJob,
 } from "./model/jobs";
 import { log, cronBatch } from "./lib/log";
+import { appendAudit } from "./model/audit";
 import { buildStatusView, vStatusView } from "./model/status";
 
 /** Workpool completion of one step attempt: the action's outcome, or how it died. */
@@ -161,6 +162,15 @@ export const recordDeployProgress = internalMutation({
     const entry = { ...progress, at: Date.now() };
     await ctx.db.patch("provisioningJobs", jobId, { deployProgress: [...(job.deployProgress ?? []), entry].slice(-DEPLOY_PROGRESS_KEPT) });
     await ctx.db.insert("callbackReceipts", { signature, receivedAt: entry.at });
+    await appendAudit(ctx, {
+      actor: "github:workflow",
+      correlationId: job.correlationId,
+      action: "job.deploy_progress",
+      jobId,
+      instanceId: job.instanceId,
+      step,
+      detail: `${progress.name} ${progress.state}`.slice(0, 200),
+    });
     log("info", "deploy_progress.received", { correlationId: job.correlationId, jobId, workflowStep: progress.name, state: progress.state, ms: progress.ms });
     return "recorded";
   },

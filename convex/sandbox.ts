@@ -6,6 +6,7 @@ import { internalMutation, internalQuery, type MutationCtx } from "./_generated/
 import { fail } from "./lib/errors";
 import { vProviderName } from "./lib/validators";
 import { OPERATIONS, resolveOperation } from "./providers/operations";
+import { appendAudit } from "./model/audit";
 
 /** The operations whose faults may be scoped to one instance: one tenant goes dark, the rest stay up. */
 const INSTANCE_SCOPED_OPERATIONS: ReadonlySet<string> = new Set(["cloudflare.probeSite", "convex.probeBackend"]);
@@ -150,6 +151,8 @@ export const injectFault = internalMutation({
     message: v.optional(v.string()),
     retryAfterMs: v.optional(v.number()),
     instanceId: v.optional(v.string()),
+    /** Who injects it (the audit trail's actor); default `sandbox:fault-injection`. */
+    actor: v.optional(v.string()),
   },
   returns: v.object({ operation: v.string(), remaining: v.number() }),
   handler: async (ctx, args) => {
@@ -176,6 +179,14 @@ export const injectFault = internalMutation({
     };
     if (existing) await ctx.db.replace("sandboxFaults", existing._id, fault);
     else await ctx.db.insert("sandboxFaults", fault);
+    // On record like any change an operator makes: what fails, how, how often, for whom.
+    const scope = args.instanceId !== undefined ? ` for instance ${args.instanceId.slice(0, 64)}` : "";
+    await appendAudit(ctx, {
+      actor: args.actor ?? "sandbox:fault-injection",
+      correlationId: `fault:${operation}:${Date.now()}`,
+      action: "sandbox.fault_injected",
+      detail: `${operation} ${args.kind} x${args.times}${scope}`,
+    });
     return { operation, remaining: args.times };
   },
 });

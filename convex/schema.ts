@@ -224,10 +224,14 @@ export default defineSchema({
     doneAt: v.optional(v.number()),
   })
     .index("by_jobId_and_status", ["jobId", "status"])
-    .index("by_status_and_nextAttemptAt", ["status", "nextAttemptAt"]),
+    .index("by_status_and_nextAttemptAt", ["status", "nextAttemptAt"])
+    // Retention: done tasks by when they finished.
+    .index("by_status_and_doneAt", ["status", "doneAt"]),
 
-  // Append-only: written by audit.append from every job transition and admin call;
-  // read by operators. No function updates or deletes it.
+  // Append-only: written only by model/audit.ts appendAudit (every change to a job, instance,
+  // customer or circuit, every webhook receipt and outcome, fault injection and admin call);
+  // read by operators. Nothing updates a row; only the retention pass (retention.ts) deletes
+  // rows older than AUDIT_RETENTION_MS (docs/security.md).
   auditLogs: defineTable({
     ...vAuditEntry.fields,
     /**
@@ -238,7 +242,10 @@ export default defineSchema({
   })
     .index("by_jobId", ["jobId"])
     .index("by_instanceId", ["instanceId"])
-    .index("by_action", ["action"]),
+    .index("by_action", ["action"])
+    // One flow's trail (a Stripe event's receipt, outcome and the job it started) and retention.
+    .index("by_correlationId", ["correlationId"])
+    .index("by_at", ["at"]),
 
   // Health history: one row when an instance's result changes (a round whose result equals the
   // previous one writes nothing), and one per on-demand check. Written by health.ts and
@@ -397,7 +404,9 @@ export default defineSchema({
     .index("by_jobId_and_kind", ["jobId", "kind"])
     .index("by_status_and_nextAttemptAt", ["status", "nextAttemptAt"])
     .index("by_providerMessageId", ["providerMessageId"])
-    .index("by_instanceId", ["instanceId"]),
+    .index("by_instanceId", ["instanceId"])
+    // Retention: finished emails by their last change.
+    .index("by_status_and_updatedAt", ["status", "updatedAt"]),
 
   // Addresses (by the keyed hash) that bounced or complained: never emailed again. Written by
   // Resend's webhook (model/notifications.ts applyResendEvent); read by every send's claim.
@@ -414,7 +423,10 @@ export default defineSchema({
     email: v.string(),
     userId: v.string(),
     cachedAt: v.number(),
-  }).index("by_email", ["email"]),
+  })
+    .index("by_email", ["email"])
+    // Retention: entries past their TTL.
+    .index("by_cachedAt", ["cachedAt"]),
 
   // One circuit breaker per provider. Written by the job engine as step outcomes arrive
   // (model/circuits.ts); read by dispatch and GET /admin/circuits.
@@ -432,7 +444,10 @@ export default defineSchema({
   callbackReceipts: defineTable({
     signature: v.string(),
     receivedAt: v.number(),
-  }).index("by_signature", ["signature"]),
+  })
+    .index("by_signature", ["signature"])
+    // Retention: receipts past CALLBACK_RECEIPT_RETENTION_MS (a stale signature is refused anyway).
+    .index("by_receivedAt", ["receivedAt"]),
 
   // Sandbox providers' simulated resources. Written and read only by providers/sandbox
   // (through sandbox.ts functions); unused in live mode.
@@ -487,7 +502,9 @@ export default defineSchema({
   })
     .index("by_instanceId_and_status_and_eventCreated", ["instanceId", "status", "eventCreated"])
     .index("by_instanceId_and_eventId", ["instanceId", "eventId"])
-    .index("by_status_and_nextAttemptAt", ["status", "nextAttemptAt"]),
+    .index("by_status_and_nextAttemptAt", ["status", "nextAttemptAt"])
+    // Retention: finished forwards by when they were queued.
+    .index("by_status_and_createdAt", ["status", "createdAt"]),
 
   // Reconciliation runs (daily cron, POST /admin/reconcile): Stripe's subscriptions and completed
   // checkouts compared with the instances. Written by reconciliation.ts; read by getLastRun.

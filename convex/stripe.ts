@@ -14,7 +14,7 @@ import { pagesCapExceeded, provisionCheckout } from "./model/checkout";
 import { queueDeliveries } from "./model/forwarding";
 import { applySubscription, instancesForRouting } from "./model/lifecycle";
 
-/** Inserts the event if its id is new and schedules its processing. Duplicates change nothing. */
+/** Inserts the event if its id is new and schedules its processing. Duplicates change nothing but the audit trail. */
 export const recordStripeEvent = internalMutation({
   args: {
     eventId: v.string(),
@@ -34,7 +34,12 @@ export const recordStripeEvent = internalMutation({
       .query("stripeEvents")
       .withIndex("by_eventId", (q) => q.eq("eventId", args.eventId))
       .unique();
-    if (existing) return { duplicate: true };
+    const actor = `stripe:${args.eventId}`;
+    if (existing) {
+      // A redelivery changes nothing but is on record (one insert: it conflicts with nothing).
+      await appendAudit(ctx, { actor, correlationId: args.eventId, action: "stripe.duplicate", detail: args.type });
+      return { duplicate: true };
+    }
     // Forwards are queued here, with the event: a tenant never misses one Brain recorded.
     // Reads: the event id, and the few instances the event names (its tenant's rows only).
     const tenants = body === undefined ? [] : await instancesForRouting(ctx, args.routing);
@@ -49,6 +54,7 @@ export const recordStripeEvent = internalMutation({
     if (body !== undefined && tenants.length > 0) {
       await queueDeliveries(ctx, loadConfig(), { eventId: args.eventId, type: args.type, createdAt: args.createdAt, body }, tenants);
     }
+    await appendAudit(ctx, { actor, correlationId: args.eventId, action: "stripe.received", detail: args.type });
     await ctx.scheduler.runAfter(0, internal.stripe.processStripeEvent, { id });
     return { duplicate: false };
   },
@@ -86,7 +92,7 @@ export const processStripeEvent = internalMutation({
           // A bad configuration must not lose a paid customer: keep the event visible to operators.
           const message = isBrainError(error) ? error.data.message : String(error);
           await ctx.db.patch("stripeEvents", id, { processedAt: Date.now(), outcome: "needs_attention", detail: message });
-          await appendAudit(ctx, { actor, action: "stripe.needs_attention", detail: message });
+          await appendAudit(ctx, { actor, correlationId: event.eventId, action: "stripe.needs_attention", detail: `${event.type}: ${message}`.slice(0, 1000) });
           return null;
         }
         const result = await provisionCheckout(ctx, config, checkout, {
@@ -123,9 +129,8 @@ export const processStripeEvent = internalMutation({
     }
 
     await ctx.db.patch("stripeEvents", id, { processedAt: Date.now(), outcome, detail });
-    if (outcome === "needs_attention") {
-      await appendAudit(ctx, { actor, action: "stripe.needs_attention", detail });
-    }
+    // Every outcome is on record as stripe.<outcome> (stripe.ignored, stripe.provisioning_started, …).
+    await appendAudit(ctx, { actor, correlationId: event.eventId, action: `stripe.${outcome}`, detail: `${event.type}${detail ? `: ${detail}` : ""}`.slice(0, 1000) });
     log(outcome === "needs_attention" ? "warn" : "info", "webhook.processed", {
       correlationId: event.eventId,
       type: event.type,

@@ -84,7 +84,11 @@ describe("contention: the hot paths of different jobs do not read each other's w
     expect(tx).toMatchObject({ root: { udfPath: "stripe:recordStripeEvent", component: APP_COMPONENT, udfType: "mutation", args: { eventId: "evt_recorded" } }, committed: true });
     expect(tx.ranges).toMatchObject([{ table: "stripeEvents", index: "by_eventId", range: [{ type: "Eq", fieldPath: "eventId", value: "evt_recorded" }], returned: [] }]);
     // (The scheduler's own row in `_scheduled_functions` is recorded too; no app function reads it.)
-    expect(tx.writes.filter((w) => w.component === APP_COMPONENT && !w.table.startsWith("_"))).toMatchObject([{ table: "stripeEvents", before: null, after: { eventId: "evt_recorded" }, ops: ["insert"] }]);
+    // The event, and its receipt in the audit trail (an insert that reads nothing: docs/contention.md).
+    expect(tx.writes.filter((w) => w.component === APP_COMPONENT && !w.table.startsWith("_"))).toMatchObject([
+      { table: "stripeEvents", before: null, after: { eventId: "evt_recorded" }, ops: ["insert"] },
+      { table: "auditLogs", before: null, after: { action: "stripe.received", correlationId: "evt_recorded" }, ops: ["insert"] },
+    ]);
   });
 
   test("intake of a tenant's event reads only that tenant's rows, and writes its event and that tenant's forward", async () => {
@@ -124,6 +128,7 @@ describe("contention: the hot paths of different jobs do not read each other's w
     expect(writes.map((w) => [w.table, w.ops])).toEqual([
       ["stripeEvents", ["insert"]],
       ["tenantDeliveries", ["insert"]],
+      ["auditLogs", ["insert"]],
     ]);
     expect(writes[1].after).toMatchObject({ instanceId, eventId: "evt_tenant_a", status: "pending" });
   });

@@ -41,10 +41,11 @@ test("every log line is JSON with its event and correlation id, a job's lines ca
   const failedStatus = await pollUntilSettled(t, failed.sessionId);
   expect(failedStatus.status).toBe("failed");
   // The failed job's partial resources are deleted at once (CLEANUP_DELAY_MS=0).
-  for (const until = Date.now() + 15_000; Date.now() < until; await sleep(100)) {
-    const job = await t.run((ctx) => ctx.db.get("provisioningJobs", failedStatus.jobId as Id<"provisioningJobs">));
-    if (job?.compensationStatus === "done") break;
+  let compensation: string | undefined;
+  for (const until = Date.now() + 45_000; Date.now() < until && compensation !== "done"; await sleep(100)) {
+    compensation = (await t.run((ctx) => ctx.db.get("provisioningJobs", failedStatus.jobId as Id<"provisioningJobs">)))?.compensationStatus;
   }
+  expect(compensation).toBe("done");
   await t.mutation(internal.monitoring.runHealthChecks, {});
   await sleep(500);
   // Cron batches log even when they find nothing to do.

@@ -93,6 +93,7 @@ import type * as provisioning from "../provisioning.js";
 import type * as reconcileRoutes from "../reconcileRoutes.js";
 import type * as reconciliation from "../reconciliation.js";
 import type * as registry from "../registry.js";
+import type * as retention from "../retention.js";
 import type * as sandbox from "../sandbox.js";
 import type * as security from "../security.js";
 import type * as securityRoutes from "../securityRoutes.js";
@@ -189,6 +190,7 @@ declare const fullApi: ApiFromModules<{
   reconcileRoutes: typeof reconcileRoutes;
   reconciliation: typeof reconciliation;
   registry: typeof registry;
+  retention: typeof retention;
   sandbox: typeof sandbox;
   security: typeof security;
   securityRoutes: typeof securityRoutes;

@@ -7,6 +7,7 @@ import { fail } from "./errors";
 import type { RetryPolicy } from "./backoff";
 
 const ProviderMode = z.enum(["sandbox", "live"]);
+const DAY_MS = 24 * 60 * 60_000;
 const int = (min: number) => z.coerce.number().int().min(min);
 
 // Per-provider and per-step settings come from the registry: their variable names and defaults.
@@ -249,6 +250,20 @@ export const EnvSchema = z.object({
   SECURITY_BLOCK_MS: int(1_000).default(15 * 60_000),
   /** The longest block; a source whose last block ended this long ago starts again from SECURITY_BLOCK_MS. */
   SECURITY_BLOCK_MAX_MS: int(1_000).default(24 * 60 * 60_000),
+  // Audit log and retention (issue #11): docs/security.md. One cron (retention.ts) prunes every
+  // growing table to these windows.
+  /** Audit rows are kept this long (400 days: a yearly review with room to spare). */
+  AUDIT_RETENTION_MS: int(DAY_MS).default(400 * DAY_MS),
+  /** Processed Stripe events are kept this long; at least 31 days, so redeliveries in Stripe's 30-day retry window stay duplicates. */
+  STRIPE_EVENT_RETENTION_MS: int(31 * DAY_MS).default(90 * DAY_MS),
+  /** Provisioning-callback signatures are kept this long; at least 10 min (twice the 5-min signature tolerance), so a replay is still refused. */
+  CALLBACK_RECEIPT_RETENTION_MS: int(10 * 60_000).default(60 * 60_000),
+  /** Finished (done or cancelled) compensation deletions are kept this long. */
+  CLEANUP_TASK_RETENTION_MS: int(60_000).default(30 * DAY_MS),
+  /** Finished tenant forwards (delivered, failed) and customer emails (sent, delivered, bounced, failed, cancelled) are kept this long. */
+  DELIVERY_RETENTION_MS: int(60_000).default(30 * DAY_MS),
+  /** Security events (blocks) are kept this long; at least 2 days, past the longest block and its window. */
+  SECURITY_EVENT_RETENTION_MS: int(2 * DAY_MS).default(90 * DAY_MS),
 });
 
 export type Config = z.infer<typeof EnvSchema>;

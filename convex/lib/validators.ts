@@ -262,6 +262,8 @@ export const vAuditEntry = v.object({
   actor: v.string(),
   jobId: v.optional(v.id("provisioningJobs")),
   instanceId: v.optional(v.id("instances")),
+  /** The flow the change belongs to: a Stripe event id, a job's correlation id (absent on rows written before it was kept). */
+  correlationId: v.optional(v.string()),
   ...vAuditChange.fields,
   /** The admin token's name, on admin calls (issue 11); never the token. */
   token: v.optional(v.string()),

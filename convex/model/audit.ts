@@ -1,5 +1,9 @@
-// Append-only audit trail: every job state change and admin call, with who caused it.
-// Nothing updates or deletes these rows.
+// Append-only audit trail: every change to a job, instance, customer or circuit, every Stripe
+// webhook receipt and outcome, every fault injection and admin call, with who caused it and the
+// correlation id of the flow it belongs to. appendAudit is the one writer of auditLogs: nothing
+// updates a row, and only the retention pass (retention.ts) deletes rows past AUDIT_RETENTION_MS.
+// tests/audit.test.ts scans convex/ for any other write. An append is one insert and reads
+// nothing, so it never conflicts with another transaction (docs/contention.md).
 import type { Id } from "../_generated/dataModel";
 import type { MutationCtx } from "../_generated/server";
 import type { AuditChange, FailureClass, StepName } from "../lib/validators";
@@ -8,6 +12,8 @@ export type AuditEntry = {
   more?: AuditChange[];
   actor: string;
   action: string;
+  /** The flow: a Stripe event id, a job's correlation id, a fault's or an admin call's own id. */
+  correlationId?: string;
   jobId?: Id<"provisioningJobs">;
   instanceId?: Id<"instances">;
   detail?: string;
@@ -28,6 +34,6 @@ type StoredAudit = AuditEntry & { at: number };
 /** A stored row as the entries it holds: its own change first, then `more`, each with who and when. */
 export function expandAudit(row: StoredAudit): Omit<StoredAudit, "more">[] {
   const { more, ...first } = row;
-  const shared = { at: row.at, actor: row.actor, jobId: row.jobId, instanceId: row.instanceId };
+  const shared = { at: row.at, actor: row.actor, jobId: row.jobId, instanceId: row.instanceId, correlationId: row.correlationId };
   return [first, ...(more ?? []).map((change) => ({ ...shared, ...change }))];
 }

@@ -28,7 +28,7 @@ export async function provisionCheckout(
     return { outcome: "needs_attention", detail: `paid session ${checkout.sessionId} has no customer email` };
   }
 
-  const customerId = await findOrCreateCustomer(ctx, checkout, checkout.email);
+  const customerId = await findOrCreateCustomer(ctx, checkout, checkout.email, { actor: origin.actor, correlationId: origin.correlationId });
   const plan = checkout.plan ?? config.DEFAULT_PLAN;
   const instanceId = await ctx.db.insert("instances", {
     customerId,
@@ -40,7 +40,7 @@ export async function provisionCheckout(
     ...(checkout.stripeCustomerId ? { stripeCustomerId: checkout.stripeCustomerId } : {}),
     ...(checkout.subscriptionId ? { stripeSubscriptionId: checkout.subscriptionId } : {}),
   });
-  await appendAudit(ctx, { actor: origin.actor, action: "instance.created", instanceId, detail: `plan ${plan}` });
+  await appendAudit(ctx, { actor: origin.actor, correlationId: origin.correlationId, action: "instance.created", instanceId, detail: `plan ${plan}` });
   const customer = await ctx.db.get("customers", customerId);
   const job = {
     instanceId,
@@ -117,7 +117,7 @@ export async function pagesCapExceeded(ctx: QueryCtx, config: Config): Promise<s
   return null;
 }
 
-async function findOrCreateCustomer(ctx: MutationCtx, checkout: CheckoutSummary, email: string) {
+async function findOrCreateCustomer(ctx: MutationCtx, checkout: CheckoutSummary, email: string, origin: { actor: string; correlationId: string }) {
   const normalizedEmail = email.trim().toLowerCase();
   const byStripeId = checkout.stripeCustomerId
     ? await ctx.db
@@ -134,13 +134,17 @@ async function findOrCreateCustomer(ctx: MutationCtx, checkout: CheckoutSummary,
   if (found) {
     if (!found.stripeCustomerId && checkout.stripeCustomerId) {
       await ctx.db.patch("customers", found._id, { stripeCustomerId: checkout.stripeCustomerId });
+      await appendAudit(ctx, { actor: origin.actor, correlationId: origin.correlationId, action: "customer.updated", detail: `customer ${found._id}: Stripe customer recorded` });
     }
     return found._id;
   }
-  return await ctx.db.insert("customers", {
+  const customerId = await ctx.db.insert("customers", {
     email: normalizedEmail,
     name: checkout.name,
     stripeCustomerId: checkout.stripeCustomerId,
     createdAt: Date.now(),
   });
+  // Never the address itself: the audit trail names the customer by id.
+  await appendAudit(ctx, { actor: origin.actor, correlationId: origin.correlationId, action: "customer.created", detail: `customer ${customerId}` });
+  return customerId;
 }

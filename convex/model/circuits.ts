@@ -2,11 +2,14 @@
 // while open its steps wait for the cool-down instead of burning retries. After the cool-down
 // (half-open) exactly one attempt goes out as the probe and the others keep waiting for its
 // result: success closes the circuit, failure opens it again. The rules are pure functions
-// (decide.ts uses them); the rows are read and written here.
+// (decide.ts uses them); the rows are read and written here, and every write is audited
+// (circuit.opened, circuit.closed, …) with the job and correlation id that caused it.
+import type { Id } from "../_generated/dataModel";
 import type { MutationCtx, QueryCtx } from "../_generated/server";
 import type { Config } from "../lib/config";
 import type { ProviderName, StepName } from "../lib/validators";
 import { CIRCUIT_PROVIDERS } from "../registry";
+import { appendAudit } from "./audit";
 
 export { CIRCUIT_PROVIDERS };
 export type CircuitState = "closed" | "open" | "half_open";
@@ -92,11 +95,29 @@ export async function loadCircuits(ctx: QueryCtx, providers: Iterable<ProviderNa
   return rows;
 }
 
-export async function saveCircuit(ctx: MutationCtx, provider: ProviderName, row: CircuitRow, now: number) {
+/** Who changed a circuit: the job whose step outcome did, and its flow. */
+export type CircuitCause = { actor: string; correlationId: string; jobId?: Id<"provisioningJobs">; instanceId?: Id<"instances"> };
+
+/** What a write changes about a circuit, as its audit action: opened, closed, re-opened, probing, failures counted or reset. */
+export function circuitChange(before: CircuitRow | null, after: CircuitRow): string {
+  const wasOpen = before?.openedAt !== undefined;
+  const isOpen = after.openedAt !== undefined;
+  if (!wasOpen && isOpen) return "circuit.opened";
+  if (wasOpen && !isOpen) return "circuit.closed";
+  if (wasOpen && isOpen && before!.openedAt !== after.openedAt) return "circuit.reopened";
+  if (after.probe !== undefined && (before?.probe === undefined || before.probe.until !== after.probe.until)) return "circuit.probe_started";
+  if (after.failures === 0) return "circuit.failures_reset";
+  return "circuit.failures_counted";
+}
+
+/** Writes a provider's circuit row, and appends the change to the audit trail (an insert: no extra read). */
+export async function saveCircuit(ctx: MutationCtx, provider: ProviderName, row: CircuitRow, now: number, cause: CircuitCause) {
   const existing = await load(ctx, provider);
   const fields = { failures: row.failures, openedAt: row.openedAt, probe: row.probe, updatedAt: now };
   if (existing) await ctx.db.patch("circuits", existing._id, fields);
   else await ctx.db.insert("circuits", { provider, ...fields });
+  const action = circuitChange(existing, row);
+  await appendAudit(ctx, { ...cause, action, detail: `${provider}: ${row.failures} consecutive failures` });
 }
 
 export async function listCircuits(ctx: QueryCtx, config: Config, now: number) {

@@ -10,6 +10,7 @@ import type { HealthMember } from "../lib/validators";
 import { countJoined } from "./healthCounts";
 import { slotOf } from "./healthRules";
 import { LIVE_STATUSES } from "./lifecycleRules";
+import { appendAudit } from "./audit";
 
 /** A cron call looks this far ahead and starts each batch at its own due time (the cron's period). */
 export const LOOKAHEAD_MS = 60_000;
@@ -107,6 +108,7 @@ export async function enrollNewInstances(ctx: MutationCtx, config: Config, now: 
     }
     batch.members.push(newMember(instance, now, await provisioningCorrelationOf(ctx, instance._id)));
     await ctx.db.patch("instances", instance._id, { healthBatchId: batch._id, healthStatus: undefined, unhealthySince: undefined });
+    await appendAudit(ctx, { actor: "health:enrollment", correlationId: `health:${instance._id}`, action: "instance.health_enrolled", instanceId: instance._id });
     await countJoined(ctx, instance._id, instance.plan, "unchecked");
   }
   await flush();

@@ -68,11 +68,11 @@ export async function applyEvent(ctx: MutationCtx, config: Config, job: Job, eve
     const update = await perform(ctx, config, after, effect, actor, now);
     if (update) kept[update.step] = { ...kept[update.step], ...update.fields };
   }
+  // Every applied transition is on record, even one decide() gave no audit change of its own.
+  if (changes.length === 0) changes.push({ action: "job.updated", detail: `on ${event.kind}` });
   // One transition, one audit row: its first change, and the rest in order under `more`.
-  if (changes.length > 0) {
-    const [first, ...more] = changes;
-    await appendAudit(ctx, { actor, jobId: job._id, instanceId: job.instanceId, ...first, ...(more.length > 0 ? { more } : {}) });
-  }
+  const [first, ...more] = changes;
+  await appendAudit(ctx, { actor, correlationId: job.correlationId, jobId: job._id, instanceId: job.instanceId, ...first, ...(more.length > 0 ? { more } : {}) });
   const steps = decision.patch.steps?.map((s) => (kept[s.name] ? { ...s, ...kept[s.name] } : s));
   await ctx.db.patch("provisioningJobs", job._id, { ...decision.patch, ...(steps ? { steps } : {}) });
   // Customer emails the transition calls for (started, ready + welcome, failed), once per job and kind.
@@ -121,13 +121,13 @@ async function perform(ctx: MutationCtx, config: Config, job: Job, effect: Effec
       return;
     case "audit": {
       const { kind: _kind, ...entry } = effect;
-      await appendAudit(ctx, { actor, jobId: job._id, instanceId: job.instanceId, ...entry });
+      await appendAudit(ctx, { actor, correlationId: job.correlationId, jobId: job._id, instanceId: job.instanceId, ...entry });
       return;
     }
     case "mergeResources":
       return mergeResources(ctx, job.instanceId, effect.resources);
     case "circuit":
-      return saveCircuit(ctx, effect.provider, effect.row, now);
+      return saveCircuit(ctx, effect.provider, effect.row, now, { actor, correlationId: job.correlationId, jobId: job._id, instanceId: job.instanceId });
     case "syncInstance":
       return syncInstance(ctx, config, job, effect.outcome, now);
     case "resumeFromInstance": {
@@ -209,7 +209,7 @@ async function syncInstance(ctx: MutationCtx, config: Config, job: Job, outcome:
       for (const undo of UNDOABLE) {
         const id = cleared[undo.recorded];
         if (id !== undefined) {
-          await appendAudit(ctx, { actor: SYSTEM, action: "resource.deleted", jobId: job._id, instanceId: job.instanceId, detail: `${undo.provider} ${String(id)}` });
+          await appendAudit(ctx, { actor: SYSTEM, correlationId: job.correlationId, action: "resource.deleted", jobId: job._id, instanceId: job.instanceId, detail: `${undo.provider} ${String(id)}` });
         }
         for (const field of undo.clears) delete cleared[field];
       }
@@ -229,7 +229,7 @@ async function syncInstance(ctx: MutationCtx, config: Config, job: Job, outcome:
       const plan = job.params?.plan ?? instance.plan;
       const pendingPlan = instance.pendingPlan?.plan === plan ? undefined : instance.pendingPlan;
       await ctx.db.patch("instances", job.instanceId, { plan, pendingPlan });
-      await appendAudit(ctx, { actor: SYSTEM, action: "instance.plan_changed", jobId: job._id, instanceId: job.instanceId, detail: `${instance.plan} -> ${plan}` });
+      await appendAudit(ctx, { actor: SYSTEM, correlationId: job.correlationId, action: "instance.plan_changed", jobId: job._id, instanceId: job.instanceId, detail: `${instance.plan} -> ${plan}` });
       break;
     }
   }
@@ -289,7 +289,7 @@ function insertJob(
 export async function startProvisionJob(ctx: MutationCtx, config: Config, origin: JobOrigin): Promise<Id<"provisioningJobs">> {
   const now = Date.now();
   const jobId = await insertJob(ctx, config, origin, { status: "queued", steps: initialSteps(), queuedAt: now }, now);
-  await appendAudit(ctx, { actor: origin.trigger, action: "job.created", jobId, instanceId: origin.instanceId });
+  await appendAudit(ctx, { actor: origin.trigger, correlationId: origin.correlationId, action: "job.created", jobId, instanceId: origin.instanceId });
   await kickAdmission(ctx);
   log("info", "job.created", { correlationId: origin.correlationId, jobId, instanceId: origin.instanceId });
   return jobId;
@@ -325,7 +325,7 @@ export async function startLifecycleJob(
   );
   const running = JOB_KINDS[kind].startStatus;
   if (running && instance.status !== running) await ctx.db.patch("instances", instance._id, { status: running });
-  await appendAudit(ctx, { actor: origin.trigger, action: "job.created", jobId, instanceId: instance._id, detail: kind });
+  await appendAudit(ctx, { actor: origin.trigger, correlationId: origin.correlationId, action: "job.created", jobId, instanceId: instance._id, detail: kind });
   await kickAdmission(ctx);
   log("info", "job.created", { correlationId: origin.correlationId, jobId, instanceId: instance._id, kind });
   return jobId;
@@ -364,7 +364,7 @@ export async function startFailedJob(
     compensateAt: now + config.CLEANUP_DELAY_MS,
   }, now);
   const job = (await ctx.db.get("provisioningJobs", jobId))!;
-  await appendAudit(ctx, { actor: origin.trigger, action: "job.created", jobId, instanceId: origin.instanceId });
+  await appendAudit(ctx, { actor: origin.trigger, correlationId: origin.correlationId, action: "job.created", jobId, instanceId: origin.instanceId });
   for (const effect of [
     { kind: "syncInstance", outcome: "failed" },
     { kind: "audit", action: "job.failed", step: origin.step, errorClass: "permanent", detail: `${origin.step} (permanent): ${origin.message}` },
@@ -481,7 +481,7 @@ export async function cancelJob(ctx: MutationCtx, config: Config, rawJobId: stri
   const decision = await applyEvent(ctx, config, job, { kind: "cancel", by: actor }, actor);
   if (decision.kind !== "applied") {
     const message = decision.kind === "refused" ? decision.message : decision.reason;
-    await appendAudit(ctx, { actor, action: "job.cancel_refused", jobId, instanceId: job.instanceId, detail: `job is ${job.status}` });
+    await appendAudit(ctx, { actor, correlationId: job.correlationId, action: "job.cancel_refused", jobId, instanceId: job.instanceId, detail: `job is ${job.status}` });
     return { kind: "refused", code: "JOB_NOT_IN_PROGRESS", message };
   }
   return { kind: "cancelled", jobId };
@@ -508,7 +508,7 @@ export async function retryFailedJob(ctx: MutationCtx, config: Config, rawJobId:
     const code = decision.kind === "refused" && decision.code === "COMPENSATION_IN_PROGRESS" ? "COMPENSATION_IN_PROGRESS" : "JOB_NOT_FAILED";
     const message = decision.kind === "refused" ? decision.message : decision.reason;
     const detail = code === "COMPENSATION_IN_PROGRESS" ? "compensation in progress" : `job is ${job.status}`;
-    await appendAudit(ctx, { actor, action: "job.retry_refused", jobId, instanceId: job.instanceId, detail });
+    await appendAudit(ctx, { actor, correlationId: job.correlationId, action: "job.retry_refused", jobId, instanceId: job.instanceId, detail });
     return { kind: "refused", code, message };
   }
   if (admit) await takeSlot(ctx);

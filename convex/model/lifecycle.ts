@@ -130,7 +130,7 @@ export async function applySubscription(
   if (subscription.priceId && subscription.priceId !== previousPrice) {
     const plan = planForPrice(config, subscription.priceId);
     if (!plan && previousPrice !== undefined) {
-      await appendAudit(ctx, { actor: at.actor, action: "instance.unknown_price", instanceId: instance._id, detail: subscription.priceId });
+      await appendAudit(ctx, { actor: at.actor, correlationId: at.source, action: "instance.unknown_price", instanceId: instance._id, detail: subscription.priceId });
       return { outcome: "needs_attention", detail: `price ${subscription.priceId} is not in PLANS: nothing changed`, instanceId: instance._id };
     }
     if (plan) pendingPlan = plan.plan === instance.plan ? undefined : { plan: plan.plan, priceId: subscription.priceId };
@@ -153,7 +153,7 @@ export async function applySubscription(
   };
   await ctx.db.patch("instances", instance._id, patch);
   const detail = `${subscription.subscriptionId} ${subscription.status}${switching ? " (resubscribed within the grace)" : ""}`;
-  await appendAudit(ctx, { actor: at.actor, action: "instance.subscription_applied", instanceId: instance._id, detail });
+  await appendAudit(ctx, { actor: at.actor, correlationId: at.source, action: "instance.subscription_applied", instanceId: instance._id, detail });
 
   // The clocks: a past-due subscription suspends later, an ended one deprovisions after the grace.
   const after = { ...instance, ...patch } as Instance;
@@ -224,7 +224,8 @@ export async function deprovisionNow(ctx: MutationCtx, config: Config, rawInstan
   }
   const now = Date.now();
   await ctx.db.patch("instances", id, { deprovisionAt: now });
-  await appendAudit(ctx, { actor, action: "instance.deprovision_requested", instanceId: id });
+  // The same correlation id as the deprovision job reviewInstance starts now.
+  await appendAudit(ctx, { actor, correlationId: `deprovision:${id}:${now}`, action: "instance.deprovision_requested", instanceId: id });
   const review = await reviewInstance(ctx, config, { ...instance, deprovisionAt: now }, actor);
   if (review.kind === "none" || review.kind === "busy") {
     return { kind: "refused", code: "JOB_ALREADY_RUNNING", message: `instance ${id} could not start its deprovisioning now` };
@@ -254,6 +255,7 @@ export async function resumeWithinGrace(
   if (!waiting || waiting.status === "deleted") return null;
   if (adopted) {
     await ctx.db.patch("instances", waiting._id, { checkoutSessionId: checkout.sessionId });
+    await appendAudit(ctx, { actor: at.actor, correlationId: at.source, action: "instance.checkout_adopted", instanceId: waiting._id, detail: `checkout ${checkout.sessionId}` });
     return waiting._id;
   }
   const patch: Partial<Instance> = {
@@ -264,7 +266,7 @@ export async function resumeWithinGrace(
     subscription: { subscriptionId: checkout.subscriptionId, status: "active", createdAt: at.createdAt, source: at.source },
   };
   await ctx.db.patch("instances", waiting._id, patch);
-  await appendAudit(ctx, { actor: at.actor, action: "instance.resubscribed", instanceId: waiting._id, detail: `checkout ${checkout.sessionId}` });
+  await appendAudit(ctx, { actor: at.actor, correlationId: at.source, action: "instance.resubscribed", instanceId: waiting._id, detail: `checkout ${checkout.sessionId}` });
   await reviewInstance(ctx, config, { ...waiting, ...patch } as Instance, at.actor);
   return waiting._id;
 }
