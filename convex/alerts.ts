@@ -134,7 +134,7 @@ export const sendAlertDelivery = internalAction({
     }
     const result = await ctx.runMutation(internal.alerts.recordAlertAttempt, { deliveryId, token: claim.token, outcome });
     log(result.kind === "delivered" ? "info" : "warn", "alert.sent", {
-      correlationId: claim.incidentId,
+      correlationId: claim.correlationId,
       deliveryId,
       channel: claim.channel,
       type: claim.type,
@@ -170,7 +170,7 @@ async function postWebhook(config: Config, claim: Claimed): Promise<AlertOutcome
 /** One email to the delivery's address; the delivery id is the idempotency key, so a retry never sends twice. */
 async function sendEmail(ctx: ActionCtx, config: Config, claim: Claimed): Promise<AlertOutcome> {
   const { subject, text, html } = alertEmail(claim.body);
-  const providers = providersFor({ ctx, config, correlationId: claim.incidentId });
+  const providers = providersFor({ ctx, config, correlationId: claim.correlationId });
   await providers.resend.sendEmail({ to: claim.destination, subject, html, text, idempotencyKey: claim.deliveryId });
   return { kind: "sent" };
 }

@@ -113,7 +113,12 @@ export default defineSchema({
     deletedAt: v.optional(v.number()),
   })
     .index("by_checkoutSessionId", ["checkoutSessionId"])
+    // Kept beside the one below for its order: a customer's instances by creation time (the
+    // daily checkout quota reads the last 24 hours of them, model/quotas.ts).
+    // eslint-disable-next-line @convex-dev/no-duplicate-indexes
     .index("by_customerId", ["customerId"])
+    // Per-customer quotas (model/quotas.ts): the customer's instances that are not deleted.
+    .index("by_customerId_and_status", ["customerId", "status"])
     .index("by_stripeSubscriptionId", ["stripeSubscriptionId"])
     .index("by_stripeCustomerId", ["stripeCustomerId"])
     .index("by_deprovisionAt", ["deprovisionAt"])
@@ -340,8 +345,11 @@ export default defineSchema({
   // Each alert notice to each destination (an email address, the webhook): retried with backoff
   // for up to 24 h. Written and read by alerts.ts; pruned after HEALTH_RETENTION_MS.
   alertDeliveries: defineTable({
-    incidentId: v.id("incidents"),
-    instanceId: v.id("instances"),
+    /** Absent on an operator notice (a checkout over quota): it belongs to no incident or instance. */
+    incidentId: v.optional(v.id("incidents")),
+    instanceId: v.optional(v.id("instances")),
+    /** An operator notice's correlation id (the Stripe event id). */
+    correlationId: v.optional(v.string()),
     type: vAlertType,
     channel: vAlertChannel,
     /** The email address, or the webhook URL's host (the URL itself is configuration). */

@@ -188,6 +188,12 @@ export const EnvSchema = z.object({
   ALERT_WEBHOOK_URL: z.string().url().optional(),
   /** Signs the alert webhook (HMAC-SHA256); required when ALERT_WEBHOOK_URL is set. */
   ALERT_WEBHOOK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
+  // Per-customer quotas (docs/security.md#per-customer-quotas): a paid checkout over either is
+  // recorded needs_attention, alerts the operators and provisions nothing.
+  /** Instances one customer may hold that are not deleted (any other status counts). */
+  MAX_INSTANCES_PER_CUSTOMER: int(0).default(5),
+  /** Checkouts that create an instance, per customer, in any rolling 24 hours. */
+  MAX_CHECKOUTS_PER_CUSTOMER_PER_DAY: int(0).default(10),
 });
 
 export type Config = z.infer<typeof EnvSchema>;

@@ -59,7 +59,7 @@ type Notification = Incident["notifications"][number];
 
 /** The webhook body, exactly these keys in this order; `since` and `at` are epoch milliseconds. */
 export type AlertNotice = {
-  type: AlertType;
+  type: Exclude<AlertType, "checkout.over_quota">;
   incidentId: string;
   instanceId: string;
   plan: string;
@@ -69,9 +69,9 @@ export type AlertNotice = {
   at: number;
 };
 
-export const alertTypeFor = (severity: IncidentSeverity): AlertType => (severity === "down" ? "instance.down" : "instance.degraded");
+export const alertTypeFor = (severity: IncidentSeverity): AlertNotice["type"] => (severity === "down" ? "instance.down" : "instance.degraded");
 
-export function alertBody(incident: Incident, type: AlertType, at: number): string {
+export function alertBody(incident: Incident, type: AlertNotice["type"], at: number): string {
   const notice: AlertNotice = {
     type,
     incidentId: incident._id,
@@ -88,9 +88,50 @@ export function alertBody(incident: Incident, type: AlertType, at: number): stri
 const escapeHtml = (text: string) =>
   text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 
-/** The alert email for a stored body: the subject names the instance and its status. */
+/**
+ * An operator notice that belongs to no incident: a paid checkout refused over a per-customer
+ * quota (docs/security.md#per-customer-quotas). The webhook body, exactly these keys in this order.
+ */
+export type QuotaNotice = {
+  type: "checkout.over_quota";
+  eventId: string;
+  checkoutSessionId: string;
+  /** Absent for a customer Brain has no row for yet (only a quota of 0 refuses one). */
+  customerId?: string;
+  quota: "instances" | "checkouts";
+  limit: number;
+  reason: string;
+  at: number;
+};
+
+const table = (headline: string, rows: [string, string][]) => ({
+  text: [headline, "", ...rows.map(([k, value]) => `${k}: ${value}`), ""].join("\n"),
+  html:
+    `<p>${escapeHtml(headline)}</p>\n<table>\n` +
+    rows.map(([k, value]) => `<tr><th align="left">${escapeHtml(k)}</th><td>${escapeHtml(value)}</td></tr>`).join("\n") +
+    "\n</table>\n",
+});
+
+function quotaEmail(notice: QuotaNotice): { subject: string; text: string; html: string } {
+  const subject = `[Brain] checkout ${notice.checkoutSessionId} over quota: nothing provisioned`;
+  const headline = `A paid checkout was refused: ${notice.reason}`;
+  return {
+    subject,
+    ...table(headline, [
+      ["Quota", notice.quota === "instances" ? "MAX_INSTANCES_PER_CUSTOMER" : "MAX_CHECKOUTS_PER_CUSTOMER_PER_DAY"],
+      ["Limit", String(notice.limit)],
+      ["Customer", notice.customerId ?? "new"],
+      ["Stripe event", notice.eventId],
+      ["Notice made at", new Date(notice.at).toISOString()],
+    ]),
+  };
+}
+
+/** The alert email for a stored body: the subject names the instance and its status (or the refused checkout). */
 export function alertEmail(body: string): { subject: string; text: string; html: string } {
-  const notice = JSON.parse(body) as AlertNotice;
+  const parsed = JSON.parse(body) as AlertNotice | QuotaNotice;
+  if (parsed.type === "checkout.over_quota") return quotaEmail(parsed);
+  const notice = parsed;
   const recovered = notice.type === "instance.recovered";
   const subject = recovered
     ? `[Brain] instance ${notice.instanceId} recovered: active`
@@ -133,7 +174,13 @@ async function scheduleSend(ctx: MutationCtx, deliveryId: Id<"alertDeliveries">,
  * Queues one `type` notice about `incident` to every destination, made at `at`, each sent as
  * soon as this transaction commits. Returns how many rows it queued (0: no destination set).
  */
-export async function queueNotice(ctx: MutationCtx, config: Config, incident: Incident, type: AlertType, at: number): Promise<number> {
+export async function queueNotice(
+  ctx: MutationCtx,
+  config: Config,
+  incident: Incident,
+  type: AlertNotice["type"],
+  at: number,
+): Promise<number> {
   const body = alertBody(incident, type, at);
   const now = Date.now();
   const targets = destinationsOf(config);
@@ -156,6 +203,39 @@ export async function queueNotice(ctx: MutationCtx, config: Config, incident: In
   if (targets.length === 0) {
     log("warn", "alert.no_destinations", { correlationId: incident._id, instanceId: incident.instanceId, type });
   }
+  return targets.length;
+}
+
+/**
+ * Queues an operator notice that belongs to no incident (a checkout over quota) to every
+ * destination, sent as soon as this transaction commits; retried like any alert. The caller makes
+ * it once per event (event processing runs once). Returns how many rows it queued.
+ */
+export async function queueQuotaNotice(ctx: MutationCtx, config: Config, notice: QuotaNotice): Promise<number> {
+  const body = JSON.stringify(notice);
+  const now = Date.now();
+  const targets = destinationsOf(config);
+  for (const { channel, destination } of targets) {
+    const deliveryId = await ctx.db.insert("alertDeliveries", {
+      correlationId: notice.eventId,
+      type: notice.type,
+      channel,
+      destination,
+      body,
+      status: "pending",
+      attempts: 0,
+      nextAttemptAt: now,
+      expiresAt: now + DELIVERY_MAX_AGE_MS,
+      createdAt: now,
+    });
+    await scheduleSend(ctx, deliveryId);
+  }
+  log(targets.length === 0 ? "warn" : "info", targets.length === 0 ? "alert.no_destinations" : "alert.quota", {
+    correlationId: notice.eventId,
+    type: notice.type,
+    quota: notice.quota,
+    deliveries: targets.length,
+  });
   return targets.length;
 }
 
@@ -342,7 +422,10 @@ export const vAlertClaim = v.union(
     deliveryId: v.id("alertDeliveries"),
     token: v.string(),
     attempt: v.number(),
-    incidentId: v.id("incidents"),
+    /** Absent on an operator notice (a checkout over quota). */
+    incidentId: v.optional(v.id("incidents")),
+    /** The incident, or an operator notice's Stripe event: for the send's log line. */
+    correlationId: v.string(),
     type: vAlertType,
     channel: vAlertChannel,
     /** The email address (email), the URL's host (webhook). */
@@ -358,6 +441,8 @@ export type AlertClaim = Infer<typeof vAlertClaim>;
 
 /** An older notice of the same incident to the same destination still pending, if any. */
 async function olderPending(ctx: QueryCtx, row: Delivery): Promise<Delivery | null> {
+  // Operator notices stand alone: nothing orders them.
+  if (row.incidentId === undefined) return null;
   const older = await ctx.db
     .query("alertDeliveries")
     .withIndex("by_incidentId", (q) => q.eq("incidentId", row.incidentId).lt("_creationTime", row._creationTime))
@@ -368,6 +453,7 @@ async function olderPending(ctx: QueryCtx, row: Delivery): Promise<Delivery | nu
 
 /** When a notice ends (delivered or failed), the next one to the same destination goes at once. */
 async function kickNextInLine(ctx: MutationCtx, row: Delivery, now: number): Promise<void> {
+  if (row.incidentId === undefined) return;
   const younger = await ctx.db
     .query("alertDeliveries")
     .withIndex("by_incidentId", (q) => q.eq("incidentId", row.incidentId).gt("_creationTime", row._creationTime))
@@ -386,9 +472,9 @@ async function giveUp(ctx: MutationCtx, row: Delivery, patch: Partial<Delivery>,
     action: "alert.delivery_failed",
     instanceId: row.instanceId,
     attempt: attempts,
-    detail: `${row.type} for incident ${row.incidentId} by ${row.channel}: ${patch.lastError ?? row.lastError ?? "no answer"}`.slice(0, 500),
+    detail: `${row.type} for ${row.incidentId !== undefined ? `incident ${row.incidentId}` : `event ${row.correlationId}`} by ${row.channel}: ${patch.lastError ?? row.lastError ?? "no answer"}`.slice(0, 500),
   });
-  log("warn", "alert.delivery_failed", { correlationId: row.incidentId, deliveryId: row._id, channel: row.channel, type: row.type, attempts });
+  log("warn", "alert.delivery_failed", { correlationId: row.incidentId ?? row.correlationId ?? row._id, deliveryId: row._id, channel: row.channel, type: row.type, attempts });
   await kickNextInLine(ctx, row, now);
 }
 
@@ -417,7 +503,8 @@ export async function claimDelivery(ctx: MutationCtx, config: Config, deliveryId
     deliveryId: row._id,
     token,
     attempt: row.attempts + 1,
-    incidentId: row.incidentId,
+    ...(row.incidentId !== undefined ? { incidentId: row.incidentId } : {}),
+    correlationId: row.incidentId ?? row.correlationId ?? row._id,
     type: row.type,
     channel: row.channel,
     destination: row.destination,
