@@ -55,6 +55,18 @@ describe("Stripe webhook signature checks", () => {
     expect(await count(t)).toEqual(NOTHING);
   });
 
+  test("a delivery signed with a timestamp more than 5 minutes in the future is refused with 400 (found by npm run fuzz)", async () => {
+    const t = setupBackend();
+    const ahead = Math.floor(Date.now() / 1000) + 3600;
+    const response = await t.fetch("/stripe/webhook", signedStripeRequest(checkoutEvent(), { timestamp: ahead }));
+    expect(response.status).toBe(400);
+    expect(await errorOf(response)).toMatchObject({ code: "INVALID_SIGNATURE", message: expect.stringMatching(/in the future/) });
+    expect(await count(t)).toEqual(NOTHING);
+    // Within the tolerance (clock skew) it is still accepted.
+    const skewed = await t.fetch("/stripe/webhook", signedStripeRequest(checkoutEvent(), { timestamp: Math.floor(Date.now() / 1000) + 60 }));
+    expect(skewed.status).toBe(200);
+  });
+
   test("a body changed after signing is refused with 400", async () => {
     const t = setupBackend();
     const event = checkoutEvent();

@@ -6,6 +6,8 @@ import type { CheckoutSummary, EventRouting, SubscriptionSummary } from "../lib/
 import { vSubscriptionStatus } from "../lib/validators";
 
 const cryptoProvider = Stripe.createSubtleCryptoProvider();
+/** Stripe's default tolerance for a signature's age, applied both ways. */
+const SIGNATURE_TOLERANCE_SECONDS = 300;
 
 const EventShape = z.object({
   id: z.string().regex(/^evt_/, "a Stripe event id starts with evt_"),
@@ -106,6 +108,13 @@ export async function verifyStripeWebhook(
     if (error instanceof SyntaxError) return { ok: false, code: "INVALID_EVENT", message: "body is not JSON" };
     const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
     return { ok: false, code: "INVALID_SIGNATURE", message: `signature check failed: ${reason}` };
+  }
+  // Stripe's verifier refuses a signature older than its tolerance but not one dated in the future;
+  // Stripe never signs ahead of time, so a future timestamp past the same tolerance is refused too
+  // (found by npm run fuzz): a captured signature cannot be post-dated to outlive the window.
+  const stamp = Number(/(?:^|,)\s*t=(\d+)/.exec(signature)?.[1]);
+  if (Number.isFinite(stamp) && stamp - Date.now() / 1000 > SIGNATURE_TOLERANCE_SECONDS) {
+    return { ok: false, code: "INVALID_SIGNATURE", message: `signature check failed: timestamp is more than ${SIGNATURE_TOLERANCE_SECONDS} s in the future` };
   }
   const event = EventShape.safeParse(raw);
   if (!event.success) return { ok: false, code: "INVALID_EVENT", message: `body is not a Stripe event: ${describe(event.error)}` };
