@@ -67,6 +67,14 @@ describe("Stripe webhook signature checks", () => {
     expect(skewed.status).toBe(200);
   });
 
+  test("a signed event whose id is longer than 255 characters is refused with 400 INVALID_EVENT (found by npm run fuzz)", async () => {
+    const t = setupBackend();
+    const response = await t.fetch("/stripe/webhook", signedStripeRequest({ ...checkoutEvent(), id: `evt_${"x".repeat(10_000)}` }));
+    expect(response.status).toBe(400);
+    expect(await errorOf(response)).toMatchObject({ code: "INVALID_EVENT" });
+    expect(await count(t)).toEqual(NOTHING);
+  });
+
   test("a body changed after signing is refused with 400", async () => {
     const t = setupBackend();
     const event = checkoutEvent();
