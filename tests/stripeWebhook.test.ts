@@ -75,6 +75,16 @@ describe("Stripe webhook signature checks", () => {
     expect(await count(t)).toEqual(NOTHING);
   });
 
+  test("a signed event whose type is not a Stripe event type (a NUL in it) is refused with 400 INVALID_EVENT (found by npm run fuzz)", async () => {
+    const t = setupBackend();
+    for (const type of ["checkout.session.completed\u0000", "Checkout.Session", "x".repeat(101)]) {
+      const response = await t.fetch("/stripe/webhook", signedStripeRequest({ ...checkoutEvent(), type }));
+      expect(response.status).toBe(400);
+      expect(await errorOf(response)).toMatchObject({ code: "INVALID_EVENT" });
+    }
+    expect(await count(t)).toEqual(NOTHING);
+  });
+
   test("a body changed after signing is refused with 400", async () => {
     const t = setupBackend();
     const event = checkoutEvent();

@@ -13,7 +13,9 @@ const EventShape = z.object({
   // Stripe's ids are a few dozen characters; a bound keeps a (signed) oddity out of every index.
   id: z.string().max(255).regex(/^evt_/, "a Stripe event id starts with evt_"),
   object: z.literal("event"),
-  type: z.string().min(1),
+  // Stripe's types are dotted lower-case words; anything else (a NUL, say) is not an event type,
+  // whereas a well-formed unknown type is still recorded and acknowledged (found by npm run fuzz).
+  type: z.string().max(100).regex(/^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$/, "a Stripe event type is dotted lower-case words"),
   created: z.number().int(),
   livemode: z.boolean(),
   data: z.object({ object: z.record(z.string(), z.unknown()) }),
