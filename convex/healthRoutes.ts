@@ -3,6 +3,8 @@
 // Bearer token only, every call audited, JSON both ways.
 import type { HttpRouter } from "convex/server";
 import { internal } from "./_generated/api";
+import { isBrainError } from "./lib/errors";
+import { log } from "./lib/log";
 import { json, jsonError } from "./lib/http";
 import { adminRoute } from "./security";
 
@@ -60,7 +62,12 @@ export function registerHealthRoutes(http: HttpRouter): void {
         view = await ctx.runQuery(internal.monitoring.getInstancesHealthStatus, { ...rest, paginationOpts: { cursor, numItems } });
       } catch (error) {
         // A cursor from another query (or made up) is refused by paginate.
-        if (cursor !== null && String(error).toLowerCase().includes("cursor")) return jsonError("BAD_REQUEST", "cursor is not valid for these filters");
+        // What a malformed cursor throws differs by runtime (offline it is a JSON parse error): with a
+        // cursor given, any failure that is not Brain's own is the cursor's (found by npm run fuzz).
+        if (cursor !== null && !isBrainError(error)) {
+          log("warn", "http.bad_cursor", { correlationId: crypto.randomUUID(), route: "/admin/health", error: String(error).slice(0, 200) });
+          return jsonError("BAD_REQUEST", "cursor is not valid for these filters");
+        }
         throw error;
       }
       await ctx.runMutation(internal.audit.recordAdminCall, {

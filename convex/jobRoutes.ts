@@ -4,6 +4,8 @@
 import type { HttpRouter } from "convex/server";
 import { internal } from "./_generated/api";
 import type { ActionCtx } from "./_generated/server";
+import { isBrainError } from "./lib/errors";
+import { log } from "./lib/log";
 import { json, jsonError, pathParam } from "./lib/http";
 import { vJobStatus, type JobStatus } from "./lib/validators";
 import { MAX_JOBS_PAGE } from "./jobViews";
@@ -50,7 +52,12 @@ export function registerJobRoutes(http: HttpRouter): void {
         page = await ctx.runQuery(internal.jobViews.listJobs, { ...(status ? { status } : {}), paginationOpts: { cursor, numItems } });
       } catch (error) {
         // A cursor from another listing (or made up) is refused by paginate.
-        if (cursor !== null && String(error).toLowerCase().includes("cursor")) return jsonError("BAD_REQUEST", "cursor is not valid for these filters");
+        // What a malformed cursor throws differs by runtime (offline it is a JSON parse error): with a
+        // cursor given, any failure that is not Brain's own is the cursor's (found by npm run fuzz).
+        if (cursor !== null && !isBrainError(error)) {
+          log("warn", "http.bad_cursor", { correlationId: crypto.randomUUID(), route: "/admin/jobs", error: String(error).slice(0, 200) });
+          return jsonError("BAD_REQUEST", "cursor is not valid for these filters");
+        }
         throw error;
       }
       await audit(ctx, "jobs.listed", `${status ?? "any status"}: ${page.jobs.length} jobs`);

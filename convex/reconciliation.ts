@@ -160,12 +160,14 @@ export const provisionMissedCheckout = internalMutation({
       await appendAudit(ctx, { actor, action: "reconcile.needs_attention", detail: `session ${checkout.sessionId}: ${detail}`.slice(0, 1000) });
       return { outcome: "needs_attention" as const, detail };
     }
-    return await provisionCheckout(ctx, config, checkout, {
+    // Over a quota it is needs_attention, as for the webhook (the webhook's event alerts, once).
+    const { quota: _quota, ...result } = await provisionCheckout(ctx, config, checkout, {
       correlationId,
       actor,
       createdAt,
       ...(pagesCapExceeded ? { pagesCapExceeded } : {}),
     });
+    return result;
   },
 });
 

@@ -114,7 +114,12 @@ export default defineSchema({
     deletedAt: v.optional(v.number()),
   })
     .index("by_checkoutSessionId", ["checkoutSessionId"])
+    // Kept beside the one below for its order: a customer's instances by creation time (the
+    // daily checkout quota reads the last 24 hours of them, model/quotas.ts).
+    // eslint-disable-next-line @convex-dev/no-duplicate-indexes
     .index("by_customerId", ["customerId"])
+    // Per-customer quotas (model/quotas.ts): the customer's instances that are not deleted.
+    .index("by_customerId_and_status", ["customerId", "status"])
     .index("by_stripeSubscriptionId", ["stripeSubscriptionId"])
     .index("by_stripeCustomerId", ["stripeCustomerId"])
     .index("by_deprovisionAt", ["deprovisionAt"])
@@ -350,11 +355,13 @@ export default defineSchema({
   // Each alert notice to each destination (an email address, the webhook): retried with backoff
   // for up to 24 h. Written and read by alerts.ts; pruned after HEALTH_RETENTION_MS.
   alertDeliveries: defineTable({
-    /** The incident it is about (instance alerts); absent for a security alert. */
+    /** The incident it is about (instance alerts); absent for a security alert or an operator notice. */
     incidentId: v.optional(v.id("incidents")),
     instanceId: v.optional(v.id("instances")),
     /** The block it is about (security.blocked alerts, issue 11). */
     securityEventId: v.optional(v.id("securityEvents")),
+    /** An operator notice's correlation id (the Stripe event id of a checkout over quota). */
+    correlationId: v.optional(v.string()),
     type: vAlertType,
     channel: vAlertChannel,
     /** The email address, or the webhook URL's host (the URL itself is configuration). */

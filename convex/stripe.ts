@@ -12,6 +12,7 @@ import { vCheckoutSummary, vEventRouting, vStripeEventOutcome, vSubscriptionSumm
 import { appendAudit } from "./model/audit";
 import { pagesCapExceeded, provisionCheckout } from "./model/checkout";
 import { queueDeliveries } from "./model/forwarding";
+import { queueQuotaNotice } from "./model/alerts";
 import { applySubscription, instancesForRouting } from "./model/lifecycle";
 
 /** Inserts the event if its id is new and schedules its processing. Duplicates change nothing but the audit trail. */
@@ -103,6 +104,20 @@ export const processStripeEvent = internalMutation({
         });
         outcome = result.outcome;
         detail = result.detail;
+        if (result.quota) {
+          // Over a per-customer quota: nothing was provisioned; the operators hear of it once, here
+          // (an event is processed once; a redelivery of it is a duplicate and never gets here).
+          await queueQuotaNotice(ctx, config, {
+            type: "checkout.over_quota",
+            eventId: event.eventId,
+            checkoutSessionId: checkout.sessionId,
+            ...(result.quota.customerId ? { customerId: result.quota.customerId } : {}),
+            quota: result.quota.kind,
+            limit: result.quota.limit,
+            reason: result.quota.reason,
+            at: Date.now(),
+          });
+        }
         if (result.instanceId && event.forwardBody !== undefined) {
           await queueDeliveries(ctx, config, { eventId: event.eventId, type: event.type, createdAt: event.createdAt, body: event.forwardBody }, [result.instanceId]);
         }

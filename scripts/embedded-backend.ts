@@ -14,9 +14,9 @@ type ModuleMap = Record<string, () => Promise<unknown>>;
 
 const ROOT = resolve(import.meta.dirname, "..");
 
-/** Every .ts/.js module under `dir` except tests, as lazy imports keyed by path. */
-function moduleMap(dir: string): ModuleMap {
-  const map: ModuleMap = {};
+/** Every .ts/.js module under `dir` except tests, as lazy imports keyed by path; `extra` (module file name → import) added at its root. */
+function moduleMap(dir: string, extra: ModuleMap = {}): ModuleMap {
+  const map: ModuleMap = Object.fromEntries(Object.entries(extra).map(([name, load]) => [join(dir, name), load]));
   const walk = (current: string) => {
     for (const entry of readdirSync(current)) {
       const path = join(current, entry);
@@ -42,9 +42,19 @@ export const HEALTH_COUNTS_COMPONENT = "healthCounts";
 
 export { POOL_NAMES };
 
-export async function startEmbeddedBackend() {
+/** The components startEmbeddedBackend registered (by path, e.g. "healthPool/batchWorker"), with their tables. */
+export type EmbeddedComponent = { path: string; tables: string[] };
+
+/**
+ * Starts the backend. `extraModules` (module file name → import) are added to the root and to
+ * every component, for tools that must look inside them (the fuzzer reads every table); npm
+ * start passes none, so it serves exactly what deploys.
+ */
+export async function startEmbeddedBackend(options: { extraModules?: ModuleMap } = {}) {
+  const extra = options.extraModules ?? {};
   const schema = (await import("../convex/schema.ts")).default;
-  const t = convexTest({ schema, modules: moduleMap(join(ROOT, "convex")) });
+  const t = convexTest({ schema, modules: moduleMap(join(ROOT, "convex"), extra) });
+  const components: EmbeddedComponent[] = [];
 
   const packages = join(ROOT, "node_modules", "@convex-dev");
   const workpool = join(packages, "workpool", "src", "component");
@@ -57,15 +67,27 @@ export async function startEmbeddedBackend() {
     componentSchema(rateLimiter),
     componentSchema(aggregate),
   ]);
+  const register = (path: string, schema: SchemaDefinition<GenericSchema, boolean>, dir: string) => {
+    t.registerComponent(path, schema, moduleMap(dir, extra));
+    components.push({ path, tables: Object.keys(schema.tables) });
+  };
   const withBatchWorker = (name: string, schema: SchemaDefinition<GenericSchema, boolean>, dir: string) => {
-    t.registerComponent(name, schema, moduleMap(dir));
-    t.registerComponent(`${name}/batchWorker`, batchWorkerSchema, moduleMap(batchWorker));
+    register(name, schema, dir);
+    register(`${name}/batchWorker`, batchWorkerSchema, batchWorker);
   };
   for (const name of EMBEDDED_POOL_NAMES) withBatchWorker(name, workpoolSchema, workpool);
   withBatchWorker("rateLimiter", rateLimiterSchema, rateLimiter);
   // The aggregate's own config uses batch-worker too (its buffered writes), so it gets one like the pools.
   withBatchWorker(HEALTH_COUNTS_COMPONENT, aggregateSchema, aggregate);
+  registeredComponents.set(t, components);
   return t;
+}
+
+const registeredComponents = new WeakMap<object, EmbeddedComponent[]>();
+
+/** The components registered on `t` by startEmbeddedBackend, and their tables. */
+export function embeddedComponents(t: object): EmbeddedComponent[] {
+  return registeredComponents.get(t) ?? [];
 }
 
 type EmbeddedBackend = Awaited<ReturnType<typeof startEmbeddedBackend>>;

@@ -93,7 +93,9 @@ const server = createServer((request, response) => {
       const method = request.method ?? "GET";
       // The socket's address is the request's source, as Convex reports a client's (never a
       // forwarding header): rate limits and blocks key on it (docs/security.md).
-      const answer = await t.withRequestMetadata({ ip: request.socket.remoteAddress ?? null }).fetch(request.url ?? "/", {
+      // An absolute-form target (`GET http://host/path`) is served as its path, as any HTTP server does.
+      const target = new URL(request.url ?? "/", "http://localhost");
+      const answer = await t.withRequestMetadata({ ip: request.socket.remoteAddress ?? null }).fetch(target.pathname + target.search, {
         method,
         headers,
         ...(method === "GET" || method === "HEAD" ? {} : { body: new Uint8Array(body) }),

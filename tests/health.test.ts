@@ -320,6 +320,8 @@ describe("GET /admin/health and /instance-health", () => {
     ["createdFrom=yesterday", "createdFrom must be"],
     ["createdFrom=20&createdTo=10", "createdFrom must not be after createdTo"],
     ["limit=0", "limit must be"],
+    // Found by npm run fuzz: a made-up cursor was a 500 offline.
+    ["cursor=%7B%7D", "cursor is not valid"],
   ])("?%s is a 400 with a clear message", async (query, message) => {
     const t = backend();
     const response = await t.fetch(`/admin/health?${query}`, { headers: adminHeaders() });

@@ -63,6 +63,9 @@ describe("GET /admin/jobs", () => {
     ["limit=201", "limit must be an integer from 1 to 200"],
     ["limit=ten", "limit must be an integer from 1 to 200"],
     ["cursor=", "cursor must not be empty"],
+    // Found by npm run fuzz: a made-up cursor was a 500 offline.
+    ["cursor=%7B%7D", "cursor is not valid for these filters"],
+    ["cursor=not-a-cursor", "cursor is not valid for these filters"],
   ])("answers 400 BAD_REQUEST for %s", async (query, message) => {
     const t = setupBackend();
     const answer = await get(t, `/admin/jobs?${query}`);

@@ -4,6 +4,7 @@
 // it runs on: the embedded backend's components, its cron runner, and its health lines.
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { connect } from "node:net";
 import { cronJobs, makeFunctionReference } from "convex/server";
 import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { components } from "../convex/_generated/api";
@@ -85,6 +86,19 @@ describe("npm start (offline embedded backend)", () => {
       const listed = await fetch(`${started.base}/admin/security-events`, { headers: { ...headers, Authorization: `Bearer ${started.token}` } });
       const { events } = (await listed.json()) as { events: { kind: string; source: string }[] };
       expect(events).toEqual([expect.objectContaining({ kind: "admin_auth_failures", source: "127.0.0.1" })]);
+
+      // An absolute-form request target (`GET http://host/path`, as a proxy sends) is served as its path.
+      const { port, hostname } = new URL(started.base);
+      const statusLine = await new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(port), hostname, () =>
+          socket.write(`GET ${started.base}/admin/circuits HTTP/1.1\r\nHost: ${hostname}:${port}\r\nAuthorization: Bearer ${started.token}\r\nConnection: close\r\n\r\n`),
+        );
+        let answer = "";
+        socket.on("data", (chunk) => (answer += chunk));
+        socket.on("end", () => resolve(answer.split("\r\n")[0]));
+        socket.on("error", reject);
+      });
+      expect(statusLine).toBe("HTTP/1.1 200 OK");
     } finally {
       if (child.pid) process.kill(-child.pid, "SIGTERM");
     }

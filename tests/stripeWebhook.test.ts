@@ -55,6 +55,36 @@ describe("Stripe webhook signature checks", () => {
     expect(await count(t)).toEqual(NOTHING);
   });
 
+  test("a delivery signed with a timestamp more than 5 minutes in the future is refused with 400 (found by npm run fuzz)", async () => {
+    const t = setupBackend();
+    const ahead = Math.floor(Date.now() / 1000) + 3600;
+    const response = await t.fetch("/stripe/webhook", signedStripeRequest(checkoutEvent(), { timestamp: ahead }));
+    expect(response.status).toBe(400);
+    expect(await errorOf(response)).toMatchObject({ code: "INVALID_SIGNATURE", message: expect.stringMatching(/in the future/) });
+    expect(await count(t)).toEqual(NOTHING);
+    // Within the tolerance (clock skew) it is still accepted.
+    const skewed = await t.fetch("/stripe/webhook", signedStripeRequest(checkoutEvent(), { timestamp: Math.floor(Date.now() / 1000) + 60 }));
+    expect(skewed.status).toBe(200);
+  });
+
+  test("a signed event whose id is longer than 255 characters is refused with 400 INVALID_EVENT (found by npm run fuzz)", async () => {
+    const t = setupBackend();
+    const response = await t.fetch("/stripe/webhook", signedStripeRequest({ ...checkoutEvent(), id: `evt_${"x".repeat(10_000)}` }));
+    expect(response.status).toBe(400);
+    expect(await errorOf(response)).toMatchObject({ code: "INVALID_EVENT" });
+    expect(await count(t)).toEqual(NOTHING);
+  });
+
+  test("a signed event whose type is not a Stripe event type (a NUL in it) is refused with 400 INVALID_EVENT (found by npm run fuzz)", async () => {
+    const t = setupBackend();
+    for (const type of ["checkout.session.completed\u0000", "Checkout.Session", "x".repeat(101)]) {
+      const response = await t.fetch("/stripe/webhook", signedStripeRequest({ ...checkoutEvent(), type }));
+      expect(response.status).toBe(400);
+      expect(await errorOf(response)).toMatchObject({ code: "INVALID_EVENT" });
+    }
+    expect(await count(t)).toEqual(NOTHING);
+  });
+
   test("a body changed after signing is refused with 400", async () => {
     const t = setupBackend();
     const event = checkoutEvent();

@@ -63,6 +63,7 @@ import type * as model_notifications from "../model/notifications.js";
 import type * as model_orphanScan from "../model/orphanScan.js";
 import type * as model_orphans from "../model/orphans.js";
 import type * as model_pools from "../model/pools.js";
+import type * as model_quotas from "../model/quotas.js";
 import type * as model_rateLimiter from "../model/rateLimiter.js";
 import type * as model_reconcile from "../model/reconcile.js";
 import type * as model_security from "../model/security.js";
@@ -160,6 +161,7 @@ declare const fullApi: ApiFromModules<{
   "model/orphanScan": typeof model_orphanScan;
   "model/orphans": typeof model_orphans;
   "model/pools": typeof model_pools;
+  "model/quotas": typeof model_quotas;
   "model/rateLimiter": typeof model_rateLimiter;
   "model/reconcile": typeof model_reconcile;
   "model/security": typeof model_security;

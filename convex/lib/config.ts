@@ -264,6 +264,12 @@ export const EnvSchema = z.object({
   DELIVERY_RETENTION_MS: int(60_000).default(30 * DAY_MS),
   /** Security events (blocks) are kept this long; at least 2 days, past the longest block and its window. */
   SECURITY_EVENT_RETENTION_MS: int(2 * DAY_MS).default(90 * DAY_MS),
+  // Per-customer quotas (docs/security.md#per-customer-quotas): a paid checkout over either is
+  // recorded needs_attention, alerts the operators and provisions nothing.
+  /** Instances one customer may hold that are not deleted (any other status counts). */
+  MAX_INSTANCES_PER_CUSTOMER: int(0).default(5),
+  /** Checkouts that create an instance, per customer, in any rolling 24 hours. */
+  MAX_CHECKOUTS_PER_CUSTOMER_PER_DAY: int(0).default(10),
 });
 
 export type Config = z.infer<typeof EnvSchema>;

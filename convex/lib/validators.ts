@@ -137,7 +137,15 @@ export type HealthMember = Infer<typeof vHealthMember>;
 export const vIncidentSeverity = literals("degraded", "down");
 export type IncidentSeverity = Infer<typeof vIncidentSeverity>;
 export const vIncidentStatus = literals("open", "resolved");
-export const vAlertType = literals("instance.degraded", "instance.down", "instance.recovered", "security.blocked");
+export const vAlertType = literals(
+  "instance.degraded",
+  "instance.down",
+  "instance.recovered",
+  /** A source address blocked for suspicious activity (docs/security.md). */
+  "security.blocked",
+  /** An operator notice, not an incident's: a paid checkout refused over a per-customer quota. */
+  "checkout.over_quota",
+);
 export type AlertType = Infer<typeof vAlertType>;
 export const vAlertChannel = literals("email", "webhook");
 export type AlertChannel = Infer<typeof vAlertChannel>;

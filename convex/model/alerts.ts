@@ -72,8 +72,8 @@ export type AlertNotice = {
   at: number;
 };
 
-/** The alert types about an instance (incidents); "security.blocked" is about a source address. */
-export type InstanceAlertType = Exclude<AlertType, "security.blocked">;
+/** The alert types about an instance (incidents); "security.blocked" is about a source address, "checkout.over_quota" about a refused checkout. */
+export type InstanceAlertType = Exclude<AlertType, "security.blocked" | "checkout.over_quota">;
 
 export const alertTypeFor = (severity: IncidentSeverity): InstanceAlertType => (severity === "down" ? "instance.down" : "instance.degraded");
 
@@ -105,10 +105,50 @@ export type SecurityNotice = {
   at: number;
 };
 
-/** The alert email for a stored body: the subject names the instance and its status (or the blocked source). */
+/**
+ * An operator notice that belongs to no incident: a paid checkout refused over a per-customer
+ * quota (docs/security.md#per-customer-quotas). The webhook body, exactly these keys in this order.
+ */
+export type QuotaNotice = {
+  type: "checkout.over_quota";
+  eventId: string;
+  checkoutSessionId: string;
+  /** Absent for a customer Brain has no row for yet (only a quota of 0 refuses one). */
+  customerId?: string;
+  quota: "instances" | "checkouts";
+  limit: number;
+  reason: string;
+  at: number;
+};
+
+const table = (headline: string, rows: [string, string][]) => ({
+  text: [headline, "", ...rows.map(([k, value]) => `${k}: ${value}`), ""].join("\n"),
+  html:
+    `<p>${escapeHtml(headline)}</p>\n<table>\n` +
+    rows.map(([k, value]) => `<tr><th align="left">${escapeHtml(k)}</th><td>${escapeHtml(value)}</td></tr>`).join("\n") +
+    "\n</table>\n",
+});
+
+function quotaEmail(notice: QuotaNotice): { subject: string; text: string; html: string } {
+  const subject = `[Brain] checkout ${notice.checkoutSessionId} over quota: nothing provisioned`;
+  const headline = `A paid checkout was refused: ${notice.reason}`;
+  return {
+    subject,
+    ...table(headline, [
+      ["Quota", notice.quota === "instances" ? "MAX_INSTANCES_PER_CUSTOMER" : "MAX_CHECKOUTS_PER_CUSTOMER_PER_DAY"],
+      ["Limit", String(notice.limit)],
+      ["Customer", notice.customerId ?? "new"],
+      ["Stripe event", notice.eventId],
+      ["Notice made at", new Date(notice.at).toISOString()],
+    ]),
+  };
+}
+
+/** The alert email for a stored body: the subject names the instance and its status (or the blocked source, or the refused checkout). */
 export function alertEmail(body: string): { subject: string; text: string; html: string } {
-  const parsed = JSON.parse(body) as AlertNotice | SecurityNotice;
+  const parsed = JSON.parse(body) as AlertNotice | SecurityNotice | QuotaNotice;
   if (parsed.type === "security.blocked") return securityEmail(parsed);
+  if (parsed.type === "checkout.over_quota") return quotaEmail(parsed);
   const notice = parsed;
   const recovered = notice.type === "instance.recovered";
   const subject = recovered
@@ -195,6 +235,34 @@ export async function queueNotice(ctx: MutationCtx, config: Config, incident: In
   return targets.length;
 }
 
+/** Queues one standalone notice (no incident) to every destination, sent once this transaction commits. */
+async function queueStandalone(
+  ctx: MutationCtx,
+  config: Config,
+  notice: SecurityNotice | QuotaNotice,
+  about: { securityEventId: Id<"securityEvents"> } | { correlationId: string },
+): Promise<number> {
+  const body = JSON.stringify(notice);
+  const now = Date.now();
+  const targets = destinationsOf(config);
+  for (const { channel, destination } of targets) {
+    const deliveryId = await ctx.db.insert("alertDeliveries", {
+      ...about,
+      type: notice.type,
+      channel,
+      destination,
+      body,
+      status: "pending",
+      attempts: 0,
+      nextAttemptAt: now,
+      expiresAt: now + DELIVERY_MAX_AGE_MS,
+      createdAt: now,
+    });
+    await scheduleSend(ctx, deliveryId);
+  }
+  return targets.length;
+}
+
 /**
  * Queues the one security alert of a block (issue 11) to every destination. Called in the
  * transaction that records the block, so each block alerts exactly once.
@@ -209,26 +277,25 @@ export async function queueSecurityNotice(ctx: MutationCtx, config: Config, even
     blockedUntil: event.blockedUntil,
     at: event.at,
   };
-  const body = JSON.stringify(notice);
-  const now = Date.now();
-  const targets = destinationsOf(config);
-  for (const { channel, destination } of targets) {
-    const deliveryId = await ctx.db.insert("alertDeliveries", {
-      securityEventId: event._id,
-      type: "security.blocked",
-      channel,
-      destination,
-      body,
-      status: "pending",
-      attempts: 0,
-      nextAttemptAt: now,
-      expiresAt: now + DELIVERY_MAX_AGE_MS,
-      createdAt: now,
-    });
-    await scheduleSend(ctx, deliveryId);
-  }
-  if (targets.length === 0) log("warn", "alert.no_destinations", { correlationId: event._id, type: "security.blocked" });
-  return targets.length;
+  const queued = await queueStandalone(ctx, config, notice, { securityEventId: event._id });
+  if (queued === 0) log("warn", "alert.no_destinations", { correlationId: event._id, type: "security.blocked" });
+  return queued;
+}
+
+/**
+ * Queues an operator notice that belongs to no incident (a checkout over quota) to every
+ * destination, sent as soon as this transaction commits; retried like any alert. The caller makes
+ * it once per event (event processing runs once). Returns how many rows it queued.
+ */
+export async function queueQuotaNotice(ctx: MutationCtx, config: Config, notice: QuotaNotice): Promise<number> {
+  const queued = await queueStandalone(ctx, config, notice, { correlationId: notice.eventId });
+  log(queued === 0 ? "warn" : "info", queued === 0 ? "alert.no_destinations" : "alert.quota", {
+    correlationId: notice.eventId,
+    type: notice.type,
+    quota: notice.quota,
+    deliveries: queued,
+  });
+  return queued;
 }
 
 /** Appends a note, keeping the first and the latest NOTIFICATIONS_KEPT - 1. */
@@ -414,7 +481,9 @@ export const vAlertClaim = v.union(
     deliveryId: v.id("alertDeliveries"),
     token: v.string(),
     attempt: v.number(),
-    /** The incident, or the security event, the notice is about: the logs' correlation id. */
+    /** Absent on a security alert or an operator notice. */
+    incidentId: v.optional(v.id("incidents")),
+    /** The incident, the security event, or an operator notice's Stripe event: the logs' correlation id. */
     correlationId: v.string(),
     type: vAlertType,
     channel: vAlertChannel,
@@ -431,7 +500,7 @@ export type AlertClaim = Infer<typeof vAlertClaim>;
 
 /** An older notice of the same incident to the same destination still pending, if any. */
 async function olderPending(ctx: QueryCtx, row: Delivery): Promise<Delivery | null> {
-  // A security alert is one notice per block: nothing to wait behind.
+  // Security alerts and operator notices stand alone: nothing orders them.
   if (row.incidentId === undefined) return null;
   const older = await ctx.db
     .query("alertDeliveries")
@@ -462,9 +531,9 @@ async function giveUp(ctx: MutationCtx, row: Delivery, patch: Partial<Delivery>,
     action: "alert.delivery_failed",
     instanceId: row.instanceId,
     attempt: attempts,
-    detail: `${row.type} for ${row.incidentId ? `incident ${row.incidentId}` : `security event ${row.securityEventId}`} by ${row.channel}: ${patch.lastError ?? row.lastError ?? "no answer"}`.slice(0, 500),
+    detail: `${row.type} for ${row.incidentId !== undefined ? `incident ${row.incidentId}` : row.securityEventId !== undefined ? `security event ${row.securityEventId}` : `event ${row.correlationId}`} by ${row.channel}: ${patch.lastError ?? row.lastError ?? "no answer"}`.slice(0, 500),
   });
-  log("warn", "alert.delivery_failed", { correlationId: row.incidentId ?? row.securityEventId ?? row._id, deliveryId: row._id, channel: row.channel, type: row.type, attempts });
+  log("warn", "alert.delivery_failed", { correlationId: row.incidentId ?? row.securityEventId ?? row.correlationId ?? row._id, deliveryId: row._id, channel: row.channel, type: row.type, attempts });
   await kickNextInLine(ctx, row, now);
 }
 
@@ -493,7 +562,8 @@ export async function claimDelivery(ctx: MutationCtx, config: Config, deliveryId
     deliveryId: row._id,
     token,
     attempt: row.attempts + 1,
-    correlationId: row.incidentId ?? row.securityEventId ?? row._id,
+    ...(row.incidentId !== undefined ? { incidentId: row.incidentId } : {}),
+    correlationId: row.incidentId ?? row.securityEventId ?? row.correlationId ?? row._id,
     type: row.type,
     channel: row.channel,
     destination: row.destination,

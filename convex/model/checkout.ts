@@ -9,13 +9,14 @@ import { appendAudit } from "./audit";
 import { startFailedJob, startProvisionJob } from "./jobs";
 import { queueDeliveries } from "./forwarding";
 import { applySubscription, instancesForRouting, resumeWithinGrace } from "./lifecycle";
+import { checkoutQuotaBreach, type QuotaBreach } from "./quotas";
 
 export async function provisionCheckout(
   ctx: MutationCtx,
   config: Config,
   checkout: CheckoutSummary,
   origin: { correlationId: string; actor: string; createdAt: number; pagesCapExceeded?: string },
-): Promise<{ outcome: StripeEventOutcome; detail?: string; instanceId?: Id<"instances"> }> {
+): Promise<{ outcome: StripeEventOutcome; detail?: string; instanceId?: Id<"instances">; quota?: QuotaBreach }> {
   const existing = await ctx.db
     .query("instances")
     .withIndex("by_checkoutSessionId", (q) => q.eq("checkoutSessionId", checkout.sessionId))
@@ -27,6 +28,9 @@ export async function provisionCheckout(
   if (!checkout.email) {
     return { outcome: "needs_attention", detail: `paid session ${checkout.sessionId} has no customer email` };
   }
+  // Quotas: checked before anything is created, so a refused checkout leaves no row behind.
+  const quota = await checkoutQuotaBreach(ctx, config, checkout, checkout.email, Date.now());
+  if (quota) return { outcome: "needs_attention", detail: quota.reason, quota };
 
   const customerId = await findOrCreateCustomer(ctx, checkout, checkout.email, { actor: origin.actor, correlationId: origin.correlationId });
   const plan = checkout.plan ?? config.DEFAULT_PLAN;

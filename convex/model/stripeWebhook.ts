@@ -6,18 +6,23 @@ import type { CheckoutSummary, EventRouting, SubscriptionSummary } from "../lib/
 import { vSubscriptionStatus } from "../lib/validators";
 
 const cryptoProvider = Stripe.createSubtleCryptoProvider();
+/** Stripe's default tolerance for a signature's age, applied both ways. */
+const SIGNATURE_TOLERANCE_SECONDS = 300;
 
 const EventShape = z.object({
-  id: z.string().regex(/^evt_/, "a Stripe event id starts with evt_"),
+  // Stripe's ids are a few dozen characters; a bound keeps a (signed) oddity out of every index.
+  id: z.string().max(255).regex(/^evt_/, "a Stripe event id starts with evt_"),
   object: z.literal("event"),
-  type: z.string().min(1),
+  // Stripe's types are dotted lower-case words; anything else (a NUL, say) is not an event type,
+  // whereas a well-formed unknown type is still recorded and acknowledged (found by npm run fuzz).
+  type: z.string().max(100).regex(/^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*$/, "a Stripe event type is dotted lower-case words"),
   created: z.number().int(),
   livemode: z.boolean(),
   data: z.object({ object: z.record(z.string(), z.unknown()) }),
 });
 
 const CheckoutSessionShape = z.object({
-  id: z.string().regex(/^cs_/, "a Checkout Session id starts with cs_"),
+  id: z.string().max(255).regex(/^cs_/, "a Checkout Session id starts with cs_"),
   object: z.literal("checkout.session"),
   payment_status: z.string().min(1),
   customer: z.union([z.string(), z.object({ id: z.string() }), z.null()]).optional(),
@@ -106,6 +111,13 @@ export async function verifyStripeWebhook(
     if (error instanceof SyntaxError) return { ok: false, code: "INVALID_EVENT", message: "body is not JSON" };
     const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
     return { ok: false, code: "INVALID_SIGNATURE", message: `signature check failed: ${reason}` };
+  }
+  // Stripe's verifier refuses a signature older than its tolerance but not one dated in the future;
+  // Stripe never signs ahead of time, so a future timestamp past the same tolerance is refused too
+  // (found by npm run fuzz): a captured signature cannot be post-dated to outlive the window.
+  const stamp = Number(/(?:^|,)\s*t=(\d+)/.exec(signature)?.[1]);
+  if (Number.isFinite(stamp) && stamp - Date.now() / 1000 > SIGNATURE_TOLERANCE_SECONDS) {
+    return { ok: false, code: "INVALID_SIGNATURE", message: `signature check failed: timestamp is more than ${SIGNATURE_TOLERANCE_SECONDS} s in the future` };
   }
   const event = EventShape.safeParse(raw);
   if (!event.success) return { ok: false, code: "INVALID_EVENT", message: `body is not a Stripe event: ${describe(event.error)}` };
