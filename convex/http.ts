@@ -20,6 +20,7 @@ import { registerAlertRoutes } from "./alertRoutes";
 import { registerHealthRoutes } from "./healthRoutes";
 import { registerMetricsRoutes } from "./metricsRoutes";
 import { registerJobRoutes } from "./jobRoutes";
+import { registerSecretRoutes } from "./secrets";
 
 const http = httpRouter();
 const ADMIN_ACTOR = "admin-api";
@@ -275,6 +276,7 @@ registerAlertRoutes(http);
 registerHealthRoutes(http);
 registerMetricsRoutes(http);
 registerJobRoutes(http);
+registerSecretRoutes(http);
 
 // Known paths asked with the wrong method answer in the JSON error shape too.
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
@@ -300,6 +302,7 @@ const ROUTES: { path: string; prefix: boolean; method: (typeof METHODS)[number] 
   { path: "/admin/maintenance", prefix: false, method: ["GET", "POST"] },
   { path: "/admin/jobs", prefix: false, method: "GET" },
   { path: "/admin/jobs/", prefix: true, method: "GET" },
+  { path: "/admin/encryption/rotate", prefix: false, method: ["GET", "POST"] },
 ];
 for (const known of ROUTES) {
   const allowed: readonly string[] = typeof known.method === "string" ? [known.method] : known.method;

@@ -6,6 +6,7 @@ import Stripe from "stripe";
 import { internal } from "../_generated/api";
 import type { ProviderName } from "../lib/validators";
 import { log } from "../lib/log";
+import { sha256Hex } from "../lib/crypto";
 import { chaosFault } from "./chaos";
 import type { OperationName } from "./operations";
 import { instanceIdFromName, ownedResource } from "./owned";
@@ -231,6 +232,16 @@ async function setPaused(env: ProviderEnv, deploymentName: string, paused: boole
   mustExist(updated, "convex", `deployment ${deploymentName}`);
 }
 
+/**
+ * A new simulated deploy key for the deployment. Only its SHA-256 is recorded (as the resource's
+ * name), so the sandbox's tables never hold a key; verify and revoke find it by that hash.
+ */
+async function mintSandboxDeployKey(env: ProviderEnv, operation: OperationName, deploymentName: string): Promise<string> {
+  const deployKey = `prod:${deploymentName}|sandbox-${crypto.randomUUID()}`;
+  await call(env, { operation, kind: "deployKey", name: await sha256Hex(deployKey), action: "ensure", attributes: { deploymentName } });
+  return deployKey;
+}
+
 export function sandboxProviders(env: ProviderEnv): Providers {
   return {
     convex: {
@@ -241,12 +252,7 @@ export function sandboxProviders(env: ProviderEnv): Providers {
           kind: "project",
           name: projectName,
           action: "ensure",
-          attributes: {
-            instanceId,
-            deploymentName,
-            deploymentUrl: `https://${deploymentName}.convex.cloud`,
-            deployKey: `prod:${deploymentName}|sandbox-${crypto.randomUUID()}`,
-          },
+          attributes: { instanceId, deploymentName, deploymentUrl: `https://${deploymentName}.convex.cloud` },
         });
         const project = mustExist(resource, "convex", `project ${projectName}`);
         await call(env, {
@@ -256,13 +262,28 @@ export function sandboxProviders(env: ProviderEnv): Providers {
           action: "ensure",
           attributes: { projectId: project.externalId },
         });
+        // As with Convex, a deploy key cannot be read back: every (re)run mints one.
+        const deployKey = await mintSandboxDeployKey(env, "convex.ensureProject", project.attributes.deploymentName);
         return {
           projectId: project.externalId,
           projectName,
           deploymentName: project.attributes.deploymentName,
           deploymentUrl: project.attributes.deploymentUrl,
-          deployKey: project.attributes.deployKey,
+          deployKey,
         };
+      },
+      createDeployKey: async ({ deploymentName }) => ({
+        deployKey: await mintSandboxDeployKey(env, "convex.createDeployKey", deploymentName),
+      }),
+      async verifyDeployKey({ deploymentName, deployKey }) {
+        const key = await call(env, { operation: "convex.verifyDeployKey", kind: "deployKey", name: await sha256Hex(deployKey), action: "get" });
+        if (!key || key.attributes.deploymentName !== deploymentName) {
+          throw new ProviderError("convex", "permanent", "401: The provided admin key was invalid for this instance", undefined, "BadAdminKey");
+        }
+      },
+      async revokeDeployKey({ deployKey }) {
+        const key = await call(env, { operation: "convex.revokeDeployKey", kind: "deployKey", name: await sha256Hex(deployKey), action: "get" });
+        if (key) await remove(env, "convex.revokeDeployKey", "deployKey", key.externalId);
       },
       async setEnvironment({ deploymentName, variables }) {
         const entries = Object.entries(variables);
