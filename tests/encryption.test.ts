@@ -12,6 +12,7 @@ import {
   SecretDecryptionError,
   type Keyring,
 } from "../convex/lib/crypto";
+import { main as rotateEncryptionKey } from "../scripts/rotate-encryption-key";
 import { adminHeaders, drain, sendCheckout, setupBackend, statusOf, type TestBackend } from "./harness";
 
 const OLD = Buffer.alloc(32, 1).toString("base64");
@@ -266,6 +267,45 @@ describe("rotation of the encryption key", () => {
     expect(rows).toHaveLength(1);
     expect(rows[0]).toMatchObject({ status: "done", reencrypted: count });
     expect((await allCiphertexts(t)).every((c) => c.startsWith("v2:k2:"))).toBe(true);
+  });
+
+  test("npm run rotate-encryption-key starts the rotation, follows it to the end and prints one JSON line last", async () => {
+    const t = setupBackend({ env: { ENCRYPTION_KEY: OLD } });
+    await provisionTwo(t);
+    const count = (await allCiphertexts(t)).length;
+    process.env.ENCRYPTION_KEYS = `k2:${NEW},default:${OLD}`;
+    const run = async () => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const code = await rotateEncryptionKey([], { BRAIN_URL: "https://brain.example", ADMIN_API_TOKEN: t.TEST_ADMIN_API_TOKEN }, {
+        fetch: (url, init) => t.fetch(new URL(url).pathname, init),
+        // Between checks the backend runs the pages the rotation scheduled.
+        sleep: () => drain(t),
+        out: (line) => out.push(line),
+        err: (line) => err.push(line),
+        now: () => Date.now(),
+      });
+      return { code, out, err };
+    };
+    const first = await run();
+    expect(first.err).toEqual([]);
+    expect(first.code).toBe(0);
+    expect(first.out[0]).toBe('rotating secrets to encryption key "k2" (running)');
+    expect(first.out).toContain('done: every secret is under "k2"; "default" can be dropped from ENCRYPTION_KEYS');
+    expect(JSON.parse(first.out.at(-1)!)).toEqual({ keyId: "k2", status: "done", scanned: expect.any(Number), reencrypted: count });
+
+    const second = await run();
+    expect(second.code).toBe(0);
+    expect(JSON.parse(second.out.at(-1)!)).toMatchObject({ keyId: "k2", status: "done", reencrypted: 0 });
+
+    const unauthorized = await rotateEncryptionKey([], { BRAIN_URL: "https://brain.example", ADMIN_API_TOKEN: "wrong-token-0123456789" }, {
+      fetch: (url, init) => t.fetch(new URL(url).pathname, init),
+      sleep: async () => undefined,
+      out: () => undefined,
+      err: (line) => expect(line).toMatch(/401 UNAUTHORIZED/),
+      now: () => Date.now(),
+    });
+    expect(unauthorized).toBe(1);
   });
 
   test("the routes are for admins only and answer in the JSON error shape", async () => {
