@@ -13,6 +13,8 @@ import {
   type Keyring,
 } from "../convex/lib/crypto";
 import { main as rotateEncryptionKey } from "../scripts/rotate-encryption-key";
+import { SECRET_RESOURCE_FIELDS } from "../convex/model/secrets";
+import { STEPS } from "../convex/registry";
 import { adminHeaders, drain, sendCheckout, setupBackend, statusOf, type TestBackend } from "./harness";
 
 const OLD = Buffer.alloc(32, 1).toString("base64");
@@ -316,5 +318,42 @@ describe("rotation of the encryption key", () => {
     const wrongMethod = await t.fetch("/admin/encryption/rotate", { method: "DELETE", headers: adminHeaders() });
     expect(wrongMethod.status).toBe(405);
     expect(await wrongMethod.json()).toMatchObject({ error: { code: "METHOD_NOT_ALLOWED" } });
+  });
+});
+
+describe("no secret in an answer", () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  test("the status page, the job views and an instance's health carry neither ciphertext nor secret", async () => {
+    const t = setupBackend({ env: { ENCRYPTION_KEY: OLD } });
+    const { sessionId } = await sendCheckout(t);
+    await drain(t);
+    const { body } = await statusOf(t, sessionId);
+    const instance = (await t.run(async (ctx) => ctx.db.get("instances", body.instanceId as Id<"instances">)))!;
+    const secrets = await Promise.all(
+      SECRET_RESOURCE_FIELDS.flatMap((field) => (instance.resources[field] ? [decryptSecret(instance.resources[field], OLD)] : [])),
+    );
+    expect(secrets.length).toBe(2);
+    const answers = await Promise.all(
+      [
+        `/status?session_id=${sessionId}`,
+        `/admin/jobs/${body.jobId}`,
+        "/admin/jobs",
+        `/instance-health/${instance._id}`,
+        "/admin/health",
+        "/admin/encryption/rotate",
+      ].map(async (path) => (await t.fetch(path, { headers: { ...adminHeaders(), Accept: "application/json" } })).text()),
+    );
+    for (const text of answers) {
+      expect(text).not.toMatch(/v[12]:[A-Za-z0-9_-]*:?[A-Za-z0-9+/=]{16}:/);
+      for (const secret of secrets) expect(text).not.toContain(secret.includes("|") ? secret.split("|")[1] : secret);
+    }
+  });
+
+  test("no health probe (whose id an instance's health answer shows) is keyed by a secret field", () => {
+    for (const spec of Object.values(STEPS) as { probe?: { health: boolean; requires: string } }[]) {
+      if (spec.probe?.health) expect(SECRET_RESOURCE_FIELDS as readonly string[]).not.toContain(spec.probe.requires);
+    }
   });
 });
