@@ -7,7 +7,7 @@ import { internal } from "./_generated/api";
 import { internalAction, internalMutation, internalQuery, type ActionCtx } from "./_generated/server";
 import { ALERT_DELIVERY_HEADER, ALERT_SIGNATURE_HEADER, alertSignatureHeader } from "./lib/alertSignature";
 import { loadConfig, type Config } from "./lib/config";
-import { log } from "./lib/log";
+import { log, cronBatch } from "./lib/log";
 import { vIncidentStatus } from "./lib/validators";
 import {
   alertEmail,
@@ -52,7 +52,7 @@ export const fireReminder = internalMutation({
 export const runDueAlerts = internalMutation({
   args: {},
   returns: vSweepResult,
-  handler: async (ctx) => sweepDue(ctx, Date.now()),
+  handler: cronBatch("alerts.runDueAlerts", async (ctx) => sweepDue(ctx, Date.now())),
 });
 
 /** The instance's open incident as GET /admin/incidents shows it, or null. */
@@ -93,11 +93,11 @@ export const listMaintenanceWindows = internalQuery({
 export const pruneAlertHistory = internalMutation({
   args: {},
   returns: vPruneResult,
-  handler: async (ctx) => {
+  handler: cronBatch("alerts.pruneAlertHistory", async (ctx) => {
     const result = await pruneHistory(ctx, loadConfig(), Date.now());
     if (result.more) await ctx.scheduler.runAfter(0, internal.alerts.pruneAlertHistory, {});
     return result;
-  },
+  }),
 });
 
 /** The sender's lease on one delivery. */
@@ -134,7 +134,7 @@ export const sendAlertDelivery = internalAction({
     }
     const result = await ctx.runMutation(internal.alerts.recordAlertAttempt, { deliveryId, token: claim.token, outcome });
     log(result.kind === "delivered" ? "info" : "warn", "alert.sent", {
-      correlationId: claim.incidentId,
+      correlationId: claim.correlationId,
       deliveryId,
       channel: claim.channel,
       type: claim.type,
@@ -170,7 +170,7 @@ async function postWebhook(config: Config, claim: Claimed): Promise<AlertOutcome
 /** One email to the delivery's address; the delivery id is the idempotency key, so a retry never sends twice. */
 async function sendEmail(ctx: ActionCtx, config: Config, claim: Claimed): Promise<AlertOutcome> {
   const { subject, text, html } = alertEmail(claim.body);
-  const providers = providersFor({ ctx, config, correlationId: claim.incidentId });
+  const providers = providersFor({ ctx, config, correlationId: claim.correlationId });
   await providers.resend.sendEmail({ to: claim.destination, subject, html, text, idempotencyKey: claim.deliveryId });
   return { kind: "sent" };
 }

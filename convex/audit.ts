@@ -33,7 +33,7 @@ export const listForInstance = internalQuery({
 
 /** Records an admin call that touched no job or instance (an unknown id, say). */
 export const recordAdminCall = internalMutation({
-  args: { actor: v.string(), action: v.string(), detail: v.optional(v.string()) },
+  args: { actor: v.string(), action: v.string(), detail: v.optional(v.string()), token: v.optional(v.string()) },
   returns: v.null(),
   handler: async (ctx, args) => {
     await appendAudit(ctx, args);

@@ -8,7 +8,7 @@ import { internalAction, internalMutation, internalQuery, type MutationCtx } fro
 import { backoffDelayMs } from "./lib/backoff";
 import { loadConfig } from "./lib/config";
 import { vOrphanProvider } from "./lib/validators";
-import { log } from "./lib/log";
+import { log, cronBatch } from "./lib/log";
 import { appendAudit } from "./model/audit";
 import { deleteResource, fieldsClearedBy, planCleanup } from "./model/cleanup";
 import { outcomeForError } from "./providers/classify";
@@ -145,7 +145,7 @@ export const finishCompensation = internalMutation({
 export const retryPendingCleanups = internalMutation({
   args: {},
   returns: v.number(),
-  handler: async (ctx) => {
+  handler: cronBatch("cleanup.retryPendingCleanups", async (ctx) => {
     const due = await ctx.db
       .query("cleanupTasks")
       .withIndex("by_status_and_nextAttemptAt", (q) => q.eq("status", "pending").lte("nextAttemptAt", Date.now()))
@@ -169,7 +169,7 @@ export const retryPendingCleanups = internalMutation({
       await ctx.scheduler.runAfter(0, internal.cleanup.finishCompensation, { jobId: job._id });
     }
     return jobIds.length;
-  },
+  }),
 });
 
 /** Operator (dead letter): clean up a failed job's partial resources now instead of after the delay. */

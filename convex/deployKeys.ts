@@ -19,7 +19,7 @@ import type { Doc, Id } from "./_generated/dataModel";
 import { internalAction, internalMutation, internalQuery, type QueryCtx } from "./_generated/server";
 import { loadConfig, type Config } from "./lib/config";
 import { decryptSecret, encryptionKeys, encryptSecret, SecretDecryptionError } from "./lib/crypto";
-import { log } from "./lib/log";
+import { cronBatch, log } from "./lib/log";
 import { appendAudit } from "./model/audit";
 import { poolFor } from "./model/pools";
 import type { DeployKeyRotation } from "./model/secrets";
@@ -64,7 +64,7 @@ const holds = (instance: Doc<"instances"> | null, token: string): instance is Do
 export const runDeployKeyRotations = internalMutation({
   args: {},
   returns: v.object({ planned: v.number(), started: v.number() }),
-  handler: async (ctx) => {
+  handler: cronBatch("deployKeys.runDeployKeyRotations", async (ctx) => {
     const config = loadConfig();
     const now = Date.now();
     const period = rotationPeriodMs(config);
@@ -102,9 +102,8 @@ export const runDeployKeyRotations = internalMutation({
       await poolFor(config, "convex").enqueueAction(ctx, internal.deployKeys.rotateDeployKey, { instanceId: instance._id, token }, { retry: false });
       started++;
     }
-    if (unplanned.length + started > 0) log("info", "deploy_key.rotations_started", { correlationId: "deploy-key-rotation", planned: unplanned.length, started });
     return { planned: unplanned.length, started };
-  },
+  }),
 });
 
 const vTarget = v.union(

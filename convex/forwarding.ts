@@ -7,7 +7,7 @@ import { internal } from "./_generated/api";
 import { internalAction, internalMutation, internalQuery } from "./_generated/server";
 import { loadConfig } from "./lib/config";
 import { decryptSecret, encryptionKeys, SecretDecryptionError } from "./lib/crypto";
-import { log } from "./lib/log";
+import { log, cronBatch } from "./lib/log";
 import { stripeSignatureHeader, tenantEventsUrl } from "./lib/stripeSignature";
 import {
   claimNext,
@@ -56,7 +56,7 @@ export const forwardTenantEvents = internalAction({
         const secret = await decryptSecret(claim.secretCiphertext, encryptionKeys(config));
         const signature = await stripeSignatureHeader(claim.body, secret, Math.floor(Date.now() / 1000));
         const url = tenantEventsUrl(config, { deploymentName: claim.deploymentName, instanceId });
-        const providers = providersFor({ ctx, config, correlationId: claim.eventId });
+        const providers = providersFor({ ctx, config, correlationId: claim.eventId, attempt: claim.attempt });
         const { status } = await providers.convex.deliverEvent({ deploymentName: claim.deploymentName, url, body: claim.body, signature });
         outcome = { kind: "answered", status };
       } catch (error) {
@@ -116,7 +116,7 @@ export const recordDeliveryResult = internalMutation({
 export const retryDueDeliveries = internalMutation({
   args: { now: v.optional(v.number()), cursor: v.optional(v.union(v.string(), v.null())) },
   returns: v.object({ kicked: v.number() }),
-  handler: async (ctx, { now, cursor }) => ({ kicked: await sweepDue(ctx, now ?? Date.now(), cursor ?? null) }),
+  handler: cronBatch("forwarding.retryDueDeliveries", async (ctx, { now, cursor }: { now?: number; cursor?: string | null }) => ({ kicked: await sweepDue(ctx, now ?? Date.now(), cursor ?? null) })),
 });
 
 /** kickForwarding's continuation: renews the windows of the next page of a tenant's pending deliveries. */

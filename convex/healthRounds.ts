@@ -7,7 +7,7 @@ import { internal } from "./_generated/api";
 import type { Doc, Id } from "./_generated/dataModel";
 import { internalAction, internalMutation, internalQuery, type MutationCtx } from "./_generated/server";
 import { loadConfig, type Config } from "./lib/config";
-import { log } from "./lib/log";
+import { log, cronBatch } from "./lib/log";
 import { vCheckResult, vHealthCheckName, type CheckResult, type HealthCheckName, type HealthMember } from "./lib/validators";
 import { appendAudit } from "./model/audit";
 import { countLeft, countMoved, dashboardStatus } from "./model/healthCounts";
@@ -32,6 +32,8 @@ const vDeepCheckName = v.union(v.literal("organization"), v.literal("pages"));
 
 const vTarget = v.object({
   instanceId: v.id("instances"),
+  /** Its log thread: the instance's provisioning event (members from before it: `health:<instanceId>`). */
+  correlationId: v.string(),
   plan: v.string(),
   site: v.optional(v.object({ url: v.string(), name: v.string() })),
   backend: v.optional(v.object({ url: v.string(), name: v.string() })),
@@ -85,6 +87,7 @@ export const loadBatchTargets = internalQuery({
       const siteUrl = siteUrlOf(config, instance);
       due.push({
         instanceId: instance._id,
+        correlationId: member.correlationId ?? `health:${instance._id}`,
         plan: instance.plan,
         ...(siteUrl ? { site: { url: siteUrl, name: resources.pagesProjectName ?? "" } } : {}),
         ...(resources.convexDeploymentUrl
@@ -136,11 +139,20 @@ export const checkBatch = internalAction({
     const providers = providersFor({ ctx, config, correlationId: `health:${batchId}` });
     const sites = plan.due.filter((t) => t.site);
     const backends = plan.due.filter((t) => t.backend);
-    const asTarget = (instanceId: string, target: { url: string; name: string }): ProbeTarget => ({ instanceId, ...target });
+    const asTarget = (t: { instanceId: string; correlationId: string }, target: { url: string; name: string }): ProbeTarget => ({
+      instanceId: t.instanceId,
+      correlationId: t.correlationId,
+      ...target,
+    });
     const [siteOutcomes, backendOutcomes, deepOutcomes] = await Promise.all([
-      sites.length > 0 ? providers.cloudflare.probeSites(sites.map((t) => asTarget(t.instanceId, t.site!))) : [],
-      backends.length > 0 ? providers.convex.probeBackends(backends.map((t) => asTarget(t.instanceId, t.backend!))) : [],
-      Promise.all(plan.due.flatMap((t) => t.deep.map((name) => probeDeep(providers, t, name)))),
+      sites.length > 0 ? providers.cloudflare.probeSites(sites.map((t) => asTarget(t, t.site!))) : [],
+      backends.length > 0 ? providers.convex.probeBackends(backends.map((t) => asTarget(t, t.backend!))) : [],
+      // A deep probe's provider calls carry the instance's thread, so they get its own adapters.
+      Promise.all(
+        plan.due.flatMap((t) =>
+          t.deep.map((name) => probeDeep(providersFor({ ctx, config, correlationId: t.correlationId }), t, name)),
+        ),
+      ),
     ]);
     const at = Date.now();
     const results = new Map<Id<"instances">, { name: HealthCheckName; result: CheckResult }[]>();
@@ -168,7 +180,7 @@ export const checkBatch = internalAction({
 /** One direct probe of the management view; no result when the probe could not be made. */
 async function probeDeep(
   providers: ReturnType<typeof providersFor>,
-  target: { instanceId: Id<"instances">; organizationId?: string; pagesProjectName?: string },
+  target: { instanceId: Id<"instances">; correlationId: string; organizationId?: string; pagesProjectName?: string },
   name: DeepCheckName,
 ): Promise<{ instanceId: Id<"instances">; name: DeepCheckName; result?: CheckResult }> {
   const id = name === "organization" ? target.organizationId : target.pagesProjectName;
@@ -182,7 +194,7 @@ async function probeDeep(
   } catch (error) {
     // Could not ask (provider outage, budget): a provider's trouble is not the tenant's; ask next time.
     const { outcome } = outcomeForError(error);
-    log("warn", "health.deep_probe_unavailable", { correlationId: `health:${target.instanceId}`, instanceId: target.instanceId, check: name, outcome: outcome.kind });
+    log("warn", "health.deep_probe_unavailable", { correlationId: target.correlationId, instanceId: target.instanceId, check: name, outcome: outcome.kind });
     return { instanceId: target.instanceId, name };
   }
 }
@@ -273,13 +285,15 @@ async function settleVerdict(
       detail: `${transition.from ?? "unchecked"} -> ${transition.to}${failing.length ? ` (failing: ${failing.join(", ")})` : ""}`,
     });
     if (transition.to === "active") {
-      if (member.incidentId) await resolveIncident(ctx, config, member.incidentId, { at, resolution: "recovered", failing: [] });
+      // The incident keeps its last failing checks: the recovery notice says what had failed.
+      if (member.incidentId) await resolveIncident(ctx, config, member.incidentId, { at, resolution: "recovered" });
       next = { ...next, incidentId: undefined };
     } else if (member.incidentId) {
       await updateIncident(ctx, config, member.incidentId, { severity: transition.to, failing, at });
     } else {
       const incidentId = await openIncident(ctx, config, {
         instanceId: member.instanceId,
+        ...(member.correlationId ? { correlationId: member.correlationId } : {}),
         plan,
         severity: transition.to,
         failing,
@@ -486,7 +500,7 @@ const PRUNE_PER_CALL = 500;
 export const pruneHealthHistory = internalMutation({
   args: {},
   returns: v.object({ deleted: v.number() }),
-  handler: async (ctx) => {
+  handler: cronBatch("healthRounds.pruneHealthHistory", async (ctx) => {
     const config = loadConfig();
     const cutoff = Date.now() - config.HEALTH_RETENTION_MS;
     const old = await ctx.db
@@ -496,5 +510,5 @@ export const pruneHealthHistory = internalMutation({
     for (const row of old) await ctx.db.delete("healthChecks", row._id);
     if (old.length === PRUNE_PER_CALL) await ctx.scheduler.runAfter(0, internal.healthRounds.pruneHealthHistory, {});
     return { deleted: old.length };
-  },
+  }),
 });

@@ -12,7 +12,8 @@ import { checkInstanceHealth } from "./model/health";
 import { renderStatusPage } from "./model/statusPage";
 import { verifyStripeWebhook } from "./model/stripeWebhook";
 import { verifySvix } from "./lib/svix";
-import { adminRoute } from "./security";
+import { adminRoute, guard, screenUnverified, sourceOf } from "./security";
+import { registerSecurityRoutes } from "./securityRoutes";
 import { registerOrphanRoutes } from "./adminRoutes";
 import { registerReconcileRoutes } from "./reconcileRoutes";
 import { registerDeliveryRoutes } from "./deliveryRoutes";
@@ -35,7 +36,18 @@ http.route({
     }
     const body = await request.text();
     const verified = await verifyStripeWebhook(body, request.headers.get("stripe-signature"), config.STRIPE_WEBHOOK_SECRET);
-    if (!verified.ok) return jsonError(verified.code, verified.message);
+    const source = await sourceOf(ctx);
+    if (!verified.ok) {
+      // Only now, after the signature check, may the address count: a failed check is suspicious
+      // and limited per address; a delivery Stripe signed never is (see docs/security.md).
+      if (verified.code !== "INVALID_EVENT") {
+        const refused = await screenUnverified(ctx, source, "/stripe/webhook", "webhookPerAddress");
+        if (refused) return refused;
+      }
+      return jsonError(verified.code, verified.message);
+    }
+    const limited = await guard(ctx, { source, route: "/stripe/webhook", limits: [{ name: "webhookGlobal" }] });
+    if (limited) return limited;
     const { event } = verified;
     // Until live credentials are complete nothing is recorded: 5xx, so Stripe redelivers it later.
     const missing = missingLiveCredentials(config);
@@ -63,9 +75,21 @@ http.route({
   method: "GET",
   handler: route("/status", async (ctx, request, config) => {
     const sessionId = new URL(request.url).searchParams.get("session_id");
+    const source = await sourceOf(ctx);
+    const refused = await guard(ctx, {
+      source,
+      route: "/status",
+      checkBlock: true,
+      limits: [{ name: "statusPerAddress", key: source }, ...(sessionId ? [{ name: "statusPerSession" as const, key: sessionId.slice(0, 200) }] : [])],
+    });
+    if (refused) return refused;
     if (!sessionId) return jsonError("BAD_REQUEST", "query parameter session_id is required");
     const view = await ctx.runQuery(internal.provisioning.getStatusBySession, { sessionId, now: Date.now() });
-    if (!view) return jsonError("NOT_FOUND", "no checkout session with that id");
+    if (!view) {
+      // Many unknown ids from one address is enumeration: it blocks the address.
+      const blocked = await guard(ctx, { source, route: "/status", suspicious: "session_enumeration" });
+      return blocked ?? jsonError("NOT_FOUND", "no checkout session with that id");
+    }
     if (wantsJson(request)) return json(200, view);
     return new Response(renderStatusPage(view, config.SUPPORT_URL), {
       status: 200,
@@ -187,7 +211,13 @@ http.route({
     if (!config.RESEND_WEBHOOK_SECRET) return jsonError("CONFIG_INVALID", "RESEND_WEBHOOK_SECRET is not set");
     const body = await request.text();
     const verified = await verifySvix(request.headers, body, config.RESEND_WEBHOOK_SECRET);
-    if (!verified.ok) return jsonError(verified.code, verified.message);
+    const source = await sourceOf(ctx);
+    if (!verified.ok) {
+      const refused = await screenUnverified(ctx, source, "/resend/webhook", "resendPerAddress");
+      return refused ?? jsonError(verified.code, verified.message);
+    }
+    const limited = await guard(ctx, { source, route: "/resend/webhook", limits: [{ name: "resendGlobal" }] });
+    if (limited) return limited;
     let parsed: z.infer<typeof ResendEventBody>;
     try {
       parsed = ResendEventBody.parse(JSON.parse(body));
@@ -215,21 +245,26 @@ http.route({
   handler: route("/provisioning-callback", async (ctx, request, config) => {
     const secret = config.PROVISION_CALLBACK_SECRET;
     if (!secret) return jsonError("CALLBACK_NOT_CONFIGURED", "PROVISION_CALLBACK_SECRET is not set");
+    const source = await sourceOf(ctx);
+    // A request that fails the signature check (unsigned, forged or a stale replay) counts against its address.
+    const unverified = async (code: "CALLBACK_UNSIGNED" | "CALLBACK_BAD_SIGNATURE" | "CALLBACK_STALE", message: string) =>
+      (await screenUnverified(ctx, source, "/provisioning-callback", "callbackPerAddress")) ?? jsonError(code, message);
     const header = request.headers.get("x-brain-signature");
-    if (!header) return jsonError("CALLBACK_UNSIGNED", "X-Brain-Signature header is required");
+    if (!header) return unverified("CALLBACK_UNSIGNED", "X-Brain-Signature header is required");
     const parts = Object.fromEntries(header.split(",").map((part) => part.trim().split("=", 2) as [string, string]));
     const timestamp = Number(parts.t);
     if (!Number.isInteger(timestamp) || !/^[0-9a-f]{64}$/.test(parts.v1 ?? "")) {
-      return jsonError("CALLBACK_BAD_SIGNATURE", "X-Brain-Signature must be t=<unix seconds>,v1=<hex HMAC-SHA256>");
+      return unverified("CALLBACK_BAD_SIGNATURE", "X-Brain-Signature must be t=<unix seconds>,v1=<hex HMAC-SHA256>");
     }
     const body = await request.text();
     const expected = await hmacSha256Hex(secret, `${timestamp}.${body}`);
     if (!(await timingSafeEqual(expected, parts.v1))) {
-      return jsonError("CALLBACK_BAD_SIGNATURE", "signature does not match the body");
+      return unverified("CALLBACK_BAD_SIGNATURE", "signature does not match the body");
     }
     if (Math.abs(Date.now() / 1000 - timestamp) > CALLBACK_TOLERANCE_SECONDS) {
-      return jsonError("CALLBACK_STALE", `signature timestamp is more than ${CALLBACK_TOLERANCE_SECONDS} s old`);
+      return unverified("CALLBACK_STALE", `signature timestamp is more than ${CALLBACK_TOLERANCE_SECONDS} s old`);
     }
+    const limitJob = (jobId: string) => guard(ctx, { source, route: "/provisioning-callback", limits: [{ name: "callbackPerJob", key: jobId }] });
     let payload: unknown;
     try {
       payload = JSON.parse(body);
@@ -245,6 +280,8 @@ http.route({
         return jsonError("BAD_REQUEST", `a progress report must be { jobId, step: "deployApp", status: "progress", runId, dispatchId, progress: { name, state: "started" | "succeeded" | "failed", ms? } }`);
       }
       report = parsed.data;
+      const limited = await limitJob(report.jobId);
+      if (limited) return limited;
       const { status: _progress, ...progressReport } = parsed.data;
       result = await ctx.runMutation(internal.provisioning.recordDeployProgress, { signature: parts.v1, ...progressReport });
     } else {
@@ -253,6 +290,8 @@ http.route({
         return jsonError("BAD_REQUEST", `body must be { jobId, step: "deployApp", status: "succeeded" | "failed", runId, dispatchId, message?, timings? }`);
       }
       report = parsed.data;
+      const limited = await limitJob(report.jobId);
+      if (limited) return limited;
       result = await ctx.runMutation(internal.provisioning.recordDeployCallback, { signature: parts.v1, ...parsed.data });
     }
     log("info", "callback.received", { correlationId: report.jobId, status: report.status, result });
@@ -277,6 +316,7 @@ registerHealthRoutes(http);
 registerMetricsRoutes(http);
 registerJobRoutes(http);
 registerSecretRoutes(http);
+registerSecurityRoutes(http);
 
 // Known paths asked with the wrong method answer in the JSON error shape too.
 const METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"] as const;
@@ -303,6 +343,7 @@ const ROUTES: { path: string; prefix: boolean; method: (typeof METHODS)[number] 
   { path: "/admin/jobs", prefix: false, method: "GET" },
   { path: "/admin/jobs/", prefix: true, method: "GET" },
   { path: "/admin/encryption/rotate", prefix: false, method: ["GET", "POST"] },
+  { path: "/admin/security-events", prefix: false, method: "GET" },
 ];
 for (const known of ROUTES) {
   const allowed: readonly string[] = typeof known.method === "string" ? [known.method] : known.method;

@@ -6,7 +6,7 @@ import { internal } from "./_generated/api";
 import { internalAction, internalMutation } from "./_generated/server";
 import { retryDelayMs } from "./lib/backoff";
 import { loadConfig, retryPolicy } from "./lib/config";
-import { log } from "./lib/log";
+import { log, cronBatch } from "./lib/log";
 import { vStripeEventOutcome, vSubscriptionSummary } from "./lib/validators";
 import { applySubscription, deprovisionNow, reviewInstance as review } from "./model/lifecycle";
 import { providersFor } from "./providers";
@@ -29,14 +29,14 @@ export const reviewInstance = internalMutation({
 export const reviewDueDeprovisions = internalMutation({
   args: {},
   returns: v.number(),
-  handler: async (ctx) => {
+  handler: cronBatch("lifecycle.reviewDueDeprovisions", async (ctx) => {
     const due = await ctx.db
       .query("instances")
       .withIndex("by_deprovisionAt", (q) => q.gte("deprovisionAt", 0).lte("deprovisionAt", Date.now()))
       .take(100);
     for (const instance of due) await ctx.scheduler.runAfter(0, internal.lifecycle.reviewInstance, { instanceId: instance._id });
     return due.length;
-  },
+  }),
 });
 
 /** Applies a subscription as Stripe returned it (a snapshot: the truth when it was taken). */

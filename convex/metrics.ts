@@ -19,6 +19,7 @@ import {
   type AuditBudget,
 } from "./model/metrics";
 import { emptyFigures, kpis, mergeFigures, vProvisioningMetrics, type MetricFigures } from "./model/metricsFigures";
+import { cronBatch } from "./lib/log";
 
 /** Jobs read per rollup mutation (one page of one index range). */
 export const JOBS_PER_PAGE = 100;
@@ -103,7 +104,7 @@ async function startNextBucket(ctx: MutationCtx, now: number): Promise<number | 
 export const runRollup = internalMutation({
   args: {},
   returns: v.object({ started: v.union(v.number(), v.null()) }),
-  handler: async (ctx) => ({ started: await startNextBucket(ctx, Date.now()) }),
+  handler: cronBatch("metrics.runRollup", async (ctx) => ({ started: await startNextBucket(ctx, Date.now()) })),
 });
 
 /**

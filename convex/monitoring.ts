@@ -12,20 +12,37 @@ import { listCircuits as listProviderCircuits } from "./model/circuits";
 import { checkInstanceHealth as runHealthCheck } from "./model/health";
 import { dashboardStatus, readCounts, type DashboardStatus, type StatusCounts } from "./model/healthCounts";
 import { claimDueBatches, enrollNewInstances, startDeepSweepIfDue } from "./model/healthSchedule";
+import { cronBatch } from "./lib/log";
 
 /** An instance's resources by an id that may come from a URL (null when malformed or unknown). */
 export const getInstanceResources = internalQuery({
   args: { instanceId: v.string() },
   returns: v.union(
     v.null(),
-    v.object({ instanceId: v.id("instances"), status: vInstanceStatus, resources: vInstanceResources, healthStatus: v.optional(vInstanceHealthStatus) }),
+    v.object({
+      instanceId: v.id("instances"),
+      status: vInstanceStatus,
+      resources: vInstanceResources,
+      healthStatus: v.optional(vInstanceHealthStatus),
+      /** The Stripe event that provisioned it: the check's log lines carry it. */
+      correlationId: v.optional(v.string()),
+    }),
   ),
   handler: async (ctx, args) => {
     const instanceId = ctx.db.normalizeId("instances", args.instanceId);
     const instance = instanceId ? await ctx.db.get("instances", instanceId) : null;
-    return instance
-      ? { instanceId: instance._id, status: instance.status, resources: instance.resources, ...(instance.healthStatus ? { healthStatus: instance.healthStatus } : {}) }
-      : null;
+    if (!instance) return null;
+    const job = await ctx.db
+      .query("provisioningJobs")
+      .withIndex("by_instanceId_and_kind", (q) => q.eq("instanceId", instance._id).eq("kind", "provision"))
+      .first();
+    return {
+      instanceId: instance._id,
+      status: instance.status,
+      resources: instance.resources,
+      ...(instance.healthStatus ? { healthStatus: instance.healthStatus } : {}),
+      ...(job ? { correlationId: job.correlationId } : {}),
+    };
   },
 });
 
@@ -86,7 +103,7 @@ export const checkInstanceHealth = internalAction({
 export const runHealthChecks = internalMutation({
   args: {},
   returns: v.object({ enrolledMore: v.boolean(), claimedMore: v.boolean() }),
-  handler: async (ctx) => {
+  handler: cronBatch("monitoring.runHealthChecks", async (ctx) => {
     const config = loadConfig();
     const now = Date.now();
     const enrolledMore = await enrollNewInstances(ctx, config, now);
@@ -94,7 +111,7 @@ export const runHealthChecks = internalMutation({
     await startDeepSweepIfDue(ctx, config, now);
     if (enrolledMore || claimedMore) await ctx.scheduler.runAfter(0, internal.monitoring.runHealthChecks, {});
     return { enrolledMore, claimedMore };
-  },
+  }),
 });
 
 const vDashboardStatus = v.union(v.literal("active"), v.literal("degraded"), v.literal("down"), v.literal("unchecked"));

@@ -5,7 +5,7 @@ import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import { internalAction, internalMutation } from "./_generated/server";
 import { loadConfig } from "./lib/config";
-import { log } from "./lib/log";
+import { log, cronBatch } from "./lib/log";
 import {
   applyResendEvent,
   claimEmail,
@@ -50,7 +50,7 @@ export const sendNotification = internalAction({
     const started = Date.now();
     let outcome: EmailOutcome;
     try {
-      const providers = providersFor({ ctx, config, correlationId: claim.correlationId });
+      const providers = providersFor({ ctx, config, correlationId: claim.correlationId, attempt: claim.attempt });
       const { id } = await providers.resend.sendEmail({
         to: claim.to,
         subject: claim.subject,
@@ -95,7 +95,7 @@ export const enqueueNotificationSend = internalMutation({
 export const runDueNotifications = internalMutation({
   args: {},
   returns: v.object({ restarted: v.number() }),
-  handler: async (ctx) => ({ restarted: await sweepDueEmails(ctx, loadConfig(), Date.now()) }),
+  handler: cronBatch("notifications.runDueNotifications", async (ctx) => ({ restarted: await sweepDueEmails(ctx, loadConfig(), Date.now()) })),
 });
 
 /** POST /resend/webhook, after the svix signature was verified: one delivery event. */

@@ -9,6 +9,7 @@ import { vInstanceRef, vOrphan, vOrphanCleanup, vOrphanProvider, vOrphanScan } f
 import { appendAudit } from "./model/audit";
 import { cleanupOrphans as runCleanup, scanAndRecord } from "./model/orphanScan";
 import { recordedIds } from "./model/orphans";
+import { cronBatch } from "./lib/log";
 
 /** Who the hourly cron acts as; its scans are stored but not audited. */
 export const SCAN_CRON_ACTOR = "system:orphan-scan";
@@ -117,7 +118,7 @@ export const getLastOrphanScan = internalQuery({
 export const scanOrphans = internalAction({
   args: { actor: v.optional(v.string()) },
   returns: v.object({ orphans: v.array(vOrphan) }),
-  handler: async (ctx, { actor = DASHBOARD_ACTOR }) => scanAndRecord(ctx, loadConfig(), actor, actor !== SCAN_CRON_ACTOR),
+  handler: cronBatch("orphans.scanOrphans", async (ctx, { actor = DASHBOARD_ACTOR }: { actor?: string }) => scanAndRecord(ctx, loadConfig(), actor, actor !== SCAN_CRON_ACTOR)),
 });
 
 /**

@@ -27,7 +27,7 @@ import {
   resyncAdmission,
   retryFailedJob,
 } from "./model/jobs";
-import { log } from "./lib/log";
+import { log, cronBatch } from "./lib/log";
 import { buildStatusView, vStatusView } from "./model/status";
 
 /** Workpool completion of one step attempt: the action's outcome, or how it died. */
@@ -254,7 +254,7 @@ export const cancelJob = internalMutation({
 export const runWatchdog = internalMutation({
   args: {},
   returns: v.object({ expired: v.number() }),
-  handler: async (ctx) => {
+  handler: cronBatch("provisioning.runWatchdog", async (ctx) => {
     const config = loadConfig();
     const now = Date.now();
     const running = await ctx.db
@@ -287,7 +287,7 @@ export const runWatchdog = internalMutation({
       await resyncAdmission(ctx, stillRunning);
     }
     return { expired };
-  },
+  }),
 });
 
 /** The public status view of the instance bought in one checkout session, or null if unknown. */

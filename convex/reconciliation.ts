@@ -10,7 +10,7 @@ import type { Id } from "./_generated/dataModel";
 import { internalAction, internalMutation, internalQuery, type ActionCtx } from "./_generated/server";
 import { loadConfig, providerMode, requireLiveCredentials, type Config } from "./lib/config";
 import { fail, isBrainError } from "./lib/errors";
-import { log } from "./lib/log";
+import { log, cronBatch } from "./lib/log";
 import { vCheckoutSummary, vInstanceStatus, vStripeEventOutcome, vSubscriptionStatus, vSubscriptionSummary, type InstanceStatus } from "./lib/validators";
 import { appendAudit } from "./model/audit";
 import { provisionCheckout } from "./model/checkout";
@@ -207,7 +207,7 @@ export const getLastRun = internalQuery({
 export const runReconciliation = internalAction({
   args: { dryRun: v.boolean(), actor: v.string() },
   returns: vResult,
-  handler: async (ctx, { dryRun, actor }) => reconcile(ctx, loadConfig(), { dryRun, actor }),
+  handler: cronBatch("reconciliation.runReconciliation", async (ctx, { dryRun, actor }: { dryRun: boolean; actor: string }) => reconcile(ctx, loadConfig(), { dryRun, actor })),
 });
 
 /** Every item of a Stripe list, page after page; more than MAX_PAGES pages fails the listing. */

@@ -34,6 +34,7 @@ import {
   vAlertChannel,
   vCheckResult,
   vDeployProgress,
+  vSecurityEventKind,
 } from "./lib/validators";
 import { vMetricFigures } from "./model/metricsFigures";
 import { vDeployKeyRotation, vSecretRotationStatus, vSecretTable } from "./model/secrets";
@@ -302,6 +303,8 @@ export default defineSchema({
   // GET /admin/incidents, GET /instance-health and the metrics. Kept HEALTH_RETENTION_MS after resolving.
   incidents: defineTable({
     instanceId: v.id("instances"),
+    /** The correlation id of the Stripe event that provisioned the instance (its log lines carry it). */
+    correlationId: v.optional(v.string()),
     plan: v.string(),
     status: vIncidentStatus,
     /** The worst confirmed status while open. */
@@ -347,8 +350,11 @@ export default defineSchema({
   // Each alert notice to each destination (an email address, the webhook): retried with backoff
   // for up to 24 h. Written and read by alerts.ts; pruned after HEALTH_RETENTION_MS.
   alertDeliveries: defineTable({
-    incidentId: v.id("incidents"),
-    instanceId: v.id("instances"),
+    /** The incident it is about (instance alerts); absent for a security alert. */
+    incidentId: v.optional(v.id("incidents")),
+    instanceId: v.optional(v.id("instances")),
+    /** The block it is about (security.blocked alerts, issue 11). */
+    securityEventId: v.optional(v.id("securityEvents")),
     type: vAlertType,
     channel: vAlertChannel,
     /** The email address, or the webhook URL's host (the URL itself is configuration). */
@@ -562,4 +568,23 @@ export default defineSchema({
     updatedAt: v.number(),
     finishedAt: v.optional(v.number()),
   }).index("by_keyId", ["keyId"]),
+
+  // Suspicious activity (issue 11, docs/security.md): one row per block of a source address.
+  // Written by security.screenRequest when a detection bucket runs dry; read by the same to
+  // refuse a blocked source (its latest row), and by security.listSecurityEvents (operators).
+  securityEvents: defineTable({
+    at: v.number(),
+    kind: vSecurityEventKind,
+    /** The source address Convex reported for the request ("unknown" when it reported none). */
+    source: v.string(),
+    /** What was seen and the block it earned, for operators (never a token or a body). */
+    detail: v.string(),
+    /** The route the tripping request came to. */
+    route: v.string(),
+    /** The source's block count in a row (1, 2, ...): its cool-down doubles with each. */
+    strike: v.number(),
+    blockedUntil: v.number(),
+  })
+    .index("by_source_and_at", ["source", "at"])
+    .index("by_at", ["at"]),
 });

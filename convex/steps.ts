@@ -26,7 +26,7 @@ export const runStep = internalAction({
     let outcome: StepOutcome;
     try {
       const config = loadConfig();
-      const providers = providersFor({ ctx, config, correlationId: input.correlationId });
+      const providers = providersFor({ ctx, config, correlationId: input.correlationId, attempt: args.attempt });
       outcome = await STEPS[args.step].run({ providers, config, input, attempt: args.attempt, deadlineMs: stepDeadlineMs(config, args.step) });
     } catch (error) {
       const classified = outcomeForError(error);

@@ -7,7 +7,7 @@ import { internal } from "./_generated/api";
 import { internalMutation, internalQuery } from "./_generated/server";
 import { loadConfig, requireLiveCredentials, type Config } from "./lib/config";
 import { isBrainError } from "./lib/errors";
-import { log } from "./lib/log";
+import { log, cronBatch } from "./lib/log";
 import { vCheckoutSummary, vEventRouting, vStripeEventOutcome, vSubscriptionSummary } from "./lib/validators";
 import { appendAudit } from "./model/audit";
 import { pagesCapExceeded, provisionCheckout } from "./model/checkout";
@@ -142,14 +142,14 @@ export const processStripeEvent = internalMutation({
 export const reprocessStaleEvents = internalMutation({
   args: {},
   returns: v.number(),
-  handler: async (ctx) => {
+  handler: cronBatch("stripe.reprocessStaleEvents", async (ctx) => {
     const stale = await ctx.db
       .query("stripeEvents")
       .withIndex("by_outcome_and_receivedAt", (q) => q.eq("outcome", "received").lt("receivedAt", Date.now() - 5 * 60_000))
       .take(100);
     for (const event of stale) await ctx.scheduler.runAfter(0, internal.stripe.processStripeEvent, { id: event._id });
     return stale.length;
-  },
+  }),
 });
 
 /** Dashboard: one event's record by its Stripe id. */

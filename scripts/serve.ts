@@ -91,7 +91,9 @@ const server = createServer((request, response) => {
         else if (Array.isArray(value)) headers.set(key, value.join(", "));
       }
       const method = request.method ?? "GET";
-      const answer = await t.fetch(request.url ?? "/", {
+      // The socket's address is the request's source, as Convex reports a client's (never a
+      // forwarding header): rate limits and blocks key on it (docs/security.md).
+      const answer = await t.withRequestMetadata({ ip: request.socket.remoteAddress ?? null }).fetch(request.url ?? "/", {
         method,
         headers,
         ...(method === "GET" || method === "HEAD" ? {} : { body: new Uint8Array(body) }),
@@ -111,7 +113,9 @@ await new Promise<void>((resolve, reject) => {
 });
 const address = server.address();
 const base = `http://127.0.0.1:${typeof address === "object" && address ? address.port : port}`;
-const token = process.env.ADMIN_API_TOKEN;
+// With named tokens set (ADMIN_API_TOKENS wins over ADMIN_API_TOKEN), the first one is shown.
+const named = process.env.ADMIN_API_TOKENS?.split(",")[0]?.trim();
+const token = named ? named.slice(named.indexOf(":") + 1).trim() : process.env.ADMIN_API_TOKEN;
 say(`Brain is running offline on ${base} (sandbox providers, embedded Convex functions)`);
 say(`  admin token: ${token}`);
 say(`  function logs: ${logFile}`);
@@ -197,6 +201,11 @@ let last = "";
 let view: Status | undefined;
 while (Date.now() < deadline) {
   const answer = await fetch(statusUrl, { headers: { Accept: "application/json" } });
+  if (answer.status === 429) {
+    // Over the status page's rate limit (RATE_LIMIT_STATUS_*): wait as told, like any client.
+    await new Promise((resolve) => setTimeout(resolve, Number(answer.headers.get("retry-after") ?? 1) * 1000));
+    continue;
+  }
   view = (await answer.json()) as Status;
   const active = view.steps.filter((s) => ["running", "retrying", "waiting"].includes(s.status));
   const line =

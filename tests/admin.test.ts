@@ -28,17 +28,20 @@ describe("admin authentication", () => {
     }
   });
 
-  test("repeated failed authentications are throttled with 429 while the right token still works", async () => {
-    const t = setupBackend();
+  test("repeated failed authentications from one address are throttled with 429 there only; the right token still works from it", async () => {
+    const t = setupBackend({ env: { RATE_LIMIT_ADMIN_FAILURES_PER_ADDRESS_PER_MINUTE: "30" } });
     const status = await readyInstance(t);
+    const attacker = t.withRequestMetadata({ ip: "203.0.113.7" });
     const codes: number[] = [];
     for (let i = 0; i < 32; i++) {
-      codes.push((await t.fetch(`/instance-health/${status.instanceId}`, { headers: adminHeaders("guess-guess-guess") })).status);
+      codes.push((await attacker.fetch(`/instance-health/${status.instanceId}`, { headers: adminHeaders("guess-guess-guess") })).status);
     }
     expect(codes.slice(0, 30).every((c) => c === 401)).toBe(true);
     expect(codes.slice(30)).toEqual([429, 429]);
-    const ok = await t.fetch(`/instance-health/${status.instanceId}`, { headers: adminHeaders() });
+    const ok = await attacker.fetch(`/instance-health/${status.instanceId}`, { headers: adminHeaders() });
     expect(ok.status).toBe(200);
+    const elsewhere = await t.withRequestMetadata({ ip: "198.51.100.2" }).fetch(`/instance-health/${status.instanceId}`, { headers: adminHeaders("typo-typo-typo-typo") });
+    expect(elsewhere.status).toBe(401);
   });
 
   test("with no ADMIN_API_TOKEN configured the admin API is disabled (503), not open", async () => {

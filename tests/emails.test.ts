@@ -328,7 +328,12 @@ describe("live Resend (the resend SDK against tests/fakes/resend.ts, real timers
     const emails = fake.emails();
     expect(emails.map((e) => e.idempotencyKey).sort()).toEqual([`instance_ready/${job._id}`, `provisioning_started/${job._id}`]);
     expect(emails.every((e) => e.from === "Brain <brain@example.com>" && e.to.join() === "live@example.com" && e.text && e.html)).toBe(true);
-    const rows = await notificationsOf(t, job._id);
+    // The fake has answered; the send is recorded once the action is back from it.
+    let rows = await notificationsOf(t, job._id);
+    while (rows.find((r) => r.kind === "instance_ready")?.status === "pending" && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      rows = await notificationsOf(t, job._id);
+    }
     const ready = rows.find((r) => r.kind === "instance_ready")!;
     expect(ready.status).toBe("sent");
     expect(emails.map((e) => e.id)).toContain(ready.providerMessageId);

@@ -27,6 +27,26 @@ export const DEFAULT_TEST_ENV: Record<string, string> = {
   ADMIN_API_TOKEN: TEST_ADMIN_API_TOKEN,
   PROVIDER_MODE: "sandbox",
   SANDBOX_LATENCY_MS: "50",
+  // Rate limits and suspicious-activity thresholds (docs/security.md) far above anything a
+  // functional test sends (they poll /status several times a second); tests/security.test.ts
+  // sets them low where throttling and blocking are the subject.
+  ...Object.fromEntries(
+    [
+      "RATE_LIMIT_WEBHOOK_PER_ADDRESS_PER_MINUTE",
+      "RATE_LIMIT_WEBHOOK_GLOBAL_PER_MINUTE",
+      "RATE_LIMIT_RESEND_PER_ADDRESS_PER_MINUTE",
+      "RATE_LIMIT_RESEND_GLOBAL_PER_MINUTE",
+      "RATE_LIMIT_STATUS_PER_ADDRESS_PER_MINUTE",
+      "RATE_LIMIT_STATUS_PER_SESSION_PER_MINUTE",
+      "RATE_LIMIT_CALLBACK_PER_JOB_PER_MINUTE",
+      "RATE_LIMIT_CALLBACK_PER_ADDRESS_PER_MINUTE",
+      "RATE_LIMIT_ADMIN_PER_TOKEN_PER_MINUTE",
+      "RATE_LIMIT_ADMIN_FAILURES_PER_ADDRESS_PER_MINUTE",
+      "SECURITY_BAD_SIGNATURE_THRESHOLD",
+      "SECURITY_UNKNOWN_SESSION_THRESHOLD",
+      "SECURITY_ADMIN_FAILURE_THRESHOLD",
+    ].map((name) => [name, "1000000"]),
+  ),
 };
 
 let appliedKeys: string[] = [];

@@ -4,7 +4,7 @@
 // hangs past HEALTH_PROBE_TIMEOUT_MS: the instance goes down after the failure threshold, one
 // signed alert reaches the webhook receiver, and once both answer again it is active after the
 // success threshold with one recovery notice.
-import { afterEach, beforeEach, expect, test } from "vitest";
+import { afterEach, beforeEach, expect, test, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
 import type { Doc, Id } from "../convex/_generated/dataModel";
 import { startAlertReceiver, type AlertReceiver } from "./fakes/alertReceiver";
@@ -19,6 +19,7 @@ beforeEach(async () => {
   [fakes, receiver] = await Promise.all([startFakes(), startAlertReceiver({ secret: SECRET })]);
 });
 afterEach(async () => {
+  vi.restoreAllMocks();
   await Promise.all([fakes.close(), receiver.close()]);
 });
 
@@ -49,7 +50,13 @@ test("live probes: a site answering 503 and a backend that hangs make the instan
     },
   });
   fakes.attach(t);
-  const { sessionId } = await sendCheckout(t);
+  const lines: Record<string, unknown>[] = [];
+  for (const level of ["info", "warn", "error"] as const) {
+    vi.spyOn(console, level).mockImplementation((line: unknown) => {
+      if (typeof line === "string" && line.startsWith('{"level":')) lines.push(JSON.parse(line) as Record<string, unknown>);
+    });
+  }
+  const { sessionId, event } = await sendCheckout(t);
   const status = await pollUntilSettled(t, sessionId);
   expect(status.status).toBe("ready");
   const id = status.instanceId as Id<"instances">;
@@ -89,4 +96,14 @@ test("live probes: a site answering 503 and a backend that hangs make the instan
   expect(receiver.requests.filter((r) => r.answer === "rejected")).toEqual([]);
   expect(receiver.accepted().map((r) => r.notice?.type)).toEqual(["instance.down", "instance.recovered"]);
   expect(receiver.accepted()[0].notice).toMatchObject({ incidentId: incidents[0]._id, instanceId: id, status: "down" });
+  // The recovery notice still names what had failed.
+  expect(incidents[0].failing).toEqual(["backend"]);
+
+  // Health keeps the thread of the Stripe event that provisioned the instance.
+  const probeFailures = lines.filter((l) => l.event === "health.probe_failed" && l.instanceId === id);
+  expect(probeFailures.length).toBeGreaterThanOrEqual(2);
+  for (const line of probeFailures) expect(line.correlationId).toBe(event.id);
+  for (const name of ["incident.opened", "alert.fired", "incident.resolved"]) {
+    expect(lines.filter((l) => l.event === name), name).toEqual([expect.objectContaining({ correlationId: event.id, incidentId: incidents[0]._id })]);
+  }
 }, 120_000);

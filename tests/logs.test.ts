@@ -31,6 +31,8 @@ test("every log line is JSON with its event and correlation id, a job's lines ca
   const t = setupBackend({ env });
   fakes.attach(t);
 
+  // One transient WorkOS failure: the step's second attempt is logged as attempt 2.
+  fakes.workos.inject({ method: "POST", path: /\/organizations$/, status: 503, times: 1 });
   const ready = await sendCheckout(t, { email: "ada.lovelace@example.com" });
   const readyStatus = await pollUntilSettled(t, ready.sessionId);
   expect(readyStatus.status).toBe("ready");
@@ -45,6 +47,9 @@ test("every log line is JSON with its event and correlation id, a job's lines ca
   }
   await t.mutation(internal.monitoring.runHealthChecks, {});
   await sleep(500);
+  // Cron batches log even when they find nothing to do.
+  await t.mutation(internal.provisioning.runWatchdog, {});
+  await t.mutation(internal.stripe.reprocessStaleEvents, {});
   expect((await t.fetch("/admin/health", { headers: adminHeaders() })).status).toBe(200);
   expect((await t.fetch("/admin/health")).status).toBe(401);
 
@@ -69,6 +74,26 @@ test("every log line is JSON with its event and correlation id, a job's lines ca
   // The cleanup's deletions are logged under the failed job's event, not an id of their own.
   const deletions = lines.filter((l) => l.event === "provider.call" && l.correlationId === failed.event.id && /delete/i.test(String(l.operation)));
   expect(deletions.length).toBeGreaterThanOrEqual(1);
+
+  // A live provider call names its HTTP request (never the query or host), status and attempt.
+  const liveCalls = lines.filter((l) => l.event === "provider.call" && l.mode === "live");
+  expect(liveCalls.length).toBeGreaterThan(10);
+  for (const line of liveCalls) {
+    expect(line, JSON.stringify(line)).toMatchObject({ method: expect.stringMatching(/^(GET|POST|PUT|PATCH|DELETE)$/), path: expect.stringMatching(/^\/[^?]*$/), durationMs: expect.any(Number) });
+    expect(line.attempt as number).toBeGreaterThanOrEqual(1);
+    if (/^\d{3}$/.test(String(line.outcome))) expect(line.status).toBe(Number(line.outcome));
+  }
+  const createOrg = liveCalls.filter((l) => l.correlationId === ready.event.id && l.method === "POST" && l.path === "/organizations");
+  expect(createOrg.map((l) => [l.status, l.attempt])).toEqual([[503, 1], [201, 2]]);
+  expect(liveCalls).toContainEqual(
+    expect.objectContaining({ correlationId: failed.event.id, provider: "cloudflare", method: "POST", path: expect.stringMatching(/\/pages\/projects$/), status: 400 }),
+  );
+
+  // One cron.batch line per cron run, with what it returned.
+  const batches = lines.filter((l) => l.event === "cron.batch");
+  expect(batches).toContainEqual(expect.objectContaining({ cron: "provisioning.runWatchdog", expired: 0, correlationId: expect.stringMatching(/^cron:provisioning\.runWatchdog:\d+$/) }));
+  expect(batches).toContainEqual(expect.objectContaining({ cron: "stripe.reprocessStaleEvents", result: 0 }));
+  expect(batches).toContainEqual(expect.objectContaining({ cron: "monitoring.runHealthChecks", enrolledMore: false, claimedMore: false }));
 
   // An authorized admin call writes one admin.call line; a refused one, admin.unauthorized.
   expect(lines.filter((l) => l.event === "admin.call" && l.route === "/admin/health")).toEqual([

@@ -201,7 +201,7 @@ describe("docs/openapi.yaml", () => {
   });
 
   test("asks for the bearer token exactly on the operations it marks admin, and the refusals match", async () => {
-    const t = setupBackend();
+    const t = setupBackend({ env: { RATE_LIMIT_ADMIN_FAILURES_PER_ADDRESS_PER_MINUTE: "30" } });
     for (const { path, method, operation } of operations) {
       const { status, body } = await call(t, method, path, { admin: false, ...(method === "POST" ? { body: "" } : {}) });
       if (isAdmin(operation)) {
@@ -377,6 +377,9 @@ describe("docs/openapi.yaml", () => {
     expect(deleted.body.status).toBe("deleted");
     const skipped = await call(t, "GET", "/instance-health/{instanceId}", { params: { instanceId } });
     expect(skipped.body.resources).toEqual([]);
+
+    // The security events (none: nothing here is suspicious at the harness's thresholds).
+    expect((await call(t, "GET", "/admin/security-events")).body).toEqual({ events: [] });
 
     // Every operation's success answer was validated, except the redelivery (no tenant forwards in the sandbox run).
     const succeeded = operations

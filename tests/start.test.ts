@@ -59,6 +59,37 @@ describe("npm start (offline embedded backend)", () => {
     expect(code).toBe(1);
   }, 120_000);
 
+  test("hands each request's socket address to the backend as its source: a blocked address is 127.0.0.1, not unknown", async () => {
+    const child = spawn("npx", ["tsx", "scripts/serve.ts", "--latency", "20"], {
+      env: { ...process.env, PORT: "0", CI: "false", SECURITY_ADMIN_FAILURE_THRESHOLD: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
+    try {
+      let stdout = "";
+      const started = await new Promise<{ base: string; token: string }>((resolve, reject) => {
+        child.stdout.on("data", (chunk) => {
+          stdout += chunk;
+          const base = /running offline on (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout)?.[1];
+          const token = /admin token: ([0-9a-f]+)\n/.exec(stdout)?.[1];
+          if (base && token) resolve({ base, token });
+        });
+        child.on("close", (code) => reject(new Error(`serve exited ${code}: ${stdout}`)));
+      });
+      // A fresh connection per request (no keep-alive reuse racing the server's idle timeout).
+      const headers = { connection: "close" };
+      const guess = () =>
+        fetch(`${started.base}/admin/circuits`, { headers: { ...headers, Authorization: "Bearer guess-guess-guess-guess", "X-Forwarded-For": "192.0.2.1" } });
+      expect((await guess()).status).toBe(401);
+      expect((await guess()).status).toBe(403);
+      const listed = await fetch(`${started.base}/admin/security-events`, { headers: { ...headers, Authorization: `Bearer ${started.token}` } });
+      const { events } = (await listed.json()) as { events: { kind: string; source: string }[] };
+      expect(events).toEqual([expect.objectContaining({ kind: "admin_auth_failures", source: "127.0.0.1" })]);
+    } finally {
+      if (child.pid) process.kill(-child.pid, "SIGTERM");
+    }
+  }, 120_000);
+
   test("rejects a malformed --fail option with a clear message", async () => {
     const { code, stderr } = await runServe(["--once", "--fail", "nonsense"]);
     expect(stderr).toContain("--fail expects");

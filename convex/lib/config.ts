@@ -17,6 +17,31 @@ type RateVariable = { [P in keyof Registry]: Registry[P] extends { rate: { varia
 type ModeVariable = { [P in keyof Registry]: Registry[P] extends { modeVariable: infer V extends string } ? V : never }[keyof Registry];
 type DeadlineVariable = `STEP_DEADLINE_MS_${Uppercase<StepName>}`;
 
+/**
+ * `name:token,...`: names unique (letters, digits, `_`, `-`), tokens at least 16 characters.
+ * Error messages name the entry, never a token.
+ */
+const AdminTokens = z.string().transform((text, ctx) => {
+  const tokens: { name: string; token: string }[] = [];
+  const entries = text.split(",").map((entry) => entry.trim()).filter((entry) => entry.length > 0);
+  entries.forEach((entry, index) => {
+    const colon = entry.indexOf(":");
+    const name = colon > 0 ? entry.slice(0, colon).trim() : "";
+    const token = colon > 0 ? entry.slice(colon + 1).trim() : "";
+    if (!/^[A-Za-z0-9_-]{1,40}$/.test(name)) {
+      ctx.addIssue({ code: "custom", message: `entry ${index + 1} must be name:token, the name 1-40 letters, digits, _ or -` });
+    } else if (token.length < 16) {
+      ctx.addIssue({ code: "custom", message: `the token named ${name} must be at least 16 characters` });
+    } else if (tokens.some((t) => t.name === name)) {
+      ctx.addIssue({ code: "custom", message: `the name ${name} is used twice` });
+    } else {
+      tokens.push({ name, token });
+    }
+  });
+  if (entries.length === 0) ctx.addIssue({ code: "custom", message: "must hold at least one name:token" });
+  return tokens;
+});
+
 const concurrency = (fallback: number) => int(1).max(100).default(fallback);
 const requestsPerSecond = (fallback: number) => z.coerce.number().positive().default(fallback);
 const modeOverride = () => ProviderMode.optional();
@@ -222,6 +247,42 @@ export const EnvSchema = z.object({
   DEPLOY_KEY_ROTATION_ALERT_AFTER: int(1).max(100).default(3),
   /** The first retry of a failed rotation waits this long; each further one twice as long (at most a day). */
   DEPLOY_KEY_ROTATION_RETRY_MS: int(1_000).default(15 * 60_000),
+
+  // Rate limits, blocking and admin tokens (issue 11): docs/security.md.
+  /** Named admin tokens, `name:token,...`; wins over ADMIN_API_TOKEN (which alone is one token named `default`). */
+  ADMIN_API_TOKENS: AdminTokens.optional(),
+  /** POST /stripe/webhook: requests whose signature does not verify, per source address. */
+  RATE_LIMIT_WEBHOOK_PER_ADDRESS_PER_MINUTE: int(1).default(30),
+  /** POST /stripe/webhook: verified deliveries, all sources together (Stripe's retry bursts fit). */
+  RATE_LIMIT_WEBHOOK_GLOBAL_PER_MINUTE: int(1).default(6_000),
+  /** POST /resend/webhook: requests whose signature does not verify, per source address. */
+  RATE_LIMIT_RESEND_PER_ADDRESS_PER_MINUTE: int(1).default(30),
+  /** POST /resend/webhook: verified deliveries, all sources together. */
+  RATE_LIMIT_RESEND_GLOBAL_PER_MINUTE: int(1).default(3_000),
+  /** GET /status: requests per source address. */
+  RATE_LIMIT_STATUS_PER_ADDRESS_PER_MINUTE: int(1).default(300),
+  /** GET /status: requests per checkout session id (the page polls every 2 s: 30 a minute). */
+  RATE_LIMIT_STATUS_PER_SESSION_PER_MINUTE: int(1).default(60),
+  /** POST /provisioning-callback: verified reports per job. */
+  RATE_LIMIT_CALLBACK_PER_JOB_PER_MINUTE: int(1).default(120),
+  /** POST /provisioning-callback: requests whose signature does not verify, per source address. */
+  RATE_LIMIT_CALLBACK_PER_ADDRESS_PER_MINUTE: int(1).default(30),
+  /** Admin routes: authenticated calls per token name. */
+  RATE_LIMIT_ADMIN_PER_TOKEN_PER_MINUTE: int(1).default(600),
+  /** Admin routes: failed authentications per source address (one address cannot lock out another). */
+  RATE_LIMIT_ADMIN_FAILURES_PER_ADDRESS_PER_MINUTE: int(1).default(10),
+  /** Suspicious activity is counted per source address over this window. */
+  SECURITY_WINDOW_MS: int(1_000).default(10 * 60_000),
+  /** Failed signature checks (Stripe, Resend, callback) from one address within the window that block it. */
+  SECURITY_BAD_SIGNATURE_THRESHOLD: int(1).default(50),
+  /** Unknown /status session ids from one address within the window that block it (enumeration). */
+  SECURITY_UNKNOWN_SESSION_THRESHOLD: int(1).default(30),
+  /** Failed admin authentications from one address within the window that block it. */
+  SECURITY_ADMIN_FAILURE_THRESHOLD: int(1).default(20),
+  /** A source's first block lasts this long; each further block doubles it. */
+  SECURITY_BLOCK_MS: int(1_000).default(15 * 60_000),
+  /** The longest block; a source whose last block ended this long ago starts again from SECURITY_BLOCK_MS. */
+  SECURITY_BLOCK_MAX_MS: int(1_000).default(24 * 60 * 60_000),
 });
 
 export type Config = z.infer<typeof EnvSchema>;
@@ -262,6 +323,15 @@ export function missingLiveCredentials(config: Config): string[] {
     missing.push("ENCRYPTION_KEY (needed in live mode)");
   }
   return missing;
+}
+
+/**
+ * The admin tokens in force: ADMIN_API_TOKENS when set, else ADMIN_API_TOKEN as one token named
+ * `default`, else none (the admin API is disabled).
+ */
+export function adminTokens(config: Config): { name: string; token: string }[] {
+  if (config.ADMIN_API_TOKENS) return config.ADMIN_API_TOKENS;
+  return config.ADMIN_API_TOKEN ? [{ name: "default", token: config.ADMIN_API_TOKEN }] : [];
 }
 
 /** Fails with CONFIG_INVALID naming every missing live credential (never a value). */

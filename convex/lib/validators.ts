@@ -104,6 +104,8 @@ export type CheckResult = Infer<typeof vCheckResult>;
  */
 export const vHealthMember = v.object({
   instanceId: v.id("instances"),
+  /** The correlation id of the Stripe event that provisioned it: its health lines carry it. */
+  correlationId: v.optional(v.string()),
   /** The plan its health counts are kept under (moved when the instance changes plan). */
   plan: v.string(),
   /** Confirmed status (after hysteresis); absent until the first check. */
@@ -135,7 +137,7 @@ export type HealthMember = Infer<typeof vHealthMember>;
 export const vIncidentSeverity = literals("degraded", "down");
 export type IncidentSeverity = Infer<typeof vIncidentSeverity>;
 export const vIncidentStatus = literals("open", "resolved");
-export const vAlertType = literals("instance.degraded", "instance.down", "instance.recovered");
+export const vAlertType = literals("instance.degraded", "instance.down", "instance.recovered", "security.blocked");
 export type AlertType = Infer<typeof vAlertType>;
 export const vAlertChannel = literals("email", "webhook");
 export type AlertChannel = Infer<typeof vAlertChannel>;
@@ -261,6 +263,8 @@ export const vAuditEntry = v.object({
   jobId: v.optional(v.id("provisioningJobs")),
   instanceId: v.optional(v.id("instances")),
   ...vAuditChange.fields,
+  /** The admin token's name, on admin calls (issue 11); never the token. */
+  token: v.optional(v.string()),
 });
 
 export const vStepContext = v.object({
@@ -406,3 +410,17 @@ export const vOrphanScan = v.object({
   orphans: v.array(vOrphan),
 });
 export type OrphanScan = Infer<typeof vOrphanScan>;
+
+// Suspicious activity (issue 11, docs/security.md).
+/** What tripped a block: a burst of failed signature checks, unknown status session ids, failed admin logins. */
+export const vSecurityEventKind = literals("bad_signatures", "session_enumeration", "admin_auth_failures");
+export type SecurityEventKind = Infer<typeof vSecurityEventKind>;
+
+/** One event as GET /admin/security-events lists it. */
+export const vSecurityEventView = v.object({
+  at: v.number(),
+  kind: vSecurityEventKind,
+  source: v.string(),
+  detail: v.string(),
+});
+export type SecurityEventView = Infer<typeof vSecurityEventView>;

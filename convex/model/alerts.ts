@@ -50,6 +50,9 @@ const ALERTS_ACTOR = "system:alerts";
 export const leaseMs = (config: Config) => config.PROVIDER_TIMEOUT_MS + MINUTE;
 
 type Incident = Doc<"incidents">;
+
+/** An incident's log thread: its instance's provisioning event, or its own id (incidents from before). */
+export const threadOf = (incident: Pick<Incident, "_id" | "correlationId">): string => incident.correlationId ?? incident._id;
 type Delivery = Doc<"alertDeliveries">;
 type Window = Doc<"maintenanceWindows">;
 type Notification = Incident["notifications"][number];
@@ -59,7 +62,7 @@ type Notification = Incident["notifications"][number];
 
 /** The webhook body, exactly these keys in this order; `since` and `at` are epoch milliseconds. */
 export type AlertNotice = {
-  type: AlertType;
+  type: InstanceAlertType;
   incidentId: string;
   instanceId: string;
   plan: string;
@@ -69,9 +72,12 @@ export type AlertNotice = {
   at: number;
 };
 
-export const alertTypeFor = (severity: IncidentSeverity): AlertType => (severity === "down" ? "instance.down" : "instance.degraded");
+/** The alert types about an instance (incidents); "security.blocked" is about a source address. */
+export type InstanceAlertType = Exclude<AlertType, "security.blocked">;
 
-export function alertBody(incident: Incident, type: AlertType, at: number): string {
+export const alertTypeFor = (severity: IncidentSeverity): InstanceAlertType => (severity === "down" ? "instance.down" : "instance.degraded");
+
+export function alertBody(incident: Incident, type: InstanceAlertType, at: number): string {
   const notice: AlertNotice = {
     type,
     incidentId: incident._id,
@@ -88,9 +94,22 @@ export function alertBody(incident: Incident, type: AlertType, at: number): stri
 const escapeHtml = (text: string) =>
   text.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]!);
 
-/** The alert email for a stored body: the subject names the instance and its status. */
+/** The webhook body of a security alert (issue 11): a source address blocked for suspicious activity. */
+export type SecurityNotice = {
+  type: "security.blocked";
+  eventId: string;
+  kind: string;
+  source: string;
+  detail: string;
+  blockedUntil: number;
+  at: number;
+};
+
+/** The alert email for a stored body: the subject names the instance and its status (or the blocked source). */
 export function alertEmail(body: string): { subject: string; text: string; html: string } {
-  const notice = JSON.parse(body) as AlertNotice;
+  const parsed = JSON.parse(body) as AlertNotice | SecurityNotice;
+  if (parsed.type === "security.blocked") return securityEmail(parsed);
+  const notice = parsed;
   const recovered = notice.type === "instance.recovered";
   const subject = recovered
     ? `[Brain] instance ${notice.instanceId} recovered: active`
@@ -102,6 +121,23 @@ export function alertEmail(body: string): { subject: string; text: string; html:
     ["Unhealthy since", new Date(notice.since).toISOString()],
     ["Notice made at", new Date(notice.at).toISOString()],
     ["Incident", notice.incidentId],
+  ];
+  const text = [headline, "", ...rows.map(([k, value]) => `${k}: ${value}`), ""].join("\n");
+  const html =
+    `<p>${escapeHtml(headline)}</p>\n<table>\n` +
+    rows.map(([k, value]) => `<tr><th align="left">${escapeHtml(k)}</th><td>${escapeHtml(value)}</td></tr>`).join("\n") +
+    "\n</table>\n";
+  return { subject, text, html };
+}
+
+function securityEmail(notice: SecurityNotice): { subject: string; text: string; html: string } {
+  const subject = `[Brain] security: ${notice.source} blocked (${notice.kind})`;
+  const headline = `Source ${notice.source} is blocked until ${new Date(notice.blockedUntil).toISOString()}.`;
+  const rows: [string, string][] = [
+    ["Kind", notice.kind],
+    ["Detail", notice.detail],
+    ["Blocked at", new Date(notice.at).toISOString()],
+    ["Event", notice.eventId],
   ];
   const text = [headline, "", ...rows.map(([k, value]) => `${k}: ${value}`), ""].join("\n");
   const html =
@@ -133,7 +169,7 @@ async function scheduleSend(ctx: MutationCtx, deliveryId: Id<"alertDeliveries">,
  * Queues one `type` notice about `incident` to every destination, made at `at`, each sent as
  * soon as this transaction commits. Returns how many rows it queued (0: no destination set).
  */
-export async function queueNotice(ctx: MutationCtx, config: Config, incident: Incident, type: AlertType, at: number): Promise<number> {
+export async function queueNotice(ctx: MutationCtx, config: Config, incident: Incident, type: InstanceAlertType, at: number): Promise<number> {
   const body = alertBody(incident, type, at);
   const now = Date.now();
   const targets = destinationsOf(config);
@@ -154,8 +190,44 @@ export async function queueNotice(ctx: MutationCtx, config: Config, incident: In
     await scheduleSend(ctx, deliveryId);
   }
   if (targets.length === 0) {
-    log("warn", "alert.no_destinations", { correlationId: incident._id, instanceId: incident.instanceId, type });
+    log("warn", "alert.no_destinations", { correlationId: threadOf(incident), incidentId: incident._id, instanceId: incident.instanceId, type });
   }
+  return targets.length;
+}
+
+/**
+ * Queues the one security alert of a block (issue 11) to every destination. Called in the
+ * transaction that records the block, so each block alerts exactly once.
+ */
+export async function queueSecurityNotice(ctx: MutationCtx, config: Config, event: Doc<"securityEvents">): Promise<number> {
+  const notice: SecurityNotice = {
+    type: "security.blocked",
+    eventId: event._id,
+    kind: event.kind,
+    source: event.source,
+    detail: event.detail,
+    blockedUntil: event.blockedUntil,
+    at: event.at,
+  };
+  const body = JSON.stringify(notice);
+  const now = Date.now();
+  const targets = destinationsOf(config);
+  for (const { channel, destination } of targets) {
+    const deliveryId = await ctx.db.insert("alertDeliveries", {
+      securityEventId: event._id,
+      type: "security.blocked",
+      channel,
+      destination,
+      body,
+      status: "pending",
+      attempts: 0,
+      nextAttemptAt: now,
+      expiresAt: now + DELIVERY_MAX_AGE_MS,
+      createdAt: now,
+    });
+    await scheduleSend(ctx, deliveryId);
+  }
+  if (targets.length === 0) log("warn", "alert.no_destinations", { correlationId: event._id, type: "security.blocked" });
   return targets.length;
 }
 
@@ -275,7 +347,7 @@ async function holdFor(ctx: MutationCtx, incident: Incident, window: Window, now
   await ctx.db.patch("incidents", incident._id, { [field]: window.until, notifications: withNotification(incident.notifications, note) });
   const next = field === "alertDueAt" ? internal.alerts.fireAlert : internal.alerts.fireReminder;
   await ctx.scheduler.runAt(window.until, next, { incidentId: incident._id });
-  log("info", "alert.held", { correlationId: incident._id, instanceId: incident.instanceId, until: window.until, what: field });
+  log("info", "alert.held", { correlationId: threadOf(incident), incidentId: incident._id, instanceId: incident.instanceId, until: window.until, what: field });
   return { kind: "held", until: window.until };
 }
 
@@ -304,7 +376,7 @@ export async function fireDueAlert(ctx: MutationCtx, config: Config, incidentId:
   });
   if (remindAt !== undefined) await ctx.scheduler.runAt(remindAt, internal.alerts.fireReminder, { incidentId });
   const deliveries = await queueNotice(ctx, config, incident, type, now);
-  log("warn", "alert.fired", { correlationId: incidentId, instanceId: incident.instanceId, type, deliveries });
+  log("warn", "alert.fired", { correlationId: threadOf(incident), incidentId, instanceId: incident.instanceId, type, deliveries });
   return { kind: "alerted", deliveries };
 }
 
@@ -329,7 +401,7 @@ export async function fireDueReminder(ctx: MutationCtx, config: Config, incident
   await ctx.db.patch("incidents", incidentId, { remindAt, notifications: withNotification(incident.notifications, { type, at: now }) });
   await ctx.scheduler.runAt(remindAt, internal.alerts.fireReminder, { incidentId });
   const deliveries = await queueNotice(ctx, config, incident, type, now);
-  log("warn", "alert.reminded", { correlationId: incidentId, instanceId: incident.instanceId, type, deliveries });
+  log("warn", "alert.reminded", { correlationId: threadOf(incident), incidentId, instanceId: incident.instanceId, type, deliveries });
   return { kind: "reminded", deliveries };
 }
 
@@ -342,7 +414,8 @@ export const vAlertClaim = v.union(
     deliveryId: v.id("alertDeliveries"),
     token: v.string(),
     attempt: v.number(),
-    incidentId: v.id("incidents"),
+    /** The incident, or the security event, the notice is about: the logs' correlation id. */
+    correlationId: v.string(),
     type: vAlertType,
     channel: vAlertChannel,
     /** The email address (email), the URL's host (webhook). */
@@ -358,6 +431,8 @@ export type AlertClaim = Infer<typeof vAlertClaim>;
 
 /** An older notice of the same incident to the same destination still pending, if any. */
 async function olderPending(ctx: QueryCtx, row: Delivery): Promise<Delivery | null> {
+  // A security alert is one notice per block: nothing to wait behind.
+  if (row.incidentId === undefined) return null;
   const older = await ctx.db
     .query("alertDeliveries")
     .withIndex("by_incidentId", (q) => q.eq("incidentId", row.incidentId).lt("_creationTime", row._creationTime))
@@ -368,6 +443,7 @@ async function olderPending(ctx: QueryCtx, row: Delivery): Promise<Delivery | nu
 
 /** When a notice ends (delivered or failed), the next one to the same destination goes at once. */
 async function kickNextInLine(ctx: MutationCtx, row: Delivery, now: number): Promise<void> {
+  if (row.incidentId === undefined) return;
   const younger = await ctx.db
     .query("alertDeliveries")
     .withIndex("by_incidentId", (q) => q.eq("incidentId", row.incidentId).gt("_creationTime", row._creationTime))
@@ -386,9 +462,9 @@ async function giveUp(ctx: MutationCtx, row: Delivery, patch: Partial<Delivery>,
     action: "alert.delivery_failed",
     instanceId: row.instanceId,
     attempt: attempts,
-    detail: `${row.type} for incident ${row.incidentId} by ${row.channel}: ${patch.lastError ?? row.lastError ?? "no answer"}`.slice(0, 500),
+    detail: `${row.type} for ${row.incidentId ? `incident ${row.incidentId}` : `security event ${row.securityEventId}`} by ${row.channel}: ${patch.lastError ?? row.lastError ?? "no answer"}`.slice(0, 500),
   });
-  log("warn", "alert.delivery_failed", { correlationId: row.incidentId, deliveryId: row._id, channel: row.channel, type: row.type, attempts });
+  log("warn", "alert.delivery_failed", { correlationId: row.incidentId ?? row.securityEventId ?? row._id, deliveryId: row._id, channel: row.channel, type: row.type, attempts });
   await kickNextInLine(ctx, row, now);
 }
 
@@ -417,7 +493,7 @@ export async function claimDelivery(ctx: MutationCtx, config: Config, deliveryId
     deliveryId: row._id,
     token,
     attempt: row.attempts + 1,
-    incidentId: row.incidentId,
+    correlationId: row.incidentId ?? row.securityEventId ?? row._id,
     type: row.type,
     channel: row.channel,
     destination: row.destination,

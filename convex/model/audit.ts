@@ -15,6 +15,8 @@ export type AuditEntry = {
   attempt?: number;
   delayMs?: number;
   errorClass?: FailureClass;
+  /** The admin token's name, on admin calls; never the token. */
+  token?: string;
 };
 
 export async function appendAudit(ctx: MutationCtx, entry: AuditEntry): Promise<void> {

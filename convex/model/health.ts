@@ -47,7 +47,7 @@ export async function checkInstanceHealth(
     // Suspended (its backend paused on purpose), being deprovisioned, or deleted: nothing to probe or record.
     return { instanceId, overall: instance.healthStatus === "active" || !instance.healthStatus ? "healthy" : instance.healthStatus, checkedAt: Date.now(), resources: [], skipped: `instance is ${instance.status}` };
   }
-  const providers = providersFor({ ctx, config, correlationId: `health:${instanceId}` });
+  const providers = providersFor({ ctx, config, correlationId: instance.correlationId ?? `health:${instanceId}` });
   const probes = STEP_LIST.flatMap((step) => {
     const probe = stepSpec(step).probe;
     return probe?.health ? [{ step, probe }] : [];

@@ -62,8 +62,17 @@ export async function claimDueBatches(ctx: MutationCtx, config: Config, now: num
 }
 
 /** A fresh member: due at once (its first check), then on its batch's round. */
-export function newMember(instance: Doc<"instances">, now: number): HealthMember {
-  return { instanceId: instance._id, plan: instance.plan, streak: 0, dueAt: now, checks: {}, joinedAt: now };
+export function newMember(instance: Doc<"instances">, now: number, correlationId?: string): HealthMember {
+  return { instanceId: instance._id, ...(correlationId ? { correlationId } : {}), plan: instance.plan, streak: 0, dueAt: now, checks: {}, joinedAt: now };
+}
+
+/** The correlation id of the job that provisioned an instance (the Stripe event that paid for it). */
+async function provisioningCorrelationOf(ctx: MutationCtx, instanceId: Id<"instances">): Promise<string | undefined> {
+  const job = await ctx.db
+    .query("provisioningJobs")
+    .withIndex("by_instanceId_and_kind", (q) => q.eq("instanceId", instanceId).eq("kind", "provision"))
+    .first();
+  return job?.correlationId;
 }
 
 /**
@@ -96,7 +105,7 @@ export async function enrollNewInstances(ctx: MutationCtx, config: Config, now: 
       await flush();
       batch = await batchWithRoom(ctx, config, now);
     }
-    batch.members.push(newMember(instance, now));
+    batch.members.push(newMember(instance, now, await provisioningCorrelationOf(ctx, instance._id)));
     await ctx.db.patch("instances", instance._id, { healthBatchId: batch._id, healthStatus: undefined, unhealthySince: undefined });
     await countJoined(ctx, instance._id, instance.plan, "unchecked");
   }

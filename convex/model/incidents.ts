@@ -19,10 +19,12 @@ import type { MutationCtx, QueryCtx } from "../_generated/server";
 import type { Config } from "../lib/config";
 import { log } from "../lib/log";
 import { vIncidentSeverity, vIncidentStatus, type IncidentSeverity } from "../lib/validators";
-import { queueNotice, withNotification } from "./alerts";
+import { queueNotice, threadOf, withNotification } from "./alerts";
 
 export type IncidentOpening = {
   instanceId: Id<"instances">;
+  /** The instance's provisioning event: the incident's log lines carry it. */
+  correlationId?: string;
   plan: string;
   severity: IncidentSeverity;
   failing: string[];
@@ -51,6 +53,7 @@ export async function openIncident(ctx: MutationCtx, config: Config, opening: In
   const alertDueAt = opening.since + config.ALERT_AFTER_MS;
   const incidentId = await ctx.db.insert("incidents", {
     instanceId: opening.instanceId,
+    ...(opening.correlationId ? { correlationId: opening.correlationId } : {}),
     plan: opening.plan,
     status: "open",
     severity: opening.severity,
@@ -61,7 +64,7 @@ export async function openIncident(ctx: MutationCtx, config: Config, opening: In
     notifications: [],
   });
   await ctx.scheduler.runAt(alertDueAt, internal.alerts.fireAlert, { incidentId });
-  log("info", "incident.opened", { correlationId: incidentId, instanceId: opening.instanceId, severity: opening.severity, alertDueAt });
+  log("info", "incident.opened", { correlationId: opening.correlationId ?? incidentId, incidentId, instanceId: opening.instanceId, severity: opening.severity, alertDueAt });
   return incidentId;
 }
 
@@ -99,7 +102,7 @@ export async function resolveIncident(
     ...(notify ? { notifications: withNotification(incident.notifications, { type: "instance.recovered", at: resolution.at }) } : {}),
   });
   if (notify) await queueNotice(ctx, config, { ...incident, failing }, "instance.recovered", resolution.at);
-  log("info", "incident.resolved", { correlationId: incidentId, instanceId: incident.instanceId, resolution: resolution.resolution, notified: notify });
+  log("info", "incident.resolved", { correlationId: threadOf(incident), incidentId, instanceId: incident.instanceId, resolution: resolution.resolution, notified: notify });
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -70,22 +70,20 @@ export function liveCloudflare(env: ProviderEnv): CloudflareAdapter {
   const { config } = env;
   const apiToken = config.CLOUDFLARE_API_TOKEN ?? fail("CONFIG_INVALID", "CLOUDFLARE_API_TOKEN is not set");
   const accountId = config.CLOUDFLARE_ACCOUNT_ID ?? fail("CONFIG_INVALID", "CLOUDFLARE_ACCOUNT_ID is not set");
-  const client = new Cloudflare({
-    apiToken,
-    baseURL: config.CLOUDFLARE_API_URL,
-    maxRetries: 0,
-    timeout: config.PROVIDER_TIMEOUT_MS,
-  });
-  const call = <T>(operation: string, run: () => Promise<T>) => sdkCall(env, "cloudflare", operation, run, classify);
+  // A client per call, on that call's traced fetch (constructing one is cheap: no I/O).
+  const clientWith = (fetch: typeof globalThis.fetch) =>
+    new Cloudflare({ apiToken, baseURL: config.CLOUDFLARE_API_URL, maxRetries: 0, timeout: config.PROVIDER_TIMEOUT_MS, fetch });
+  const call = <T>(operation: string, run: (client: Cloudflare) => Promise<T>) =>
+    sdkCall(env, "cloudflare", operation, (fetch) => run(clientWith(fetch as typeof globalThis.fetch)), classify);
   const prefix = `${config.RESOURCE_PREFIX}-`;
   const getProject = (name: string) =>
-    call("getProject", () => client.pages.projects.get(name, { account_id: accountId }) as Promise<Project>);
+    call("getProject", (client) => client.pages.projects.get(name, { account_id: accountId }) as Promise<Project>);
 
   /** Every project Brain made (its name carries an instance id), paging through the list to the end. */
   async function listOwnedProjects(operation: string): Promise<{ project: Project; instanceId: string }[]> {
     const owned: { project: Project; instanceId: string }[] = [];
     for (let page = 1; page < 1000; page++) {
-      const result = await call(operation, () => client.pages.projects.list({ account_id: accountId, page, per_page: 25 }));
+      const result = await call(operation, (client) => client.pages.projects.list({ account_id: accountId, page, per_page: 25 }));
       const items = result.result as Project[];
       for (const project of items) {
         const instanceId = instanceIdFromName(config.RESOURCE_PREFIX, project.name);
@@ -100,7 +98,7 @@ export function liveCloudflare(env: ProviderEnv): CloudflareAdapter {
     async ensurePagesProject({ projectName }) {
       let project: Project;
       try {
-        project = await call("createProject", () =>
+        project = await call("createProject", (client) =>
           client.pages.projects.create({ account_id: accountId, name: projectName, production_branch: "main" }) as Promise<Project>,
         );
       } catch (error) {
@@ -117,7 +115,7 @@ export function liveCloudflare(env: ProviderEnv): CloudflareAdapter {
       const envVars = Object.fromEntries(
         Object.entries(variables).map(([name, value]) => [name, { type: "plain_text" as const, value }]),
       );
-      await call("editProject", () =>
+      await call("editProject", (client) =>
         client.pages.projects.edit(projectName, {
           account_id: accountId,
           deployment_configs: { production: { env_vars: envVars }, preview: { env_vars: envVars } },
@@ -162,7 +160,7 @@ export function liveCloudflare(env: ProviderEnv): CloudflareAdapter {
 
     async deletePagesProject({ projectName }) {
       try {
-        await call("deleteProject", () => client.pages.projects.delete(projectName, { account_id: accountId }));
+        await call("deleteProject", (client) => client.pages.projects.delete(projectName, { account_id: accountId }));
       } catch (error) {
         if (!hasStatus(error, 404) && !hasCode(error, NOT_FOUND)) throw error; // already gone is success
       }

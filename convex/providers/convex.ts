@@ -150,12 +150,12 @@ export function liveConvex(env: ProviderEnv): ConvexAdapter {
           signal: AbortSignal.timeout(config.PROVIDER_TIMEOUT_MS),
         });
       } catch (error) {
-        logCall(env, "convex", "deliverEvent", "network_error", started);
+        logCall(env, "convex", "deliverEvent", "network_error", started, { method: "POST", url });
         throw networkError("convex", error);
       }
       // The status is the answer; read the body to the end only to release the connection.
       await response.arrayBuffer().catch(() => undefined);
-      logCall(env, "convex", "deliverEvent", String(response.status), started);
+      logCall(env, "convex", "deliverEvent", String(response.status), started, { method: "POST", url });
       return { status: response.status };
     },
 

@@ -96,7 +96,7 @@ export async function requestJson<T>(
       signal: AbortSignal.timeout(env.config.PROVIDER_TIMEOUT_MS),
     });
   } catch (error) {
-    logCall(env, provider, request.operation, "network_error", started);
+    logCall(env, provider, request.operation, "network_error", started, request);
     throw networkError(provider, error);
   }
   const text = await response.text().catch(() => "");
@@ -106,7 +106,7 @@ export async function requestJson<T>(
   } catch {
     body = text;
   }
-  logCall(env, provider, request.operation, String(response.status), started);
+  logCall(env, provider, request.operation, String(response.status), started, request);
   if (!response.ok) {
     const { message, code, rateLimited } = readError(response.status, body, response.headers);
     if (rateLimited) {
@@ -119,37 +119,92 @@ export async function requestJson<T>(
   return { status: response.status, body: body as T };
 }
 
+/** The path of a request URL, without its query (which can carry an email address). */
+function pathOf(url: string): string {
+  try {
+    return new URL(url).pathname;
+  } catch {
+    return "?";
+  }
+}
+
+type FetchLike = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
+
 /**
- * One SDK call: budget, one structured log line, and the SDK's own error turned into a
- * classified ProviderError by the adapter's `classify`.
+ * A fetch for one SDK operation that writes each HTTP request's `provider.call` line (method,
+ * path, status, duration), since only the SDK knows the request it makes.
+ */
+function tracedFetch(env: ProviderEnv, provider: string, operation: string, onRequest: () => void): FetchLike {
+  return async (input, init) => {
+    onRequest();
+    const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
+    const method = init?.method ?? (typeof input === "object" && "method" in input ? input.method : "GET");
+    const started = Date.now();
+    try {
+      const response = await fetch(input, init);
+      logCall(env, provider, operation, String(response.status), started, { method, url });
+      return response;
+    } catch (error) {
+      logCall(env, provider, operation, "network_error", started, { method, url });
+      throw error;
+    }
+  };
+}
+
+/**
+ * One SDK call: budget, one structured log line per HTTP request (the SDK is handed a traced
+ * fetch), and the SDK's own error turned into a classified ProviderError by the adapter's
+ * `classify`. An SDK that cannot take a fetch names its one request in `request`, and the line
+ * is written here.
  */
 export async function sdkCall<T>(
   env: ProviderEnv,
   provider: LiveProviderName,
   operation: string,
-  run: () => Promise<T>,
+  run: (fetch: FetchLike) => Promise<T>,
   classify: (error: unknown) => ProviderError,
+  request?: { method: string; path: string },
 ): Promise<T> {
   await awaitBudget(env, provider);
   const started = Date.now();
+  let traced = false;
+  const fetch = tracedFetch(env, provider, operation, () => (traced = true));
+  const untraced = (outcome: string) => {
+    if (!traced) logCall(env, provider, operation, outcome, started, request && { method: request.method, url: `http://x${request.path}` });
+  };
   try {
-    const result = await run();
-    logCall(env, provider, operation, "ok", started);
+    const result = await run(fetch);
+    untraced("ok");
     return result;
   } catch (error) {
     const classified = error instanceof ProviderError ? error : classify(error);
-    logCall(env, provider, operation, classified.status ? String(classified.status) : classified.kind, started);
+    untraced(classified.status ? String(classified.status) : classified.kind);
     throw classified;
   }
 }
 
-export function logCall(env: ProviderEnv, provider: string, operation: string, outcome: string, started: number) {
+/**
+ * The `provider.call` line: provider, operation, the HTTP method and path when known (never the
+ * query or host), the outcome (an HTTP status, `network_error` or an error class), duration and
+ * the attempt (the step's, the email's or the delivery's; 1 elsewhere).
+ */
+export function logCall(
+  env: ProviderEnv,
+  provider: string,
+  operation: string,
+  outcome: string,
+  started: number,
+  request?: { method: string; url: string },
+) {
   log(outcome === "ok" || /^2\d\d$/.test(outcome) ? "info" : "warn", "provider.call", {
     correlationId: env.correlationId,
     provider,
     operation,
     mode: "live",
+    ...(request ? { method: request.method.toUpperCase(), path: pathOf(request.url) } : {}),
     outcome,
+    ...(/^\d{3}$/.test(outcome) ? { status: Number(outcome) } : {}),
     durationMs: Date.now() - started,
+    attempt: env.attempt ?? 1,
   });
 }

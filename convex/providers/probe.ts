@@ -39,7 +39,7 @@ async function probeUrl(env: ProviderEnv, spec: ProbeSpec, target: ProbeTarget):
   } catch (error) {
     outcome = { ok: false, ms: Date.now() - started, detail: failureReason(error, timeoutMs) };
   }
-  if (!outcome.ok) logProbeFailure(env, spec, target.instanceId, outcome);
+  if (!outcome.ok) logProbeFailure(env, spec, target, outcome);
   return outcome;
 }
 
@@ -86,11 +86,12 @@ function networkCode(error: unknown): string | undefined {
 export function logProbeFailure(
   env: ProviderEnv,
   spec: Pick<ProbeSpec, "provider" | "operation">,
-  instanceId: string,
+  target: Pick<ProbeTarget, "instanceId" | "correlationId">,
   outcome: ProbeOutcome,
 ): void {
+  const { instanceId } = target;
   log("warn", "health.probe_failed", {
-    correlationId: env.correlationId,
+    correlationId: target.correlationId ?? env.correlationId,
     provider: spec.provider,
     operation: spec.operation,
     instanceId,

@@ -37,6 +37,8 @@ export function liveResend(env: ProviderEnv): ResendAdapter {
           return { id: result.data!.id };
         },
         (error) => networkError("resend", error),
+        // The SDK takes no fetch; `emails.send` is this one request.
+        { method: "POST", path: "/emails" },
       );
     },
   };

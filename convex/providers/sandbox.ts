@@ -65,6 +65,7 @@ async function call(env: ProviderEnv, call: Call): Promise<Resource | null> {
     mode: "sandbox",
     outcome,
     durationMs: Date.now() - started,
+    attempt: env.attempt ?? 1,
   });
   if (result.result === "fault") {
     throw new ProviderError(provider, result.fault.kind, result.fault.message, result.fault.retryAfterMs);
@@ -94,6 +95,7 @@ async function list(env: ProviderEnv, operation: OperationName, kind: string, pr
       mode: "sandbox",
       outcome: result.result === "fault" ? result.fault.kind : "ok",
       durationMs: Date.now() - started,
+      attempt: env.attempt ?? 1,
     });
     if (result.result === "fault") {
       throw new ProviderError(provider, result.fault.kind, result.fault.message, result.fault.retryAfterMs);
@@ -146,7 +148,7 @@ async function probeSandboxTargets(
   const provider = operation === "convex.probeBackend" ? "convex" : "cloudflare";
   return answers.map((answer, i) => {
     const outcome: ProbeOutcome = { ...answer, ms, detail: answer.ok ? `${answer.status ?? 200} in ${ms} ms` : answer.detail };
-    if (!outcome.ok) logProbeFailure(env, { provider, operation }, targets[i].instanceId, outcome);
+    if (!outcome.ok) logProbeFailure(env, { provider, operation }, targets[i], outcome);
     return outcome;
   });
 }
@@ -311,6 +313,7 @@ export function sandboxProviders(env: ProviderEnv): Providers {
             mode: "sandbox",
             outcome,
             durationMs: Date.now() - started,
+            attempt: env.attempt ?? 1,
           });
         try {
           const status = await deliverToSandboxTenant(env, { deploymentName, body, signature });

@@ -220,21 +220,24 @@ export function liveStripe(env: ProviderEnv): StripeAdapter {
   const { config } = env;
   const key = config.STRIPE_SECRET_KEY ?? fail("CONFIG_INVALID", "STRIPE_SECRET_KEY is not set");
   const url = new URL(config.STRIPE_API_URL);
-  const stripe = new Stripe(key, {
-    httpClient: Stripe.createFetchHttpClient(),
-    host: url.hostname,
-    protocol: url.protocol === "https:" ? "https" : "http",
-    ...(url.port ? { port: Number(url.port) } : {}),
-    maxNetworkRetries: 0,
-    timeout: config.PROVIDER_TIMEOUT_MS,
-  });
-  const call = <T>(operation: string, run: () => Promise<T>) => sdkCall(env, "stripe", operation, run, classify);
+  // A client per call, on that call's traced fetch (constructing one is cheap: no I/O).
+  const clientWith = (fetch: typeof globalThis.fetch) =>
+    new Stripe(key, {
+      httpClient: Stripe.createFetchHttpClient(fetch),
+      host: url.hostname,
+      protocol: url.protocol === "https:" ? "https" : "http",
+      ...(url.port ? { port: Number(url.port) } : {}),
+      maxNetworkRetries: 0,
+      timeout: config.PROVIDER_TIMEOUT_MS,
+    });
+  const call = <T>(operation: string, run: (stripe: Stripe) => Promise<T>) =>
+    sdkCall(env, "stripe", operation, (fetch) => run(clientWith(fetch as typeof globalThis.fetch)), classify);
   const managedBy = config.RESOURCE_PREFIX;
   const cursor = (startingAfter: string | undefined) => (startingAfter ? { starting_after: startingAfter } : {});
 
   return {
     async listSubscriptions({ startingAfter, limit }) {
-      const page = await call("listSubscriptions", () =>
+      const page = await call("listSubscriptions", (stripe) =>
         stripe.subscriptions.list({ status: "all", limit: pageLimit(limit), ...cursor(startingAfter) }),
       );
       return { data: page.data.map(fromSubscription), hasMore: page.has_more };
@@ -242,7 +245,7 @@ export function liveStripe(env: ProviderEnv): StripeAdapter {
 
     async retrieveSubscription({ subscriptionId }) {
       try {
-        return fromSubscription(await call("retrieveSubscription", () => stripe.subscriptions.retrieve(subscriptionId)));
+        return fromSubscription(await call("retrieveSubscription", (stripe) => stripe.subscriptions.retrieve(subscriptionId)));
       } catch (error) {
         if (hasStatus(error, 404)) return null;
         throw error;
@@ -250,7 +253,7 @@ export function liveStripe(env: ProviderEnv): StripeAdapter {
     },
 
     async listCheckoutSessions({ createdAfter, startingAfter, limit }) {
-      const page = await call("listCheckoutSessions", () =>
+      const page = await call("listCheckoutSessions", (stripe) =>
         stripe.checkout.sessions.list({
           status: "complete",
           created: { gte: Math.floor(createdAfter) },
@@ -265,7 +268,7 @@ export function liveStripe(env: ProviderEnv): StripeAdapter {
       const owned: OwnedResource[] = [];
       let startingAfter: string | undefined;
       for (let page = 0; page < 1000; page++) {
-        const list = await call("listWebhookEndpoints", () =>
+        const list = await call("listWebhookEndpoints", (stripe) =>
           stripe.webhookEndpoints.list({ limit: STRIPE_MAX_PAGE, ...cursor(startingAfter) }),
         );
         for (const endpoint of list.data) {
@@ -281,7 +284,7 @@ export function liveStripe(env: ProviderEnv): StripeAdapter {
 
     async deleteWebhookEndpoint({ endpointId }) {
       try {
-        await call("deleteWebhookEndpoint", () => stripe.webhookEndpoints.del(endpointId));
+        await call("deleteWebhookEndpoint", (stripe) => stripe.webhookEndpoints.del(endpointId));
       } catch (error) {
         if (!hasStatus(error, 404)) throw error; // already gone is success
       }

@@ -8,7 +8,13 @@ import type { CheckoutSummary, FailureClass, ProviderName, SubscriptionSummary }
 /** What an adapter may use of the calling action: read and write through functions, schedule. */
 export type ProviderCtx = GenericActionCtx<DataModel>;
 
-export type ProviderEnv = { ctx: ProviderCtx; config: Config; correlationId: string };
+export type ProviderEnv = {
+  ctx: ProviderCtx;
+  config: Config;
+  correlationId: string;
+  /** Which try this is of the work making the calls (a step's attempt, an email's), for the logs. */
+  attempt?: number;
+};
 
 /** A classified provider failure. Adapters turn every failure into one of these. */
 export class ProviderError extends Error {
@@ -52,6 +58,8 @@ export type OwnedResource = { id: string; name: string; instanceId?: string };
 /** One health probe target: a tenant's site or backend. */
 export type ProbeTarget = {
   instanceId: string;
+  /** The thread its failure lines carry (the instance's provisioning event), else the caller's. */
+  correlationId?: string;
   /** What is fetched: the site URL, or the deployment URL (the adapter appends /version). */
   url: string;
   /** The resource behind it (Pages project or deployment name): what the sandbox looks up. */

@@ -29,13 +29,17 @@ export function liveWorkos(env: ProviderEnv): WorkosAdapter {
   const { config, ctx } = env;
   const apiKey = config.WORKOS_API_KEY ?? fail("CONFIG_INVALID", "WORKOS_API_KEY is not set");
   const url = new URL(config.WORKOS_API_URL);
-  const workos = new WorkOS(apiKey, {
-    apiHostname: url.hostname,
-    https: url.protocol === "https:",
-    ...(url.port ? { port: Number(url.port) } : {}),
-    timeout: config.PROVIDER_TIMEOUT_MS,
-  });
-  const call = <T>(operation: string, run: () => Promise<T>) => sdkCall(env, "workos", operation, run, classify);
+  // A client per call, on that call's traced fetch (constructing one is cheap: no I/O).
+  const clientWith = (fetchFn: typeof fetch) =>
+    new WorkOS(apiKey, {
+      apiHostname: url.hostname,
+      https: url.protocol === "https:",
+      ...(url.port ? { port: Number(url.port) } : {}),
+      timeout: config.PROVIDER_TIMEOUT_MS,
+      fetchFn,
+    });
+  const call = <T>(operation: string, run: (workos: WorkOS) => Promise<T>) =>
+    sdkCall(env, "workos", operation, (fetch) => run(clientWith(fetch as typeof globalThis.fetch)), classify);
   const managedBy = config.RESOURCE_PREFIX;
 
   async function findUser(email: string): Promise<{ userId: string | null; cached: boolean }> {
@@ -45,7 +49,7 @@ export function liveWorkos(env: ProviderEnv): WorkosAdapter {
       now: Date.now(),
     });
     if (cached) return { userId: cached, cached: true };
-    const users = await call("listUsers", () => workos.userManagement.listUsers({ email, limit: 1 }));
+    const users = await call("listUsers", (workos) => workos.userManagement.listUsers({ email, limit: 1 }));
     const userId = users.data[0]?.id ?? null;
     if (userId) await ctx.runMutation(internal.providerCache.putWorkosUser, { email, userId });
     return { userId, cached: false };
@@ -55,12 +59,12 @@ export function liveWorkos(env: ProviderEnv): WorkosAdapter {
   async function addMembership(organizationId: string, email: string, userId: string, cachedUser: boolean): Promise<string> {
     // Every status: a list without `statuses` answers only active memberships, and a create
     // over an inactive (suspended) one would reactivate it, which is resume's call, not this one's.
-    const memberships = await call("listOrganizationMemberships", () =>
+    const memberships = await call("listOrganizationMemberships", (workos) =>
       workos.userManagement.listOrganizationMemberships({ userId, organizationId, statuses: ALL_STATUSES }),
     );
     if (memberships.data.length === 0) {
       try {
-        await call("createOrganizationMembership", () =>
+        await call("createOrganizationMembership", (workos) =>
           workos.userManagement.createOrganizationMembership({ userId, organizationId }),
         );
       } catch (error) {
@@ -80,7 +84,7 @@ export function liveWorkos(env: ProviderEnv): WorkosAdapter {
     let after: string | undefined;
     for (let page = 0; page < 100; page++) {
       const cursor = after;
-      const list: List<Invitation> = await call("listInvitations", () =>
+      const list: List<Invitation> = await call("listInvitations", (workos) =>
         workos.userManagement.listInvitations({ organizationId, email, limit: 100, ...(cursor ? { after: cursor } : {}) }),
       );
       const pending = list.data.find(
@@ -95,7 +99,7 @@ export function liveWorkos(env: ProviderEnv): WorkosAdapter {
 
   async function organizationExists(organizationId: string): Promise<boolean> {
     try {
-      await call("getOrganization", () => workos.organizations.getOrganization(organizationId));
+      await call("getOrganization", (workos) => workos.organizations.getOrganization(organizationId));
       return true;
     } catch (error) {
       if (hasStatus(error, 404)) return false;
@@ -106,7 +110,7 @@ export function liveWorkos(env: ProviderEnv): WorkosAdapter {
   return {
     async ensureOrganization({ instanceId, name }) {
       try {
-        const existing = await call("getOrganizationByExternalId", () =>
+        const existing = await call("getOrganizationByExternalId", (workos) =>
           workos.organizations.getOrganizationByExternalId(instanceId),
         );
         return { organizationId: existing.id };
@@ -114,7 +118,7 @@ export function liveWorkos(env: ProviderEnv): WorkosAdapter {
         if (!hasStatus(error, 404)) throw error;
       }
       const create = (idempotencyKey: string) =>
-        call("createOrganization", () =>
+        call("createOrganization", (workos) =>
           workos.organizations.createOrganization(
             { name, externalId: instanceId, metadata: { managedBy, instanceId } },
             { idempotencyKey },
@@ -134,7 +138,7 @@ export function liveWorkos(env: ProviderEnv): WorkosAdapter {
       } catch (error) {
         // Another attempt created it between our lookup and create: adopt it.
         if (!hasStatus(error, 409)) throw error;
-        const existing = await call("getOrganizationByExternalId", () =>
+        const existing = await call("getOrganizationByExternalId", (workos) =>
           workos.organizations.getOrganizationByExternalId(instanceId),
         );
         return { organizationId: existing.id };
@@ -148,7 +152,7 @@ export function liveWorkos(env: ProviderEnv): WorkosAdapter {
       const [firstName, ...rest] = (name ?? "").split(" ").filter(Boolean);
       let userId: string | null;
       try {
-        const user = await call("createUser", () =>
+        const user = await call("createUser", (workos) =>
           workos.userManagement.createUser({
             email: normalized,
             ...(firstName ? { firstName } : {}),
@@ -174,7 +178,7 @@ export function liveWorkos(env: ProviderEnv): WorkosAdapter {
       const pending = await findPendingInvitation(organizationId, normalized);
       if (pending) return { invitationId: pending };
       try {
-        const invitation = await call("sendInvitation", () =>
+        const invitation = await call("sendInvitation", (workos) =>
           workos.userManagement.sendInvitation({ email: normalized, organizationId }),
         );
         return { invitationId: invitation.id };
@@ -189,7 +193,7 @@ export function liveWorkos(env: ProviderEnv): WorkosAdapter {
 
     async probeOrganization({ organizationId }) {
       try {
-        const org = await call("getOrganization", () => workos.organizations.getOrganization(organizationId));
+        const org = await call("getOrganization", (workos) => workos.organizations.getOrganization(organizationId));
         return { ok: true, detail: `WorkOS organization ${org.id} exists` };
       } catch (error) {
         if (hasStatus(error, 404)) return { ok: false, detail: `WorkOS organization ${organizationId} not found` };
@@ -207,7 +211,7 @@ export function liveWorkos(env: ProviderEnv): WorkosAdapter {
         let after: string | undefined;
         for (let page = 0; page < 1000; page++) {
           const cursor = after;
-          const list: List<OrganizationMembership> = await call("listOrganizationMemberships", () =>
+          const list: List<OrganizationMembership> = await call("listOrganizationMemberships", (workos) =>
             workos.userManagement.listOrganizationMemberships({
               organizationId,
               statuses: [from],
@@ -229,9 +233,9 @@ export function liveWorkos(env: ProviderEnv): WorkosAdapter {
       for (const id of ids) {
         try {
           if (active) {
-            await call("reactivateOrganizationMembership", () => workos.userManagement.reactivateOrganizationMembership(id));
+            await call("reactivateOrganizationMembership", (workos) => workos.userManagement.reactivateOrganizationMembership(id));
           } else {
-            await call("deactivateOrganizationMembership", () => workos.userManagement.deactivateOrganizationMembership(id));
+            await call("deactivateOrganizationMembership", (workos) => workos.userManagement.deactivateOrganizationMembership(id));
           }
           changed++;
         } catch (error) {
@@ -245,7 +249,7 @@ export function liveWorkos(env: ProviderEnv): WorkosAdapter {
       const owned: OwnedResource[] = [];
       let after: string | undefined;
       for (let page = 0; page < 1000; page++) {
-        const list = await call("listOrganizations", () =>
+        const list = await call("listOrganizations", (workos) =>
           workos.organizations.listOrganizations({ limit: 100, ...(after ? { after } : {}) }),
         );
         for (const org of list.data) {
@@ -261,7 +265,7 @@ export function liveWorkos(env: ProviderEnv): WorkosAdapter {
 
     async deleteOrganization({ organizationId }) {
       try {
-        await call("deleteOrganization", () => workos.organizations.deleteOrganization(organizationId));
+        await call("deleteOrganization", (workos) => workos.organizations.deleteOrganization(organizationId));
       } catch (error) {
         if (!hasStatus(error, 404)) throw error; // already gone is success
       }

@@ -22,6 +22,7 @@ export const HOT_PATHS = {
     // (provisioning:getStepInput is no longer on the hot path: a step's input travels with its dispatch.)
     "provisioning:getStatusBySession", // the public status page
     "provisioning:admitQueuedJobs", // admission: starts queued jobs a segment after they queue
+    "security:screenRequest", // the public routes' rate limits and blocks (webhook intake, status page)
   ],
   optional: [
     "provisioning:recordDeployCallback", // the real workflow's signed callback (live GitHub)
@@ -69,12 +70,17 @@ export const COLD_PATHS: Record<string, string> = {
 };
 
 /**
+ * Hot paths whose runs may collide only with one another. The rate limits' screening
+ * (security:screenRequest) shares its buckets between requests by design: the webhook's global
+ * bucket (sharded), one address's bucket. It is its own small transaction, apart from the
+ * intake it guards, so a collision retries only the screening, and it reads no job's rows.
+ *
  * Hot paths whose runs may collide only with one another. Admission keeps its running count
  * in a document only admission writes, so two of its runs at once serialize by OCC (one
  * retries and sees the other's result). That is its design, a single logical admitter; what
  * it must never do is read what a creation or a completion writes, which the test checks.
  */
-export const SERIAL_PATHS: readonly string[] = ["provisioning:admitQueuedJobs"];
+export const SERIAL_PATHS: readonly string[] = ["provisioning:admitQueuedJobs", "security:screenRequest"];
 
 export const isSerialPair = (a: TransactionRecord, b: TransactionRecord) =>
   baseKind(a) === baseKind(b) && SERIAL_PATHS.includes(baseKind(a));
