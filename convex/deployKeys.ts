@@ -20,6 +20,7 @@ import { internalAction, internalMutation, internalQuery, type QueryCtx } from "
 import { loadConfig, type Config } from "./lib/config";
 import { decryptSecret, encryptionKeys, encryptSecret, SecretDecryptionError } from "./lib/crypto";
 import { cronBatch, log } from "./lib/log";
+import { queueDeployKeyNotice } from "./model/alerts";
 import { appendAudit } from "./model/audit";
 import { poolFor } from "./model/pools";
 import type { DeployKeyRotation } from "./model/secrets";
@@ -267,8 +268,10 @@ export const recordRotationFailure = internalMutation({
     const fields = { correlationId: `deploy-key:${instanceId}`, instanceId, phase: rotation.phase, failures, error, retryInMs: delayMs };
     log("warn", "deploy_key.rotation_failed", fields);
     if (alert) {
-      // The operators' alert: one error line per failure streak (alert rules match deploy_key.rotation_alert).
-      log("error", "deploy_key.rotation_alert", { ...fields, message: `deploy-key rotation of instance ${instanceId} failed ${failures} times in a row` });
+      // The operators' alert, once per failure streak: a notice to every alert destination
+      // (ALERT_EMAILS, ALERT_WEBHOOK_URL), an error line and an audit entry.
+      const deliveries = await queueDeployKeyNotice(ctx, config, instanceId, { failures, phase: rotation.phase, lastError: error, at: now });
+      log("error", "deploy_key.rotation_alert", { ...fields, deliveries, message: `deploy-key rotation of instance ${instanceId} failed ${failures} times in a row` });
       await appendAudit(ctx, { actor: ACTOR, action: "deployKey.rotation_alert", instanceId, detail: `${failures} consecutive failures; last: ${error}` });
     }
     return true;

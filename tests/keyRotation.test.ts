@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, test, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { decryptSecret, sha256Hex } from "../convex/lib/crypto";
+import { alertEmail } from "../convex/model/alerts";
 import { adminHeaders, drain, drainFor, sendCheckout, setupBackend, statusOf, type TestBackend } from "./harness";
 
 beforeEach(() => vi.useFakeTimers());
@@ -202,7 +203,7 @@ describe("a failure at any step leaves the old key working, retries with backoff
   }
 
   test("operators are alerted once after DEPLOY_KEY_ROTATION_ALERT_AFTER consecutive failures; the retry delay doubles", async () => {
-    const t = setupBackend({ env: ENV });
+    const t = setupBackend({ env: { ...ENV, ALERT_EMAILS: "ops@example.com" } });
     const id = await activeInstance(t);
     await t.mutation(internal.deployKeys.runDeployKeyRotations, {});
     await injectFault(t, "convex.createDeployKey", "transient", 3);
@@ -222,10 +223,17 @@ describe("a failure at any step leaves the old key working, retries with backoff
     expect(alerts()).toHaveLength(1);
     expect(JSON.parse(alerts()[0])).toMatchObject({ level: "error", instanceId: id, failures: 2 });
     expect(await auditActions(t, id)).toContain("deployKey.rotation_alert");
+    // Through the alert channel: one notice to each destination, its email naming the instance.
+    const notices = await t.run(async (ctx) => ctx.db.query("alertDeliveries").collect());
+    expect(notices).toHaveLength(1);
+    expect(notices[0]).toMatchObject({ type: "deployKey.rotation_failed", instanceId: id, channel: "email", destination: "ops@example.com" });
+    expect(JSON.parse(notices[0].body)).toMatchObject({ type: "deployKey.rotation_failed", instanceId: id, failures: 2, phase: "idle" });
+    expect(alertEmail(notices[0].body).subject).toBe(`[Brain] deploy-key rotation of instance ${id} failing (2 times)`);
 
     await runCron(t, id);
     expect((await instanceOf(t, id)).deployKeyRotation).toMatchObject({ failures: 3 });
     expect(alerts()).toHaveLength(1); // one alert per failure streak
+    expect(await t.run(async (ctx) => ctx.db.query("alertDeliveries").collect())).toHaveLength(1);
 
     await runCron(t, id); // the fault is spent: this one succeeds and ends the streak
     expect((await instanceOf(t, id)).deployKeyRotation).toMatchObject({ phase: "idle", failures: 0 });

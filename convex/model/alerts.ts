@@ -73,7 +73,7 @@ export type AlertNotice = {
 };
 
 /** The alert types about an instance (incidents); "security.blocked" is about a source address. */
-export type InstanceAlertType = Exclude<AlertType, "security.blocked">;
+export type InstanceAlertType = Exclude<AlertType, "security.blocked" | "deployKey.rotation_failed">;
 
 export const alertTypeFor = (severity: IncidentSeverity): InstanceAlertType => (severity === "down" ? "instance.down" : "instance.degraded");
 
@@ -105,10 +105,24 @@ export type SecurityNotice = {
   at: number;
 };
 
+/** The webhook body of a deploy-key rotation alert (issue 11): a tenant's key rotation keeps failing. */
+export type DeployKeyNotice = {
+  type: "deployKey.rotation_failed";
+  instanceId: string;
+  /** Consecutive failed attempts (DEPLOY_KEY_ROTATION_ALERT_AFTER or more). */
+  failures: number;
+  /** The step it is stuck at: idle (creating a key), created (verifying it), stored (revoking the old one). */
+  phase: string;
+  /** The last failure (a provider's class and message; never a key). */
+  lastError: string;
+  at: number;
+};
+
 /** The alert email for a stored body: the subject names the instance and its status (or the blocked source). */
 export function alertEmail(body: string): { subject: string; text: string; html: string } {
-  const parsed = JSON.parse(body) as AlertNotice | SecurityNotice;
+  const parsed = JSON.parse(body) as AlertNotice | SecurityNotice | DeployKeyNotice;
   if (parsed.type === "security.blocked") return securityEmail(parsed);
+  if (parsed.type === "deployKey.rotation_failed") return deployKeyEmail(parsed);
   const notice = parsed;
   const recovered = notice.type === "instance.recovered";
   const subject = recovered
@@ -138,6 +152,22 @@ function securityEmail(notice: SecurityNotice): { subject: string; text: string;
     ["Detail", notice.detail],
     ["Blocked at", new Date(notice.at).toISOString()],
     ["Event", notice.eventId],
+  ];
+  const text = [headline, "", ...rows.map(([k, value]) => `${k}: ${value}`), ""].join("\n");
+  const html =
+    `<p>${escapeHtml(headline)}</p>\n<table>\n` +
+    rows.map(([k, value]) => `<tr><th align="left">${escapeHtml(k)}</th><td>${escapeHtml(value)}</td></tr>`).join("\n") +
+    "\n</table>\n";
+  return { subject, text, html };
+}
+
+function deployKeyEmail(notice: DeployKeyNotice): { subject: string; text: string; html: string } {
+  const subject = `[Brain] deploy-key rotation of instance ${notice.instanceId} failing (${notice.failures} times)`;
+  const headline = `The Convex deploy key of instance ${notice.instanceId} could not be rotated ${notice.failures} times in a row; its current key still works.`;
+  const rows: [string, string][] = [
+    ["Stuck at", notice.phase],
+    ["Last error", notice.lastError],
+    ["Notice made at", new Date(notice.at).toISOString()],
   ];
   const text = [headline, "", ...rows.map(([k, value]) => `${k}: ${value}`), ""].join("\n");
   const html =
@@ -228,6 +258,38 @@ export async function queueSecurityNotice(ctx: MutationCtx, config: Config, even
     await scheduleSend(ctx, deliveryId);
   }
   if (targets.length === 0) log("warn", "alert.no_destinations", { correlationId: event._id, type: "security.blocked" });
+  return targets.length;
+}
+
+/**
+ * Queues the one alert of a deploy-key rotation's failure streak (deployKeys.ts) to every
+ * destination, in the transaction that records the failure that reached the threshold.
+ */
+export async function queueDeployKeyNotice(
+  ctx: MutationCtx,
+  config: Config,
+  instanceId: Id<"instances">,
+  notice: Omit<DeployKeyNotice, "type" | "instanceId">,
+): Promise<number> {
+  const body = JSON.stringify({ type: "deployKey.rotation_failed", instanceId, ...notice } satisfies DeployKeyNotice);
+  const now = Date.now();
+  const targets = destinationsOf(config);
+  for (const { channel, destination } of targets) {
+    const deliveryId = await ctx.db.insert("alertDeliveries", {
+      instanceId,
+      type: "deployKey.rotation_failed",
+      channel,
+      destination,
+      body,
+      status: "pending",
+      attempts: 0,
+      nextAttemptAt: now,
+      expiresAt: now + DELIVERY_MAX_AGE_MS,
+      createdAt: now,
+    });
+    await scheduleSend(ctx, deliveryId);
+  }
+  if (targets.length === 0) log("warn", "alert.no_destinations", { correlationId: `deploy-key:${instanceId}`, type: "deployKey.rotation_failed" });
   return targets.length;
 }
 
