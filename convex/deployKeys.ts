@@ -1,7 +1,8 @@
 // Deploy-key rotation: every active tenant's Convex deploy key is replaced once it is
 // DEPLOY_KEY_ROTATION_DAYS old (an hourly cron picks at most DEPLOY_KEY_ROTATION_BATCH due ones
 // and runs each on the Convex work pool). The steps, each persisted before the next:
-//   1. create a new key (held sealed in `deployKeyRotation.pendingKeyCiphertext`: phase `created`);
+//   1. create a new key: its name is recorded first (phase `creating`), then the key is held sealed
+//      in `deployKeyRotation.pendingKeyCiphertext` (phase `created`);
 //   2. verify it works (a call to the deployment made with it);
 //   3. store it as the instance's key, the old one held for revocation (phase `stored`);
 //   4. hand it to the deploy workflow: the workflow holds no key of its own; every dispatch seals
@@ -11,7 +12,8 @@
 // (after it), is retried with a doubling delay, and alerts the operators after
 // DEPLOY_KEY_ROTATION_ALERT_AFTER consecutive failures. A run that dies between two steps leaves
 // its phase stored; once its lease lapses the next run continues from that phase, so no tenant
-// is left without a working stored key and no key minted by a rotation stays unrevoked.
+// is left without a working stored key and no key minted by a rotation stays unrevoked (one made by
+// a run that died before holding it is revoked by its name).
 // docs/security.md "Deploy-key rotation".
 import { v } from "convex/values";
 import { internal } from "./_generated/api";
@@ -23,7 +25,7 @@ import { cronBatch, log } from "./lib/log";
 import { queueDeployKeyNotice } from "./model/alerts";
 import { appendAudit } from "./model/audit";
 import { poolFor } from "./model/pools";
-import type { DeployKeyRotation } from "./model/secrets";
+import { vDeployKeyPhase, type DeployKeyRotation } from "./model/secrets";
 import { providersFor } from "./providers";
 import { ProviderError } from "./providers/types";
 
@@ -111,8 +113,9 @@ const vTarget = v.union(
   v.object({ kind: v.literal("lost") }),
   v.object({
     kind: v.literal("held"),
-    phase: v.union(v.literal("idle"), v.literal("created"), v.literal("stored")),
+    phase: vDeployKeyPhase,
     deploymentName: v.string(),
+    pendingKeyName: v.optional(v.string()),
     deploymentUrl: v.string(),
     pendingKeyCiphertext: v.optional(v.string()),
     previousKeyCiphertext: v.optional(v.string()),
@@ -135,10 +138,36 @@ export const rotationTarget = internalQuery({
       phase: rotation.phase,
       deploymentName: convexDeploymentName,
       deploymentUrl: convexDeploymentUrl,
+      ...(rotation.pendingKeyName ? { pendingKeyName: rotation.pendingKeyName } : {}),
       ...(rotation.pendingKeyCiphertext ? { pendingKeyCiphertext: rotation.pendingKeyCiphertext } : {}),
       ...(rotation.previousKeyCiphertext ? { previousKeyCiphertext: rotation.previousKeyCiphertext } : {}),
       busy: await hasRunningJob(ctx, instanceId),
     };
+  },
+});
+
+/** Step 1 begins: the name the new key will carry is recorded before Convex is asked for it. */
+export const recordCreating = internalMutation({
+  args: { instanceId: v.id("instances"), token: v.string(), pendingKeyName: v.string() },
+  returns: v.boolean(),
+  handler: async (ctx, { instanceId, token, pendingKeyName }) => {
+    const instance = await ctx.db.get("instances", instanceId);
+    if (!holds(instance, token) || instance.deployKeyRotation!.phase !== "idle") return false;
+    await ctx.db.patch("instances", instanceId, { deployKeyRotation: { ...instance.deployKeyRotation!, phase: "creating", pendingKeyName } });
+    return true;
+  },
+});
+
+/** A run died while making a key: that key (if made) is revoked by its name; the next step makes another. */
+export const abandonCreating = internalMutation({
+  args: { instanceId: v.id("instances"), token: v.string() },
+  returns: v.boolean(),
+  handler: async (ctx, { instanceId, token }) => {
+    const instance = await ctx.db.get("instances", instanceId);
+    if (!holds(instance, token) || instance.deployKeyRotation!.phase !== "creating") return false;
+    const { pendingKeyName: _revoked, ...rest } = instance.deployKeyRotation!;
+    await ctx.db.patch("instances", instanceId, { deployKeyRotation: { ...rest, phase: "idle" } });
+    return true;
   },
 });
 
@@ -148,7 +177,7 @@ export const recordCreatedKey = internalMutation({
   returns: v.boolean(),
   handler: async (ctx, { instanceId, token, pendingKeyCiphertext }) => {
     const instance = await ctx.db.get("instances", instanceId);
-    if (!holds(instance, token) || instance.deployKeyRotation!.phase !== "idle") return false;
+    if (!holds(instance, token) || instance.deployKeyRotation!.phase !== "creating") return false;
     await ctx.db.patch("instances", instanceId, { deployKeyRotation: { ...instance.deployKeyRotation!, phase: "created", pendingKeyCiphertext } });
     return true;
   },
@@ -297,19 +326,25 @@ export const rotateDeployKey = internalAction({
     const keys = encryptionKeys(config);
     const correlationId = `deploy-key:${instanceId}`;
     const providers = providersFor({ ctx, config, correlationId });
-    for (let step = 0; step < (steps ?? 3); step++) {
+    for (let step = 0; step < (steps ?? 4); step++) {
       const target = await ctx.runQuery(internal.deployKeys.rotationTarget, { instanceId, token });
       if (target.kind !== "held") return null;
       const { deploymentName, deploymentUrl } = target;
       try {
         if (target.phase === "idle") {
-          // 1. create
-          const { deployKey } = await providers.convex.createDeployKey({ deploymentName, name: `brain-${instanceId}-${Date.now()}` });
+          // 1. create: its name first, so a key made by a run that dies before holding it can be found and revoked
+          const name = `brain-${instanceId}-${Date.now()}`;
+          if (!(await ctx.runMutation(internal.deployKeys.recordCreating, { instanceId, token, pendingKeyName: name }))) return null;
+          const { deployKey } = await providers.convex.createDeployKey({ deploymentName, name });
           if (!(await ctx.runMutation(internal.deployKeys.recordCreatedKey, { instanceId, token, pendingKeyCiphertext: await encryptSecret(deployKey, keys) }))) {
             // Another run took over between the two calls: this key is nobody's, so it goes.
             await providers.convex.revokeDeployKey({ deploymentName, deployKey });
             return null;
           }
+        } else if (target.phase === "creating") {
+          // A run died while making a key: revoke whatever it made under that name, then start over.
+          await providers.convex.revokeDeployKeyNamed({ deploymentName, name: target.pendingKeyName! });
+          if (!(await ctx.runMutation(internal.deployKeys.abandonCreating, { instanceId, token }))) return null;
         } else if (target.phase === "created") {
           // 2. verify, 3. store (4. the next deploy dispatch seals the stored key)
           const pending = await decryptSecret(target.pendingKeyCiphertext!, keys);
@@ -351,7 +386,7 @@ export const getDeployKeyRotation = internalQuery({
   returns: v.union(
     v.null(),
     v.object({
-      phase: v.union(v.literal("idle"), v.literal("created"), v.literal("stored")),
+      phase: vDeployKeyPhase,
       failures: v.number(),
       lastError: v.optional(v.string()),
       alertedAt: v.optional(v.number()),

@@ -6,7 +6,9 @@ import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
 import { decryptSecret, sha256Hex } from "../convex/lib/crypto";
 import { alertEmail } from "../convex/model/alerts";
-import { adminHeaders, drain, drainFor, sendCheckout, setupBackend, statusOf, type TestBackend } from "./harness";
+import { loadConfig } from "../convex/lib/config";
+import { sandboxProviders } from "../convex/providers/sandbox";
+import { actionCtxOf, adminHeaders, drain, drainFor, sendCheckout, setupBackend, statusOf, type TestBackend } from "./harness";
 
 beforeEach(() => vi.useFakeTimers());
 afterEach(() => {
@@ -163,7 +165,7 @@ describe("a rotation", () => {
 
 describe("a failure at any step leaves the old key working, retries with backoff and ends rotated", () => {
   for (const { step, operation, kind, phase } of [
-    { step: "create", operation: "convex.createDeployKey", kind: "transient", phase: "idle" },
+    { step: "create", operation: "convex.createDeployKey", kind: "transient", phase: "creating" },
     { step: "verify (transient)", operation: "convex.verifyDeployKey", kind: "transient", phase: "created" },
     { step: "verify (the key is refused)", operation: "convex.verifyDeployKey", kind: "permanent", phase: "idle" },
     { step: "revoke", operation: "convex.revokeDeployKey", kind: "transient", phase: "stored" },
@@ -227,7 +229,7 @@ describe("a failure at any step leaves the old key working, retries with backoff
     const notices = await t.run(async (ctx) => ctx.db.query("alertDeliveries").collect());
     expect(notices).toHaveLength(1);
     expect(notices[0]).toMatchObject({ type: "deployKey.rotation_failed", instanceId: id, channel: "email", destination: "ops@example.com" });
-    expect(JSON.parse(notices[0].body)).toMatchObject({ type: "deployKey.rotation_failed", instanceId: id, failures: 2, phase: "idle" });
+    expect(JSON.parse(notices[0].body)).toMatchObject({ type: "deployKey.rotation_failed", instanceId: id, failures: 2, phase: "creating" });
     expect(alertEmail(notices[0].body).subject).toBe(`[Brain] deploy-key rotation of instance ${id} failing (2 times)`);
 
     await runCron(t, id);
@@ -270,6 +272,33 @@ describe("a run that dies between steps", () => {
       expect((await instanceOf(t, id)).deployKeyRotation).toMatchObject({ phase: "idle", failures: 0 });
     });
   }
+});
+
+describe("a run that dies after Convex made the key and before it was held", () => {
+  test("leaves the stored key working; the next run revokes the orphan by its recorded name and finishes with one live key", async () => {
+    const t = setupBackend({ env: ENV });
+    const id = await activeInstance(t);
+    const oldKey = await storedKey(t, id);
+    await t.mutation(internal.deployKeys.runDeployKeyRotations, {});
+    await runCron(t, id, { drain: false });
+    const { token } = (await instanceOf(t, id)).deployKeyRotation!.lease!;
+    // What the dead run got done: the name recorded, the key made at Convex, nothing more.
+    const name = `brain-${id}-dead`;
+    expect(await t.mutation(internal.deployKeys.recordCreating, { instanceId: id, token, pendingKeyName: name })).toBe(true);
+    const deploymentName = (await instanceOf(t, id)).resources.convexDeploymentName!;
+    const providers = sandboxProviders({ ctx: actionCtxOf(t), config: loadConfig(), correlationId: "dead-run" });
+    const orphan = (await providers.convex.createDeployKey({ deploymentName, name })).deployKey;
+    expect(await liveKeyHashes(t, id)).toContain(await sha256Hex(orphan));
+    await expectStoredKeyWorks(t, id);
+    expect(await storedKey(t, id)).toBe(oldKey);
+
+    await runCron(t, id);
+    const newKey = await storedKey(t, id);
+    expect(newKey).not.toBe(oldKey);
+    expect(newKey).not.toBe(orphan);
+    await expectExactlyTheStoredKeyWorks(t, id);
+    expect((await instanceOf(t, id)).deployKeyRotation).toMatchObject({ phase: "idle", failures: 0 });
+  });
 });
 
 describe("a provisioning re-run", () => {

@@ -111,7 +111,7 @@ export type DeployKeyNotice = {
   instanceId: string;
   /** Consecutive failed attempts (DEPLOY_KEY_ROTATION_ALERT_AFTER or more). */
   failures: number;
-  /** The step it is stuck at: idle (creating a key), created (verifying it), stored (revoking the old one). */
+  /** The step it is stuck at: creating (making a key), created (verifying it), stored (revoking the old one). */
   phase: string;
   /** The last failure (a provider's class and message; never a key). */
   lastError: string;

@@ -19,14 +19,20 @@ export const SECRET_RESOURCE_FIELDS = [
   "stripeEndpointSecretCiphertext",
 ] as const satisfies readonly (keyof InstanceResources)[];
 
+export const vDeployKeyPhase = v.union(v.literal("idle"), v.literal("creating"), v.literal("created"), v.literal("stored"));
+
 /**
  * A tenant's deploy-key rotation, persisted between its steps (deployKeys.ts):
  * - `idle`: nothing under way (failures and the alert are kept until a rotation succeeds);
+ * - `creating`: a key is being made under `pendingKeyName`; a run that died here leaves a key
+ *   nobody holds, so the next run revokes it by that name before making another;
  * - `created`: a new key was minted and is held here (sealed) until it is verified and stored;
  * - `stored`: the new key is the instance's; the old one is held here until it is revoked.
  */
 export const vDeployKeyRotation = v.object({
-  phase: v.union(v.literal("idle"), v.literal("created"), v.literal("stored")),
+  phase: vDeployKeyPhase,
+  /** The name the key being made carries (unique per rotation: `brain-<instanceId>-<ms>`). */
+  pendingKeyName: v.optional(v.string()),
   pendingKeyCiphertext: v.optional(v.string()),
   previousKeyCiphertext: v.optional(v.string()),
   /** The run working on it, until when (a run that died lets the next one take over). */

@@ -226,5 +226,15 @@ export function liveConvex(env: ProviderEnv): ConvexAdapter {
         throw error;
       }
     },
+
+    async revokeDeployKeyNamed({ deploymentName, name }) {
+      // Rotation names each key it makes uniquely, so the name identifies it too.
+      try {
+        await call("deleteDeployKey", "POST", `/deployments/${deploymentName}/delete_deploy_key`, { id: name.slice(0, 60) });
+      } catch (error) {
+        if (hasStatus(error, 404)) return; // never made, or already revoked
+        throw error;
+      }
+    },
   };
 }

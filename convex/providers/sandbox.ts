@@ -238,9 +238,12 @@ async function setPaused(env: ProviderEnv, deploymentName: string, paused: boole
  * A new simulated deploy key for the deployment. Only its SHA-256 is recorded (as the resource's
  * name), so the sandbox's tables never hold a key; verify and revoke find it by that hash.
  */
-async function mintSandboxDeployKey(env: ProviderEnv, operation: OperationName, deploymentName: string): Promise<string> {
+async function mintSandboxDeployKey(env: ProviderEnv, operation: OperationName, deploymentName: string, keyName?: string): Promise<string> {
   const deployKey = `prod:${deploymentName}|sandbox-${crypto.randomUUID()}`;
-  await call(env, { operation, kind: "deployKey", name: await sha256Hex(deployKey), action: "ensure", attributes: { deploymentName } });
+  const hash = await sha256Hex(deployKey);
+  await call(env, { operation, kind: "deployKey", name: hash, action: "ensure", attributes: { deploymentName, ...(keyName ? { keyName } : {}) } });
+  // Keys made under a name can be revoked by it (revokeDeployKeyNamed), as with Convex.
+  if (keyName) await call(env, { operation, kind: "deployKeyName", name: `${deploymentName}/${keyName}`, action: "ensure", attributes: { hash } });
   return deployKey;
 }
 
@@ -274,8 +277,8 @@ export function sandboxProviders(env: ProviderEnv): Providers {
           deployKey,
         };
       },
-      createDeployKey: async ({ deploymentName }) => ({
-        deployKey: await mintSandboxDeployKey(env, "convex.createDeployKey", deploymentName),
+      createDeployKey: async ({ deploymentName, name }) => ({
+        deployKey: await mintSandboxDeployKey(env, "convex.createDeployKey", deploymentName, name),
       }),
       async verifyDeployKey({ deploymentName, deployKey }) {
         const key = await call(env, { operation: "convex.verifyDeployKey", kind: "deployKey", name: await sha256Hex(deployKey), action: "get" });
@@ -286,6 +289,13 @@ export function sandboxProviders(env: ProviderEnv): Providers {
       async revokeDeployKey({ deployKey }) {
         const key = await call(env, { operation: "convex.revokeDeployKey", kind: "deployKey", name: await sha256Hex(deployKey), action: "get" });
         if (key) await remove(env, "convex.revokeDeployKey", "deployKey", key.externalId);
+      },
+      async revokeDeployKeyNamed({ deploymentName, name }) {
+        const named = await call(env, { operation: "convex.revokeDeployKey", kind: "deployKeyName", name: `${deploymentName}/${name}`, action: "get" });
+        if (!named) return;
+        const key = await call(env, { operation: "convex.revokeDeployKey", kind: "deployKey", name: named.attributes.hash, action: "get" });
+        if (key) await remove(env, "convex.revokeDeployKey", "deployKey", key.externalId);
+        await remove(env, "convex.revokeDeployKey", "deployKeyName", named.externalId);
       },
       async setEnvironment({ deploymentName, variables }) {
         const entries = Object.entries(variables);

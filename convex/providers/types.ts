@@ -120,6 +120,8 @@ export interface ConvexAdapter {
   verifyDeployKey(input: { deploymentName: string; deploymentUrl: string; deployKey: string }): Promise<void>;
   /** Revokes a deploy key (`POST /deployments/{name}/delete_deploy_key`); "already gone" is success. */
   revokeDeployKey(input: { deploymentName: string; deployKey: string }): Promise<void>;
+  /** Revokes the key made under `name` (one whose making was never recorded); none by that name is success. */
+  revokeDeployKeyNamed(input: { deploymentName: string; name: string }): Promise<void>;
 }
 
 /** How the customer gets into their organization: an existing user's membership, or an invitation. */

@@ -105,6 +105,15 @@ describe("live Convex adapter against the Convex fake", () => {
     });
   });
 
+  test("revokeDeployKeyNamed revokes the key a rotation made under a unique name; no such name is success", async () => {
+    const project = await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
+    const { deployKey } = await convex.createDeployKey({ deploymentName: project.deploymentName, name: "brain-inst1-1700000000000" });
+    await convex.revokeDeployKeyNamed({ deploymentName: project.deploymentName, name: "brain-inst1-1700000000000" });
+    expect(h.fakes.convex.deployments()[0].deployKeys.map((k) => k.key)).toEqual([project.deployKey]);
+    expect(h.fakes.convex.deployments()[0].deployKeys.map((k) => k.key)).not.toContain(deployKey);
+    await convex.revokeDeployKeyNamed({ deploymentName: project.deploymentName, name: "brain-inst1-1700000000000" });
+  });
+
   describe("ensureProject", () => {
     test("creates a project with a prod deployment and returns the deployment's URL and a deploy key for it", async () => {
       const project = await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
