@@ -55,4 +55,8 @@ crons.hourly("retention", { minuteUTC: 41 }, internal.retention.runRetention, {}
 // into provisioningMetrics, a bounded page per mutation; a second call for the same hour starts nothing.
 crons.hourly("roll up provisioning metrics", { minuteUTC: 5 }, internal.metrics.runRollup, {});
 
+// Deploy-key rotation: plans newly active instances and starts the rotation of each whose key is
+// DEPLOY_KEY_ROTATION_DAYS old (or whose failed rotation's retry is due), a bounded batch per run.
+crons.hourly("rotate tenant deploy keys", { minuteUTC: 29 }, internal.deployKeys.runDeployKeyRotations, {});
+
 export default crons;

@@ -6,7 +6,7 @@ import { v } from "convex/values";
 import { internal } from "./_generated/api";
 import { internalAction, internalMutation, internalQuery } from "./_generated/server";
 import { loadConfig } from "./lib/config";
-import { decryptSecret } from "./lib/crypto";
+import { decryptSecret, encryptionKeys, SecretDecryptionError } from "./lib/crypto";
 import { log, cronBatch } from "./lib/log";
 import { stripeSignatureHeader, tenantEventsUrl } from "./lib/stripeSignature";
 import {
@@ -53,7 +53,7 @@ export const forwardTenantEvents = internalAction({
       const sendStarted = Date.now();
       let outcome: AttemptOutcome;
       try {
-        const secret = await decryptSecret(claim.secretCiphertext, config.ENCRYPTION_KEY);
+        const secret = await decryptSecret(claim.secretCiphertext, encryptionKeys(config));
         const signature = await stripeSignatureHeader(claim.body, secret, Math.floor(Date.now() / 1000));
         const url = tenantEventsUrl(config, { deploymentName: claim.deploymentName, instanceId });
         const providers = providersFor({ ctx, config, correlationId: claim.eventId, attempt: claim.attempt });
@@ -89,11 +89,8 @@ export const forwardTenantEvents = internalAction({
 /** Why a send got no answer, fit for lastError and the logs (no secret, no body). */
 function describeError(error: unknown): string {
   if (error instanceof ProviderError) return `${error.kind}: ${error.message}`.slice(0, 500);
-  if (error instanceof Error && error.message === "unrecognised ciphertext format") return "the tenant's signing secret could not be read";
-  // Web Crypto's AES-GCM refuses a ciphertext sealed with another key as an "OperationError".
-  if (typeof error === "object" && error !== null && (error as { name?: unknown }).name === "OperationError") {
-    return "the tenant's signing secret could not be decrypted (ENCRYPTION_KEY changed?)";
-  }
+  // It names the key id (never a key or the secret): "not held", or "could not be opened with that key".
+  if (error instanceof SecretDecryptionError) return `the tenant's signing secret could not be decrypted: ${error.message}`.slice(0, 500);
   return `unexpected: ${error instanceof Error ? error.message : String(error)}`.slice(0, 500);
 }
 

@@ -21,6 +21,7 @@ import { registerAlertRoutes } from "./alertRoutes";
 import { registerHealthRoutes } from "./healthRoutes";
 import { registerMetricsRoutes } from "./metricsRoutes";
 import { registerJobRoutes } from "./jobRoutes";
+import { registerSecretRoutes } from "./secrets";
 
 const http = httpRouter();
 const ADMIN_ACTOR = "admin-api";
@@ -314,6 +315,7 @@ registerAlertRoutes(http);
 registerHealthRoutes(http);
 registerMetricsRoutes(http);
 registerJobRoutes(http);
+registerSecretRoutes(http);
 registerSecurityRoutes(http);
 
 // Known paths asked with the wrong method answer in the JSON error shape too.
@@ -340,6 +342,7 @@ const ROUTES: { path: string; prefix: boolean; method: (typeof METHODS)[number] 
   { path: "/admin/maintenance", prefix: false, method: ["GET", "POST"] },
   { path: "/admin/jobs", prefix: false, method: "GET" },
   { path: "/admin/jobs/", prefix: true, method: "GET" },
+  { path: "/admin/encryption/rotate", prefix: false, method: ["GET", "POST"] },
   { path: "/admin/security-events", prefix: false, method: "GET" },
 ];
 for (const known of ROUTES) {

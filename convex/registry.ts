@@ -7,7 +7,7 @@
 // It is read by every layer, lib/config.ts included, so it imports only leaf modules
 // (crypto, validators, the adapter types and step helpers); nothing it imports imports it.
 import { components } from "./_generated/api";
-import { decryptSecret, encryptSecret, sealForWorkflow } from "./lib/crypto";
+import { decryptSecret, encryptSecret, encryptionKeys, sealForWorkflow } from "./lib/crypto";
 import type { Config } from "./lib/config";
 import { newTenantWebhookSecret } from "./lib/stripeSignature";
 import { PROVISION_STEP_NAMES } from "./lib/validators";
@@ -194,6 +194,16 @@ export const STEPS = {
     operation: "convex.ensureProject",
     runs: "action",
     async run({ providers, config, input }) {
+      // A re-run (a retried job starts from what the instance holds) mints a new key: the key it
+      // replaces is revoked first, so a re-run never leaves an unrevoked key behind it. Revoking
+      // an already revoked key is success, so a retry after a crash here repeats it harmlessly.
+      const replaced = input.resources.convexDeployKeyCiphertext;
+      if (replaced && input.resources.convexDeploymentName) {
+        await providers.convex.revokeDeployKey({
+          deploymentName: input.resources.convexDeploymentName,
+          deployKey: await decryptSecret(replaced, encryptionKeys(config)),
+        });
+      }
       const project = await providers.convex.ensureProject({
         instanceId: input.instanceId,
         projectName: resourceName(config.RESOURCE_PREFIX, input.instanceId),
@@ -203,7 +213,7 @@ export const STEPS = {
         convexProjectName: project.projectName,
         convexDeploymentName: project.deploymentName,
         convexDeploymentUrl: project.deploymentUrl,
-        convexDeployKeyCiphertext: await encryptSecret(project.deployKey, config.ENCRYPTION_KEY),
+        convexDeployKeyCiphertext: await encryptSecret(project.deployKey, encryptionKeys(config)),
       });
     },
     undo: {
@@ -297,16 +307,16 @@ export const STEPS = {
       // The tenant's own Stripe signing secret: Brain forwards the tenant's events signed with it.
       // Made once; a re-run sets the same one again.
       const secretCiphertext =
-        input.resources.tenantWebhookSecretCiphertext ?? (await encryptSecret(newTenantWebhookSecret(), config.ENCRYPTION_KEY));
+        input.resources.tenantWebhookSecretCiphertext ?? (await encryptSecret(newTenantWebhookSecret(), encryptionKeys(config)));
       await providers.convex.setEnvironment({
         deploymentName: need(input, "convexDeploymentName"),
         deploymentUrl: need(input, "convexDeploymentUrl"),
-        deployKey: await decryptSecret(need(input, "convexDeployKeyCiphertext"), config.ENCRYPTION_KEY),
+        deployKey: await decryptSecret(need(input, "convexDeployKeyCiphertext"), encryptionKeys(config)),
         variables: {
           BRAIN_INSTANCE_ID: input.instanceId,
           BRAIN_PLAN: input.plan,
           WORKOS_ORGANIZATION_ID: need(input, "workosOrganizationId"),
-          STRIPE_WEBHOOK_SECRET: await decryptSecret(secretCiphertext, config.ENCRYPTION_KEY),
+          STRIPE_WEBHOOK_SECRET: await decryptSecret(secretCiphertext, encryptionKeys(config)),
           ...planVariables(config, input.plan),
         },
       });
@@ -317,7 +327,7 @@ export const STEPS = {
       requires: "convexDeployKeyCiphertext",
       health: false,
       async run({ providers, config, instanceId, resources }) {
-        const deployKey = await decryptSecret(resources.convexDeployKeyCiphertext!, config.ENCRYPTION_KEY);
+        const deployKey = await decryptSecret(resources.convexDeployKeyCiphertext!, encryptionKeys(config));
         const environment = await providers.convex.getEnvironment({ deploymentUrl: resources.convexDeploymentUrl!, deployKey });
         return environment.BRAIN_INSTANCE_ID === instanceId
           ? { ok: true, detail: "backend configuration present" }
@@ -354,7 +364,7 @@ export const STEPS = {
     deadlineMs: 15 * 60_000,
     runs: "action",
     async run({ providers, config, input, attempt, deadlineMs }) {
-      const deployKey = await decryptSecret(need(input, "convexDeployKeyCiphertext"), config.ENCRYPTION_KEY);
+      const deployKey = await decryptSecret(need(input, "convexDeployKeyCiphertext"), encryptionKeys(config));
       const { runId } = await providers.github.dispatchDeploy({
         jobId: input.jobId,
         instanceId: input.instanceId,
@@ -635,6 +645,6 @@ async function runUndo(step: StepName, { providers, input }: StepEnv): Promise<S
 async function deploymentOf(input: StepEnv["input"], config: Config) {
   const { convexDeploymentName, convexDeploymentUrl, convexDeployKeyCiphertext } = input.resources;
   if (!convexDeploymentName || !convexDeploymentUrl || !convexDeployKeyCiphertext) return null;
-  const deployKey = await decryptSecret(convexDeployKeyCiphertext, config.ENCRYPTION_KEY);
+  const deployKey = await decryptSecret(convexDeployKeyCiphertext, encryptionKeys(config));
   return { deploymentName: convexDeploymentName, deploymentUrl: convexDeploymentUrl, deployKey };
 }

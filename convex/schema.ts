@@ -37,6 +37,7 @@ import {
   vSecurityEventKind,
 } from "./lib/validators";
 import { vMetricFigures } from "./model/metricsFigures";
+import { vDeployKeyRotation, vSecretRotationStatus, vSecretTable } from "./model/secrets";
 
 export default defineSchema({
   // Written by stripe.recordStripeEvent (once per event id) and stripe.processStripeEvent;
@@ -112,6 +113,10 @@ export default defineSchema({
     pendingPlan: v.optional(v.object({ plan: v.string(), priceId: v.string() })),
     suspendedAt: v.optional(v.number()),
     deletedAt: v.optional(v.number()),
+    /** When the tenant's deploy key is next rotated, or its failed rotation retried (deployKeys.ts; absent: not planned yet). */
+    deployKeyDueAt: v.optional(v.number()),
+    /** The deploy-key rotation's persisted progress, so a rotation that died resumes where it stopped. */
+    deployKeyRotation: v.optional(vDeployKeyRotation),
   })
     .index("by_checkoutSessionId", ["checkoutSessionId"])
     // Kept beside the one below for its order: a customer's instances by creation time (the
@@ -130,7 +135,9 @@ export default defineSchema({
     .index("by_status_and_createdAt", ["status", "createdAt"])
     .index("by_status_and_healthStatus_and_createdAt", ["status", "healthStatus", "createdAt"])
     .index("by_status_and_plan_and_createdAt", ["status", "plan", "createdAt"])
-    .index("by_status_and_plan_and_healthStatus_and_createdAt", ["status", "plan", "healthStatus", "createdAt"]),
+    .index("by_status_and_plan_and_healthStatus_and_createdAt", ["status", "plan", "healthStatus", "createdAt"])
+    // Deploy-key rotation: active instances whose key is due (deployKeys.ts).
+    .index("by_status_and_deployKeyDueAt", ["status", "deployKeyDueAt"]),
 
   // The job engine's state: one document per job, its steps inline (ten, bounded).
   // Written only by provisioning mutations; read by the step actions, status page and operators.
@@ -567,6 +574,24 @@ export default defineSchema({
     figures: vMetricFigures,
     updatedAt: v.number(),
   }).index("by_granularity_and_start", ["granularity", "start"]),
+
+  // Encryption-key rotations (POST /admin/encryption/rotate, npm run rotate-encryption-key): one
+  // row per target key id, its progress through the tables holding secrets. Written only by
+  // secrets.ts (one bounded page per mutation, resumable from `cursor`); read by GET of the route.
+  secretRotations: defineTable({
+    keyId: v.string(),
+    status: vSecretRotationStatus,
+    table: vSecretTable,
+    /** The paginate cursor within `table` (null: its first page). */
+    cursor: v.union(v.string(), v.null()),
+    scanned: v.number(),
+    reencrypted: v.number(),
+    /** Why it stopped (names a key id at most, never a key or a secret). */
+    error: v.optional(v.string()),
+    startedAt: v.number(),
+    updatedAt: v.number(),
+    finishedAt: v.optional(v.number()),
+  }).index("by_keyId", ["keyId"]),
 
   // Suspicious activity (issue 11, docs/security.md): one row per block of a source address.
   // Written by security.screenRequest when a detection bucket runs dry; read by the same to

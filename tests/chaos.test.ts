@@ -564,7 +564,7 @@ const ROWS: Row[] = [
       for (const status of statuses) expectStatus(status, "ready");
       expect(new Set(statuses.map((s) => s.instanceId)).size).toBe(20);
       for (const status of statuses) {
-        expect((await h.instance(status.instanceId!)).resources).toMatchObject({ tenantWebhookSecretCiphertext: expect.stringMatching(/^v1:/) });
+        expect((await h.instance(status.instanceId!)).resources).toMatchObject({ tenantWebhookSecretCiphertext: expect.stringMatching(/^v2:default:/) });
       }
       // One platform webhook, forwarded to each tenant: Stripe's webhook-endpoint API is never called.
       if (h.mode === "live") {

@@ -85,8 +85,8 @@ describe.each(MODES)("provisioning end to end ($name providers)", (mode) => {
     expect(instance.status).toBe("active");
     expect(instance.resources).toMatchObject({
       convexProjectName: expect.stringMatching(/^brain-/),
-      convexDeployKeyCiphertext: expect.stringMatching(/^v1:/),
-      tenantWebhookSecretCiphertext: expect.stringMatching(/^v1:/),
+      convexDeployKeyCiphertext: expect.stringMatching(/^v2:default:/),
+      tenantWebhookSecretCiphertext: expect.stringMatching(/^v2:default:/),
       workosOrganizationId: expect.any(String),
       // A checkout email no WorkOS user has: invited to the organization, not made a user.
       workosInvitationId: expect.stringMatching(/^invitation_/),

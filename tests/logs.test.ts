@@ -2,10 +2,13 @@
 // reaching ready, one failing for good on a permanent 4xx and cleaned up at once), a health round
 // and admin calls. Every line Brain writes is one JSON object with its level, event and
 // correlation id; a job's lines carry the Stripe event that started it, its cleanup included; and
-// no secret from the environment, no tenant secret and no email address appears in any line.
+// no secret from the environment, no tenant secret (plaintext or ciphertext) and no email address
+// appears in any line, nor any secret in an audit row or in the answers of the status and admin routes.
 import { afterEach, beforeEach, expect, test, vi } from "vitest";
 import { internal } from "../convex/_generated/api";
 import type { Id } from "../convex/_generated/dataModel";
+import { decryptSecret } from "../convex/lib/crypto";
+import { SECRET_RESOURCE_FIELDS } from "../convex/model/secrets";
 import { startFakes, type Fakes } from "./fakes";
 import { adminHeaders, pollUntilSettled, sendCheckout, setupBackend } from "./harness";
 
@@ -36,7 +39,9 @@ test("every log line is JSON with its event and correlation id, a job's lines ca
   const ready = await sendCheckout(t, { email: "ada.lovelace@example.com" });
   const readyStatus = await pollUntilSettled(t, ready.sessionId);
   expect(readyStatus.status).toBe("ready");
-  fakes.cloudflare.inject({ method: "POST", path: /\/pages\/projects$/, status: 400, times: 1 });
+  // Fails for good at the Pages project's configuration, after the project exists: its cleanup
+  // always has a recorded resource to delete, whatever order the parallel steps finish in.
+  fakes.cloudflare.inject({ method: "PATCH", path: /\/pages\/projects\/[^/]+$/, status: 400, times: 1 });
   const failed = await sendCheckout(t, { email: "grace.hopper@example.com" });
   const failedStatus = await pollUntilSettled(t, failed.sessionId);
   expect(failedStatus.status).toBe("failed");
@@ -87,7 +92,7 @@ test("every log line is JSON with its event and correlation id, a job's lines ca
   const createOrg = liveCalls.filter((l) => l.correlationId === ready.event.id && l.method === "POST" && l.path === "/organizations");
   expect(createOrg.map((l) => [l.status, l.attempt])).toEqual([[503, 1], [201, 2]]);
   expect(liveCalls).toContainEqual(
-    expect.objectContaining({ correlationId: failed.event.id, provider: "cloudflare", method: "POST", path: expect.stringMatching(/\/pages\/projects$/), status: 400 }),
+    expect.objectContaining({ correlationId: failed.event.id, provider: "cloudflare", method: "PATCH", path: expect.stringMatching(/\/pages\/projects\/[^/]+$/), status: 400 }),
   );
 
   // One cron.batch line per cron run, with what it returned.
@@ -107,9 +112,45 @@ test("every log line is JSON with its event and correlation id, a job's lines ca
     .filter(([name, value]) => /SECRET|TOKEN|KEY|PASSWORD/.test(name) && value.length >= 8)
     .map(([, value]) => value);
   expect(secrets.length).toBeGreaterThanOrEqual(5);
+  // The tenants' own secrets, in plaintext and as stored (ciphertext), may appear nowhere either.
+  const instances = await t.run((ctx) => ctx.db.query("instances").collect());
+  const tenantSecrets: string[] = [];
+  for (const instance of instances) {
+    for (const field of SECRET_RESOURCE_FIELDS) {
+      const sealed = instance.resources[field];
+      if (typeof sealed !== "string") continue;
+      tenantSecrets.push(sealed, await decryptSecret(sealed, (env as Record<string, string>).ENCRYPTION_KEY));
+    }
+  }
+  expect(tenantSecrets.length).toBeGreaterThanOrEqual(2);
   for (const line of raw) {
-    for (const secret of secrets) expect(line.includes(secret), `a secret in: ${line.slice(0, 200)}`).toBe(false);
+    for (const secret of [...secrets, ...tenantSecrets]) expect(line.includes(secret), `a secret in: ${line.slice(0, 200)}`).toBe(false);
     expect(line, "a tenant webhook secret").not.toMatch(/whsec_/);
     expect(line, "an email address").not.toMatch(EMAIL);
+  }
+
+  // Nor in an audit detail, nor in any answer Brain gives (views, lists, errors).
+  const audit = JSON.stringify(await t.run((ctx) => ctx.db.query("auditLogs").collect()));
+  const answers: string[] = [audit];
+  const jobIds = [readyStatus.jobId, failedStatus.jobId];
+  const paths = [
+    `/status?session_id=${ready.sessionId}`,
+    `/status?session_id=${failed.sessionId}`,
+    "/admin/jobs",
+    ...jobIds.map((id) => `/admin/jobs/${id}`),
+    ...instances.map((i) => `/instance-health/${i._id}`),
+    "/admin/health",
+    "/admin/metrics",
+    "/admin/dead-letter",
+    "/admin/security-events",
+    "/admin/jobs?cursor=not-a-cursor",
+  ];
+  for (const path of paths) {
+    const answer = await t.fetch(path, { headers: { ...adminHeaders(), Accept: "application/json" } });
+    answers.push(`${path} ${answer.status} ${await answer.text()}`);
+  }
+  for (const answer of answers) {
+    for (const secret of [...secrets, ...tenantSecrets]) expect(answer.includes(secret), `a secret in: ${answer.slice(0, 200)}`).toBe(false);
+    expect(answer, "a tenant webhook secret").not.toMatch(/whsec_/);
   }
 }, 90_000);

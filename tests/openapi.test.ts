@@ -307,6 +307,12 @@ describe("docs/openapi.yaml", () => {
     expect(reconcile.status).toBe(200);
     expect((await call(t, "POST", "/admin/reconcile", { body: { dryRun: "no" } })).status).toBe(400);
 
+    // Encryption-key rotation: key ids and no rotation yet, one started, and it done.
+    expect((await call(t, "GET", "/admin/encryption/rotate")).body).toMatchObject({ currentKeyId: "default", rotation: null });
+    expect((await call(t, "POST", "/admin/encryption/rotate")).status).toBe(202);
+    await drain(t);
+    expect((await call(t, "GET", "/admin/encryption/rotate")).body.rotation.status).toBe("done");
+
     // The deploy workflow's callback: a waiting step's report, and the refusals.
     const sign = (body: string) => {
       const ts = Math.floor(Date.now() / 1000);

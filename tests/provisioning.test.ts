@@ -63,7 +63,7 @@ describe("a paid checkout provisions a tenant end to end", () => {
       // A checkout email no WorkOS user has: invited to the organization, not made a user.
       workosInvitationId: expect.stringMatching(/^invitation_/),
       pagesProjectName: expect.stringMatching(/^brain-/),
-      tenantWebhookSecretCiphertext: expect.stringMatching(/^v1:/),
+      tenantWebhookSecretCiphertext: expect.stringMatching(/^v2:default:/),
       deployRunId: expect.any(String),
     });
     // No step makes a Stripe webhook endpoint any more (one platform webhook, forwarded to tenants).
@@ -79,8 +79,8 @@ describe("a paid checkout provisions a tenant end to end", () => {
     await drain(t);
     const { body } = await statusOf(t, sessionId);
     const instance = await t.run(async (ctx) => ctx.db.get("instances", body.instanceId as Id<"instances">));
-    expect(instance?.resources.convexDeployKeyCiphertext).toMatch(/^v1:/);
-    expect(instance?.resources.tenantWebhookSecretCiphertext).toMatch(/^v1:/);
+    expect(instance?.resources.convexDeployKeyCiphertext).toMatch(/^v2:default:/);
+    expect(instance?.resources.tenantWebhookSecretCiphertext).toMatch(/^v2:default:/);
     expect(JSON.stringify(instance)).not.toContain("whsec_");
     expect(JSON.stringify(instance)).not.toContain("prod:");
   });

@@ -5,6 +5,7 @@ import { ALL_STEPS, PROVIDERS, PROVIDERS_IN_USE, LIVE_PROVIDERS, STEPS, type Liv
 import type { StepName } from "./validators";
 import { fail } from "./errors";
 import type { RetryPolicy } from "./backoff";
+import { KEY_ID_PATTERN } from "./crypto";
 
 const ProviderMode = z.enum(["sandbox", "live"]);
 const DAY_MS = 24 * 60 * 60_000;
@@ -215,6 +216,39 @@ export const EnvSchema = z.object({
   /** Signs the alert webhook (HMAC-SHA256); required when ALERT_WEBHOOK_URL is set. */
   ALERT_WEBHOOK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
 
+  // Secrets at rest and key rotation (issue 11): docs/security.md "Secrets and key rotation".
+  /** `id:base64key,...` (each 32 bytes, ids unique); the first seals new secrets. Wins over ENCRYPTION_KEY. */
+  ENCRYPTION_KEYS: z
+    .string()
+    .transform((text, ctx) => {
+      const entries = text.split(",").map((entry) => entry.trim()).filter((entry) => entry.length > 0);
+      const keys: { id: string; key: string }[] = [];
+      for (const [index, entry] of entries.entries()) {
+        const colon = entry.indexOf(":");
+        const id = colon < 0 ? "" : entry.slice(0, colon);
+        const key = colon < 0 ? "" : entry.slice(colon + 1);
+        // Problems name the entry by position and id, never by its key.
+        if (!KEY_ID_PATTERN.test(id)) {
+          ctx.addIssue({ code: "custom", message: `entry ${index + 1} must be id:base64key, the id letters, digits, _ or - (at most 32)` });
+        } else if (!/^[A-Za-z0-9+/]{43}=$/.test(key)) {
+          ctx.addIssue({ code: "custom", message: `key "${id}" must be 32 bytes, base64-encoded (openssl rand -base64 32)` });
+        } else if (keys.some((k) => k.id === id)) {
+          ctx.addIssue({ code: "custom", message: `key id "${id}" appears more than once` });
+        } else keys.push({ id, key });
+      }
+      if (entries.length === 0) ctx.addIssue({ code: "custom", message: "must hold at least one id:base64key" });
+      return keys;
+    })
+    .optional(),
+  /** A tenant's Convex deploy key is rotated once it is this many days old. */
+  DEPLOY_KEY_ROTATION_DAYS: z.coerce.number().positive().max(3650).default(30),
+  /** Instances whose key rotation starts per cron run (the rest wait for the next run). */
+  DEPLOY_KEY_ROTATION_BATCH: int(1).max(500).default(25),
+  /** Consecutive failed rotations of one tenant's key that alert the operators. */
+  DEPLOY_KEY_ROTATION_ALERT_AFTER: int(1).max(100).default(3),
+  /** The first retry of a failed rotation waits this long; each further one twice as long (at most a day). */
+  DEPLOY_KEY_ROTATION_RETRY_MS: int(1_000).default(15 * 60_000),
+
   // Rate limits, blocking and admin tokens (issue 11): docs/security.md.
   /** Named admin tokens, `name:token,...`; wins over ADMIN_API_TOKEN (which alone is one token named `default`). */
   ADMIN_API_TOKENS: AdminTokens.optional(),
@@ -306,7 +340,9 @@ export function missingLiveCredentials(config: Config): string[] {
     }
   }
   // Live secrets at rest need a real key, not the sandbox's published one.
-  if (anyLive && config.ENCRYPTION_KEY === undefined) missing.push("ENCRYPTION_KEY (needed in live mode)");
+  if (anyLive && config.ENCRYPTION_KEY === undefined && config.ENCRYPTION_KEYS === undefined) {
+    missing.push("ENCRYPTION_KEY (needed in live mode)");
+  }
   return missing;
 }
 

@@ -145,6 +145,8 @@ export const vAlertType = literals(
   "security.blocked",
   /** An operator notice, not an incident's: a paid checkout refused over a per-customer quota. */
   "checkout.over_quota",
+  /** A tenant's deploy-key rotation keeps failing (docs/security.md). */
+  "deployKey.rotation_failed",
 );
 export type AlertType = Infer<typeof vAlertType>;
 export const vAlertChannel = literals("email", "webhook");

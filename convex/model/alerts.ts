@@ -72,8 +72,8 @@ export type AlertNotice = {
   at: number;
 };
 
-/** The alert types about an instance (incidents); "security.blocked" is about a source address, "checkout.over_quota" about a refused checkout. */
-export type InstanceAlertType = Exclude<AlertType, "security.blocked" | "checkout.over_quota">;
+/** The alert types about an instance (incidents); "security.blocked" is about a source address, "checkout.over_quota" about a refused checkout, "deployKey.rotation_failed" about a tenant's key rotation. */
+export type InstanceAlertType = Exclude<AlertType, "security.blocked" | "checkout.over_quota" | "deployKey.rotation_failed">;
 
 export const alertTypeFor = (severity: IncidentSeverity): InstanceAlertType => (severity === "down" ? "instance.down" : "instance.degraded");
 
@@ -144,11 +144,25 @@ function quotaEmail(notice: QuotaNotice): { subject: string; text: string; html:
   };
 }
 
-/** The alert email for a stored body: the subject names the instance and its status (or the blocked source, or the refused checkout). */
+/** The webhook body of a deploy-key rotation alert (issue 11): a tenant's key rotation keeps failing. */
+export type DeployKeyNotice = {
+  type: "deployKey.rotation_failed";
+  instanceId: string;
+  /** Consecutive failed attempts (DEPLOY_KEY_ROTATION_ALERT_AFTER or more). */
+  failures: number;
+  /** The step it is stuck at: creating (making a key), created (verifying it), stored (revoking the old one). */
+  phase: string;
+  /** The last failure (a provider's class and message; never a key). */
+  lastError: string;
+  at: number;
+};
+
+/** The alert email for a stored body: the subject names the instance and its status (or the blocked source, the refused checkout, the failing key rotation). */
 export function alertEmail(body: string): { subject: string; text: string; html: string } {
-  const parsed = JSON.parse(body) as AlertNotice | SecurityNotice | QuotaNotice;
+  const parsed = JSON.parse(body) as AlertNotice | SecurityNotice | QuotaNotice | DeployKeyNotice;
   if (parsed.type === "security.blocked") return securityEmail(parsed);
   if (parsed.type === "checkout.over_quota") return quotaEmail(parsed);
+  if (parsed.type === "deployKey.rotation_failed") return deployKeyEmail(parsed);
   const notice = parsed;
   const recovered = notice.type === "instance.recovered";
   const subject = recovered
@@ -185,6 +199,19 @@ function securityEmail(notice: SecurityNotice): { subject: string; text: string;
     rows.map(([k, value]) => `<tr><th align="left">${escapeHtml(k)}</th><td>${escapeHtml(value)}</td></tr>`).join("\n") +
     "\n</table>\n";
   return { subject, text, html };
+}
+
+function deployKeyEmail(notice: DeployKeyNotice): { subject: string; text: string; html: string } {
+  const subject = `[Brain] deploy-key rotation of instance ${notice.instanceId} failing (${notice.failures} times)`;
+  const headline = `The Convex deploy key of instance ${notice.instanceId} could not be rotated ${notice.failures} times in a row; its current key still works.`;
+  return {
+    subject,
+    ...table(headline, [
+      ["Stuck at", notice.phase],
+      ["Last error", notice.lastError],
+      ["Notice made at", new Date(notice.at).toISOString()],
+    ]),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -239,8 +266,8 @@ export async function queueNotice(ctx: MutationCtx, config: Config, incident: In
 async function queueStandalone(
   ctx: MutationCtx,
   config: Config,
-  notice: SecurityNotice | QuotaNotice,
-  about: { securityEventId: Id<"securityEvents"> } | { correlationId: string },
+  notice: SecurityNotice | QuotaNotice | DeployKeyNotice,
+  about: { securityEventId: Id<"securityEvents"> } | { correlationId: string; instanceId?: Id<"instances"> },
 ): Promise<number> {
   const body = JSON.stringify(notice);
   const now = Date.now();
@@ -295,6 +322,22 @@ export async function queueQuotaNotice(ctx: MutationCtx, config: Config, notice:
     quota: notice.quota,
     deliveries: queued,
   });
+  return queued;
+}
+
+/**
+ * Queues the one alert of a deploy-key rotation's failure streak (deployKeys.ts) to every
+ * destination, in the transaction that records the failure that reached the threshold.
+ */
+export async function queueDeployKeyNotice(
+  ctx: MutationCtx,
+  config: Config,
+  instanceId: Id<"instances">,
+  notice: Omit<DeployKeyNotice, "type" | "instanceId">,
+): Promise<number> {
+  const correlationId = `deploy-key:${instanceId}`;
+  const queued = await queueStandalone(ctx, config, { type: "deployKey.rotation_failed", instanceId, ...notice }, { instanceId, correlationId });
+  if (queued === 0) log("warn", "alert.no_destinations", { correlationId, type: "deployKey.rotation_failed" });
   return queued;
 }
 

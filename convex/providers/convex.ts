@@ -203,5 +203,38 @@ export function liveConvex(env: ProviderEnv): ConvexAdapter {
         throw error;
       }
     },
+
+    // Deploy-key rotation (convex/deployKeys.ts). The key is never logged: logCall names the operation only.
+    async createDeployKey({ deploymentName, name }) {
+      const { body } = await call<{ deployKey: string }>("createDeployKey", "POST", `/deployments/${deploymentName}/create_deploy_key`, {
+        name: name.slice(0, 60),
+      });
+      return { deployKey: body.deployKey };
+    },
+
+    async verifyDeployKey({ deploymentUrl, deployKey }) {
+      await deploymentCall("verifyDeployKey", "GET", deploymentApi(deploymentUrl, "list_environment_variables"), deployKey);
+    },
+
+    async revokeDeployKey({ deploymentName, deployKey }) {
+      // The Management API's delete_deploy_key takes `{ id }`: the key itself identifies it
+      // (keys made by re-runs share a name, so the name would not).
+      try {
+        await call("deleteDeployKey", "POST", `/deployments/${deploymentName}/delete_deploy_key`, { id: deployKey });
+      } catch (error) {
+        if (hasStatus(error, 404)) return; // already revoked, or the deployment is gone
+        throw error;
+      }
+    },
+
+    async revokeDeployKeyNamed({ deploymentName, name }) {
+      // Rotation names each key it makes uniquely, so the name identifies it too.
+      try {
+        await call("deleteDeployKey", "POST", `/deployments/${deploymentName}/delete_deploy_key`, { id: name.slice(0, 60) });
+      } catch (error) {
+        if (hasStatus(error, 404)) return; // never made, or already revoked
+        throw error;
+      }
+    },
   };
 }

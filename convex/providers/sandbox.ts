@@ -6,6 +6,7 @@ import Stripe from "stripe";
 import { internal } from "../_generated/api";
 import type { ProviderName } from "../lib/validators";
 import { log } from "../lib/log";
+import { sha256Hex } from "../lib/crypto";
 import { chaosFault } from "./chaos";
 import type { OperationName } from "./operations";
 import { instanceIdFromName, ownedResource } from "./owned";
@@ -233,6 +234,19 @@ async function setPaused(env: ProviderEnv, deploymentName: string, paused: boole
   mustExist(updated, "convex", `deployment ${deploymentName}`);
 }
 
+/**
+ * A new simulated deploy key for the deployment. Only its SHA-256 is recorded (as the resource's
+ * name), so the sandbox's tables never hold a key; verify and revoke find it by that hash.
+ */
+async function mintSandboxDeployKey(env: ProviderEnv, operation: OperationName, deploymentName: string, keyName?: string): Promise<string> {
+  const deployKey = `prod:${deploymentName}|sandbox-${crypto.randomUUID()}`;
+  const hash = await sha256Hex(deployKey);
+  await call(env, { operation, kind: "deployKey", name: hash, action: "ensure", attributes: { deploymentName, ...(keyName ? { keyName } : {}) } });
+  // Keys made under a name can be revoked by it (revokeDeployKeyNamed), as with Convex.
+  if (keyName) await call(env, { operation, kind: "deployKeyName", name: `${deploymentName}/${keyName}`, action: "ensure", attributes: { hash } });
+  return deployKey;
+}
+
 export function sandboxProviders(env: ProviderEnv): Providers {
   return {
     convex: {
@@ -243,12 +257,7 @@ export function sandboxProviders(env: ProviderEnv): Providers {
           kind: "project",
           name: projectName,
           action: "ensure",
-          attributes: {
-            instanceId,
-            deploymentName,
-            deploymentUrl: `https://${deploymentName}.convex.cloud`,
-            deployKey: `prod:${deploymentName}|sandbox-${crypto.randomUUID()}`,
-          },
+          attributes: { instanceId, deploymentName, deploymentUrl: `https://${deploymentName}.convex.cloud` },
         });
         const project = mustExist(resource, "convex", `project ${projectName}`);
         await call(env, {
@@ -258,13 +267,35 @@ export function sandboxProviders(env: ProviderEnv): Providers {
           action: "ensure",
           attributes: { projectId: project.externalId },
         });
+        // As with Convex, a deploy key cannot be read back: every (re)run mints one.
+        const deployKey = await mintSandboxDeployKey(env, "convex.ensureProject", project.attributes.deploymentName);
         return {
           projectId: project.externalId,
           projectName,
           deploymentName: project.attributes.deploymentName,
           deploymentUrl: project.attributes.deploymentUrl,
-          deployKey: project.attributes.deployKey,
+          deployKey,
         };
+      },
+      createDeployKey: async ({ deploymentName, name }) => ({
+        deployKey: await mintSandboxDeployKey(env, "convex.createDeployKey", deploymentName, name),
+      }),
+      async verifyDeployKey({ deploymentName, deployKey }) {
+        const key = await call(env, { operation: "convex.verifyDeployKey", kind: "deployKey", name: await sha256Hex(deployKey), action: "get" });
+        if (!key || key.attributes.deploymentName !== deploymentName) {
+          throw new ProviderError("convex", "permanent", "401: The provided admin key was invalid for this instance", undefined, "BadAdminKey");
+        }
+      },
+      async revokeDeployKey({ deployKey }) {
+        const key = await call(env, { operation: "convex.revokeDeployKey", kind: "deployKey", name: await sha256Hex(deployKey), action: "get" });
+        if (key) await remove(env, "convex.revokeDeployKey", "deployKey", key.externalId);
+      },
+      async revokeDeployKeyNamed({ deploymentName, name }) {
+        const named = await call(env, { operation: "convex.revokeDeployKey", kind: "deployKeyName", name: `${deploymentName}/${name}`, action: "get" });
+        if (!named) return;
+        const key = await call(env, { operation: "convex.revokeDeployKey", kind: "deployKey", name: named.attributes.hash, action: "get" });
+        if (key) await remove(env, "convex.revokeDeployKey", "deployKey", key.externalId);
+        await remove(env, "convex.revokeDeployKey", "deployKeyName", named.externalId);
       },
       async setEnvironment({ deploymentName, variables }) {
         const entries = Object.entries(variables);

@@ -114,6 +114,14 @@ export interface ConvexAdapter {
   listProjects(): Promise<OwnedResource[]>;
   /** Deletes a project and its deployments; "already gone" is success. */
   deleteProject(input: { projectId: string }): Promise<void>;
+  /** Deploy-key rotation: mints a new key on the deployment (`POST /deployments/{name}/create_deploy_key`). */
+  createDeployKey(input: { deploymentName: string; name: string }): Promise<{ deployKey: string }>;
+  /** A call made with the key (lists the deployment's variables); throws when the deployment refuses it. */
+  verifyDeployKey(input: { deploymentName: string; deploymentUrl: string; deployKey: string }): Promise<void>;
+  /** Revokes a deploy key (`POST /deployments/{name}/delete_deploy_key`); "already gone" is success. */
+  revokeDeployKey(input: { deploymentName: string; deployKey: string }): Promise<void>;
+  /** Revokes the key made under `name` (one whose making was never recorded); none by that name is success. */
+  revokeDeployKeyNamed(input: { deploymentName: string; name: string }): Promise<void>;
 }
 
 /** How the customer gets into their organization: an existing user's membership, or an invitation. */

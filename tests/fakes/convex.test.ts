@@ -219,6 +219,20 @@ describe("convex fake: deployment API", () => {
     expect(fake.envVars(name)).toEqual({ WORKOS_ORG: "org_2" });
   });
 
+  test("delete_deploy_key revokes a key by the key itself (then 401 with it, 404 on a second delete) and checks its body", async () => {
+    const { name, url, deployKey } = await deploymentWithKey();
+    const auth = `Convex ${deployKey}`;
+    expect((await call("GET", `${url}/api/v1/list_environment_variables`, { auth })).status).toBe(200);
+    expect(await call("POST", api(`/deployments/${name}/delete_deploy_key`), { body: {} })).toMatchObject({ status: 400 });
+    expect((await call("POST", api(`/deployments/${name}/delete_deploy_key`), { body: { id: deployKey } })).status).toBe(200);
+    expect(fake.deployments()[0].deployKeys).toEqual([]);
+    expect((await call("GET", `${url}/api/v1/list_environment_variables`, { auth })).status).toBe(401);
+    expect(await call("POST", api(`/deployments/${name}/delete_deploy_key`), { body: { id: deployKey } })).toMatchObject({
+      status: 404,
+      body: { code: "DeployKeyNotFound" },
+    });
+  });
+
   test("the deployment API refuses the team token, a wrong key and another deployment's key with 401 BadAdminKey", async () => {
     const { url } = await deploymentWithKey();
     const other = await deploymentWithKey();

@@ -279,6 +279,22 @@ export async function startConvexFake(options: { teamId: string; token: string }
       return ok({ deployKey: key });
     });
 
+  // `{ id }`: the key itself, or a key's name when exactly one key has it. Unknown: 404.
+  const deleteDeployKey = (request: FakeRequest): FakeResponse =>
+    withDeployment(request.params.name, (deployment) => {
+      const parsed = jsonObject(request);
+      if ("error" in parsed) return parsed.error;
+      const { input } = parsed;
+      if (input.id === undefined) return missingField("id");
+      if (typeof input.id !== "string") return wrongType("id", "a string");
+      const byKey = deployment.deployKeys.findIndex((k) => k.key === input.id);
+      const byName = deployment.deployKeys.filter((k) => k.name === input.id);
+      const index = byKey >= 0 ? byKey : byName.length === 1 ? deployment.deployKeys.indexOf(byName[0]) : -1;
+      if (index < 0) return fail(404, "DeployKeyNotFound", "No such deploy key on this deployment");
+      deployment.deployKeys.splice(index, 1);
+      return ok();
+    });
+
   const updateEnvironmentVariables = (request: FakeRequest, deployment: DeploymentRecord): FakeResponse => {
     const parsed = jsonObject(request);
     if ("error" in parsed) return parsed.error;
@@ -369,6 +385,7 @@ export async function startConvexFake(options: { teamId: string; token: string }
       handler: management((request) => withDeployment(request.params.name, (d) => ok(deploymentResponse(d)))),
     },
     { method: "POST", path: "/v1/deployments/:name/create_deploy_key", handler: management(createDeployKey) },
+    { method: "POST", path: "/v1/deployments/:name/delete_deploy_key", handler: management(deleteDeployKey) },
     // The deployment's own API (https://<name>.convex.cloud in production).
     {
       method: "GET",

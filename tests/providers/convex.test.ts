@@ -80,6 +80,40 @@ async function createOutsideBrain(projectName: string, deploymentType?: "prod" |
 }
 
 describe("live Convex adapter against the Convex fake", () => {
+  describe("deploy-key rotation: createDeployKey, verifyDeployKey, revokeDeployKey", () => {
+    test("a new key works on its deployment; once revoked the deployment refuses it and a second revoke is success", async () => {
+      const project = await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
+      const { deployKey } = await convex.createDeployKey({ deploymentName: project.deploymentName, name: "brain-inst1-rotated" });
+      expect(deployKey).toMatch(new RegExp(`^prod:${project.deploymentName}\\|`));
+      expect(deployKey).not.toBe(project.deployKey);
+      expect(h.fakes.convex.deployments()[0].deployKeys.map((k) => k.key)).toEqual([project.deployKey, deployKey]);
+
+      await convex.verifyDeployKey({ deploymentName: project.deploymentName, deploymentUrl: project.deploymentUrl, deployKey });
+      await convex.revokeDeployKey({ deploymentName: project.deploymentName, deployKey: project.deployKey });
+      expect(h.fakes.convex.deployments()[0].deployKeys.map((k) => k.key)).toEqual([deployKey]);
+      expect(requestsTo("/delete_deploy_key", "POST")).toHaveLength(1);
+
+      const refused = await convex
+        .verifyDeployKey({ deploymentName: project.deploymentName, deploymentUrl: project.deploymentUrl, deployKey: project.deployKey })
+        .then(() => null, (error: unknown) => error);
+      expect(refused).toBeInstanceOf(ProviderError);
+      expect((refused as ProviderError).kind).toBe("permanent");
+      // Already revoked: success, so a retried revocation never fails.
+      await convex.revokeDeployKey({ deploymentName: project.deploymentName, deployKey: project.deployKey });
+      // The key never appears in an error message.
+      expect(String((refused as Error).message)).not.toContain(project.deployKey);
+    });
+  });
+
+  test("revokeDeployKeyNamed revokes the key a rotation made under a unique name; no such name is success", async () => {
+    const project = await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
+    const { deployKey } = await convex.createDeployKey({ deploymentName: project.deploymentName, name: "brain-inst1-1700000000000" });
+    await convex.revokeDeployKeyNamed({ deploymentName: project.deploymentName, name: "brain-inst1-1700000000000" });
+    expect(h.fakes.convex.deployments()[0].deployKeys.map((k) => k.key)).toEqual([project.deployKey]);
+    expect(h.fakes.convex.deployments()[0].deployKeys.map((k) => k.key)).not.toContain(deployKey);
+    await convex.revokeDeployKeyNamed({ deploymentName: project.deploymentName, name: "brain-inst1-1700000000000" });
+  });
+
   describe("ensureProject", () => {
     test("creates a project with a prod deployment and returns the deployment's URL and a deploy key for it", async () => {
       const project = await convex.ensureProject({ instanceId: "inst1", projectName: "brain-inst1" });
