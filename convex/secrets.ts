@@ -11,7 +11,7 @@ import type { Id } from "./_generated/dataModel";
 import { internalMutation, internalQuery, type MutationCtx } from "./_generated/server";
 import { loadConfig } from "./lib/config";
 import { encryptionKeys, SecretDecryptionError } from "./lib/crypto";
-import { json } from "./lib/http";
+import { json, jsonError, refuseBody } from "./lib/http";
 import { log } from "./lib/log";
 import { appendAudit } from "./model/audit";
 import { reencryptResources, reencryptRotation, rotationView, vSecretRotationView, type SecretTable } from "./model/secrets";
@@ -162,7 +162,9 @@ export function registerSecretRoutes(http: HttpRouter): void {
   http.route({
     path: "/admin/encryption/rotate",
     method: "POST",
-    handler: adminRoute("/admin/encryption/rotate", async (ctx) => {
+    handler: adminRoute("/admin/encryption/rotate", async (ctx, request) => {
+      const refused = await refuseBody(request);
+      if (refused) return jsonError("BAD_REQUEST", refused);
       const rotation = await ctx.runMutation(internal.secrets.startEncryptionRotation, { actor: ADMIN_ACTOR });
       return json(202, { rotation });
     }),

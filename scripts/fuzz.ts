@@ -838,7 +838,14 @@ function adminBadQuery(r: Rng, route: Route, method: string, withToken: [string,
   const enumValues = (schema.enum as string[] | undefined) ?? (typeof schema.$ref === "string" ? ["queued", "running", "succeeded", "failed"] : undefined);
   let value: string;
   if (enumValues) value = r.pick(["bogus", "", enumValues[0]!.toUpperCase(), `${enumValues[0]}%00`, "%0d%0a"]);
-  else if (schema.type === "integer") value = r.pick(["0", "-1", "201", "abc", "1.5", "1e999", "9".repeat(40), "", "%00"]);
+  else if (schema.type === "integer") {
+    // Just outside the documented range, and values that are no integer at all.
+    const outside = [
+      ...(typeof schema.minimum === "number" ? [String(schema.minimum - 1)] : ["-1"]),
+      ...(typeof schema.maximum === "number" ? [String(schema.maximum + 1)] : []),
+    ];
+    value = r.pick([...outside, "abc", "1.5", "1e999", "9".repeat(40), "", "%00"]);
+  }
   else if (param.name === "cursor") value = r.pick(["x", enc("{}"), "A".repeat(5000), enc(badId(r))]);
   else if (/Id$/.test(param.name)) value = enc(badId(r, param.name === "instanceId" ? ids.instance : param.name === "jobId" ? ids.job : undefined));
   else if (param.name === "plan") value = r.pick(["UPPER", "a".repeat(41), "%20", "..%2f"]);

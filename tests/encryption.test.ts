@@ -318,6 +318,14 @@ describe("rotation of the encryption key", () => {
     const wrongMethod = await t.fetch("/admin/encryption/rotate", { method: "DELETE", headers: adminHeaders() });
     expect(wrongMethod.status).toBe(405);
     expect(await wrongMethod.json()).toMatchObject({ error: { code: "METHOD_NOT_ALLOWED" } });
+    // The route takes no body: a malformed one starts nothing (an empty one or {} starts a rotation).
+    for (const body of ['{"keyId":"new"}', "not json", "[]"]) {
+      const malformed = await t.fetch("/admin/encryption/rotate", { method: "POST", headers: adminHeaders(), body });
+      expect(malformed.status, body).toBe(400);
+      expect(await malformed.json()).toMatchObject({ error: { code: "BAD_REQUEST" } });
+    }
+    expect(await t.run((ctx) => ctx.db.query("secretRotations").collect())).toEqual([]);
+    expect((await t.fetch("/admin/encryption/rotate", { method: "POST", headers: adminHeaders(), body: "{}" })).status).toBe(202);
   });
 });
 

@@ -46,6 +46,22 @@ export function route(name: string, handler: (ctx: ActionCtx, request: Request, 
   });
 }
 
+/**
+ * For a route that takes no body: nothing, or `{}`. Anything else is refused with the message
+ * returned, so a malformed request starts nothing.
+ */
+export async function refuseBody(request: Request): Promise<string | null> {
+  const text = await request.text();
+  if (text.trim() === "") return null;
+  try {
+    const payload: unknown = JSON.parse(text);
+    if (payload !== null && typeof payload === "object" && !Array.isArray(payload) && Object.keys(payload).length === 0) return null;
+  } catch {
+    // not JSON: refused below
+  }
+  return "this route takes no body (send none, or {})";
+}
+
 /** Unknown keys are refused: a misspelt `dryrun: false` must not quietly become a dry run. */
 const DryRunBody = z.strictObject({ dryRun: z.boolean().optional() });
 
