@@ -176,12 +176,7 @@ export function alertEmail(body: string): { subject: string; text: string; html:
     ["Notice made at", new Date(notice.at).toISOString()],
     ["Incident", notice.incidentId],
   ];
-  const text = [headline, "", ...rows.map(([k, value]) => `${k}: ${value}`), ""].join("\n");
-  const html =
-    `<p>${escapeHtml(headline)}</p>\n<table>\n` +
-    rows.map(([k, value]) => `<tr><th align="left">${escapeHtml(k)}</th><td>${escapeHtml(value)}</td></tr>`).join("\n") +
-    "\n</table>\n";
-  return { subject, text, html };
+  return { subject, ...table(headline, rows) };
 }
 
 function securityEmail(notice: SecurityNotice): { subject: string; text: string; html: string } {
@@ -193,12 +188,7 @@ function securityEmail(notice: SecurityNotice): { subject: string; text: string;
     ["Blocked at", new Date(notice.at).toISOString()],
     ["Event", notice.eventId],
   ];
-  const text = [headline, "", ...rows.map(([k, value]) => `${k}: ${value}`), ""].join("\n");
-  const html =
-    `<p>${escapeHtml(headline)}</p>\n<table>\n` +
-    rows.map(([k, value]) => `<tr><th align="left">${escapeHtml(k)}</th><td>${escapeHtml(value)}</td></tr>`).join("\n") +
-    "\n</table>\n";
-  return { subject, text, html };
+  return { subject, ...table(headline, rows) };
 }
 
 function deployKeyEmail(notice: DeployKeyNotice): { subject: string; text: string; html: string } {

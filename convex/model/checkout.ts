@@ -9,7 +9,7 @@ import { appendAudit } from "./audit";
 import { startFailedJob, startProvisionJob } from "./jobs";
 import { queueDeliveries } from "./forwarding";
 import { applySubscription, instancesForRouting, resumeWithinGrace } from "./lifecycle";
-import { checkoutQuotaBreach, type QuotaBreach } from "./quotas";
+import { checkoutQuotaBreach, existingCustomer, type QuotaBreach } from "./quotas";
 
 export async function provisionCheckout(
   ctx: MutationCtx,
@@ -123,18 +123,7 @@ export async function pagesCapExceeded(ctx: QueryCtx, config: Config): Promise<s
 
 async function findOrCreateCustomer(ctx: MutationCtx, checkout: CheckoutSummary, email: string, origin: { actor: string; correlationId: string }) {
   const normalizedEmail = email.trim().toLowerCase();
-  const byStripeId = checkout.stripeCustomerId
-    ? await ctx.db
-        .query("customers")
-        .withIndex("by_stripeCustomerId", (q) => q.eq("stripeCustomerId", checkout.stripeCustomerId))
-        .first()
-    : null;
-  const found =
-    byStripeId ??
-    (await ctx.db
-      .query("customers")
-      .withIndex("by_email", (q) => q.eq("email", normalizedEmail))
-      .first());
+  const found = await existingCustomer(ctx, checkout, normalizedEmail);
   if (found) {
     if (!found.stripeCustomerId && checkout.stripeCustomerId) {
       await ctx.db.patch("customers", found._id, { stripeCustomerId: checkout.stripeCustomerId });
